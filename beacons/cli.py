@@ -1,0 +1,295 @@
+"""The ``beacons`` command line. JSON output is a stable contract; see README "CLI"."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from beacons import __version__
+from beacons.config import Config, load_config
+from beacons.errors import BeaconsError, ConfigError
+from beacons.log import configure
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+_PARSER_HOOKS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser], argparse.ArgumentParser], None]] = []
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def deco(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="beacons",
+        description="Self-hosted social listening: poll feeds and search results for your brands, "
+        "classify each mention (support beacon, advocacy, noise) and route it to a queue.",
+        epilog="Start with `beacons demo` (offline), then edit config.yaml and `beacons run`.",
+    )
+    parser.add_argument("--version", action="version", version=f"beacons {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon (same as python daemon.py)", description="Poll every configured source on its interval until SIGINT/SIGTERM.")
+    _config_arg(p)
+    p.add_argument("--once", action="store_true", help="poll every source once, print a summary and exit")
+
+    q = sub.add_parser("queue", help="read the routed queues", description="Read the support and advocacy queues.")
+    qsub = q.add_subparsers(dest="queue_command", metavar="ACTION")
+    ql = qsub.add_parser("list", help="list beacons, highest priority first")
+    _config_arg(ql)
+    ql.add_argument("--queue", choices=["support", "advocacy", "none", "all"], help="one queue (default: support and advocacy)")
+    ql.add_argument("--status", choices=["new", "claimed", "resolved", "dismissed"], help="only this status")
+    ql.add_argument("--brand", help="only this brand")
+    ql.add_argument("--product", help="only this product")
+    ql.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    ql.add_argument("--format", choices=["table", "json"], default="table", help="table for people, json for programs")
+    qs = qsub.add_parser("show", help="one beacon in full")
+    _config_arg(qs)
+    qs.add_argument("id", type=int, help="beacon id (from queue list)")
+    qs.add_argument("--format", choices=["text", "json"], default="text")
+
+    c = sub.add_parser(
+        "classify",
+        help="classify JSON lines from stdin",
+        description='Read JSON lines {"id", "text", "title"?} on stdin; write one JSON line per input: '
+        '{"id", "brand", "product", "queue", "is_beacon", "sentiment", "scores"}.',
+    )
+    _config_arg(c)
+    c.add_argument("--format", choices=["jsonl"], default="jsonl")
+
+    s = sub.add_parser("sources", help="each source with its last poll, status, errors and items seen")
+    _config_arg(s)
+    s.add_argument("--format", choices=["table", "json"], default="table")
+
+    d = sub.add_parser("demo", help="run one cycle against bundled sample feeds on loopback, offline", description="Serve the bundled sample feeds on 127.0.0.1, poll them once into a temporary database and print the routed queues.")
+    d.add_argument("--port", type=int, default=0, help="loopback port for the sample feeds (default: any free port)")
+    d.add_argument("--database", metavar="FILE", help="keep the demo database here instead of a temporary file")
+    d.add_argument("--format", choices=["table", "json"], default="table")
+
+    for hook in _PARSER_HOOKS:
+        hook(sub, parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_plugins()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_OK
+    name = args.command
+    if name == "queue":
+        if not getattr(args, "queue_command", None):
+            parser.parse_args(["queue", "--help"])
+        name = f"queue {args.queue_command}"
+    handler = COMMANDS.get(name)
+    if handler is None:
+        parser.error(f"unknown command {name}")
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"beacons: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except BeaconsError as exc:
+        print(f"beacons: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load_plugins() -> None:
+    """Import the modules that add commands (train, serve, alerts...) if they exist."""
+    import importlib
+
+    for module in ("beacons.nlp.cli", "beacons.web.cli", "beacons.alerts.cli", "beacons.doctor"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and not module.startswith(exc.name):
+                raise
+
+
+def load(args: argparse.Namespace) -> Config:
+    config = load_config(getattr(args, "config", None))
+    configure(config.logging.level, config.logging.format)
+    return config
+
+
+def _out() -> TextIO:
+    return sys.stdout
+
+
+# -- run -----------------------------------------------------------------
+
+
+@command("run")
+def cmd_run(args: argparse.Namespace) -> int:
+    from beacons.daemon import run
+
+    config = load(args)
+    if not config.sources:
+        print("beacons: no sources configured: add at least one under sources: in the config", file=sys.stderr)
+        return EXIT_CONFIG
+    results = asyncio.run(run(config, once=args.once))
+    if args.once:
+        _print_results(results)
+        return EXIT_OK if any(r.status in ("ok", "not_modified") for r in results) or not results else EXIT_ERROR
+    return EXIT_OK
+
+
+def _print_results(results: Sequence[Any], out: TextIO | None = None) -> None:
+    out = out or _out()
+    print(f"{'source':40} {'status':13} {'entries':>7} {'new':>5} {'support':>7} {'advocacy':>8}  error", file=out)
+    for r in results:
+        c = r.counts
+        print(f"{r.source_id[:40]:40} {r.status:13} {c.get('entries', 0):7} {c.get('new', 0):5} {c.get('support', 0):7} {c.get('advocacy', 0):8}  {(r.error or '')[:80]}", file=out)
+
+
+# -- queue ---------------------------------------------------------------
+
+QUEUE_FIELDS = ("id", "queue", "status", "priority", "brand", "product", "title", "text", "url", "source", "author", "published_at", "sentiment", "is_beacon")
+
+
+@command("queue list")
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    from beacons.store import BeaconFilter, Store
+
+    config = load(args)
+    store = Store(config.database)
+    beacons = store.list_beacons(BeaconFilter(queue=args.queue, status=args.status, brand=args.brand, product=args.product, limit=args.limit))
+    if args.format == "json":
+        json.dump([b.to_json() for b in beacons], _out(), ensure_ascii=False, indent=2)
+        print(file=_out())
+    else:
+        print_queue(beacons)
+    return EXIT_OK
+
+
+def print_queue(beacons: Sequence[Any], out: TextIO | None = None) -> None:
+    out = out or _out()
+    if not beacons:
+        print("(no beacons)", file=out)
+        return
+    print(f"{'id':>5} {'queue':8} {'pri':>3} {'status':8} {'sentiment':9} {'brand/product':22} {'source':18} title", file=out)
+    for b in beacons:
+        what = b.brand + (f"/{b.product}" if b.product else "") if b.brand else "-"
+        title = (b.title or b.text).replace("\n", " ")
+        print(f"{b.id:5} {b.queue:8} {b.priority:3} {b.status:8} {b.sentiment:9} {what[:22]:22} {b.source[:18]:18} {title[:70]}", file=out)
+
+
+@command("queue show")
+def cmd_queue_show(args: argparse.Namespace) -> int:
+    from beacons.store import Store
+
+    config = load(args)
+    beacon = Store(config.database).get_beacon(args.id)
+    if beacon is None:
+        print(f"beacons: no beacon with id {args.id} (see `beacons queue list --queue all`)", file=sys.stderr)
+        return EXIT_ERROR
+    if args.format == "json":
+        print(json.dumps(beacon.to_json(), ensure_ascii=False, indent=2), file=_out())
+        return EXIT_OK
+    out = _out()
+    for key, value in beacon.to_json().items():
+        if key != "text":
+            print(f"{key:>14}: {value}", file=out)
+    print(f"\n{beacon.text}", file=out)
+    return EXIT_OK
+
+
+# -- classify ------------------------------------------------------------
+
+
+@command("classify")
+def cmd_classify(args: argparse.Namespace) -> int:
+    from beacons.classify import load_classifier
+    from beacons.match import BrandMatcher
+
+    config = load(args)
+    matcher = BrandMatcher(config.brand_models())
+    r = config.routing
+    classifier = load_classifier(config.classifier.model, support_threshold=r.support_threshold, advocacy_threshold=r.advocacy_threshold, relevance_threshold=r.relevance_threshold)
+    return classify_stream(sys.stdin, _out(), matcher, classifier)
+
+
+def classify_stream(inp: TextIO, out: TextIO, matcher: Any, classifier: Any, batch: int = 256) -> int:
+    from beacons.pipeline import classify_texts
+
+    bad = 0
+    pending: list[tuple[Any, str, str]] = []
+
+    def flush() -> None:
+        items = [(title, text) for _, title, text in pending]
+        for (rid, _, _), record in zip(pending, classify_texts(items, matcher, classifier), strict=True):
+            out.write(json.dumps({"id": rid, **record}, ensure_ascii=False) + "\n")
+        pending.clear()
+
+    for n, line in enumerate(inp, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict) or not isinstance(obj.get("text", ""), str) or not isinstance(obj.get("title") or "", str):
+                raise ValueError('expected an object like {"id": 1, "text": "...", "title": "..."}')
+        except ValueError as exc:
+            bad += 1
+            flush()
+            out.write(json.dumps({"id": None, "line": n, "error": f"line {n}: {exc}"}) + "\n")
+            print(f"beacons: classify: line {n}: {exc}", file=sys.stderr)
+            continue
+        pending.append((obj.get("id"), obj.get("title") or "", obj.get("text") or ""))
+        if len(pending) >= batch:
+            flush()
+    flush()
+    out.flush()
+    return EXIT_ERROR if bad else EXIT_OK
+
+
+# -- sources -------------------------------------------------------------
+
+
+@command("sources")
+def cmd_sources(args: argparse.Namespace) -> int:
+    from beacons.store import Store
+
+    config = load(args)
+    store = Store(config.database)
+    store.sync_sources(config.sources)
+    configured = {s.id for s in config.sources}
+    rows = [r for r in store.sources() if r["id"] in configured]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2), file=_out())
+        return EXIT_OK
+    out = _out()
+    print(f"{'source':40} {'kind':14} {'last poll':20} {'status':12} {'polls':>5} {'errors':>6} {'seen':>6} {'new':>5}  last error", file=out)
+    for r in rows:
+        print(
+            f"{r['id'][:40]:40} {r['kind'][:14]:14} {(r['last_poll_at'] or 'never')[:19]:20} {(r['last_status'] or '-'):12} "
+            f"{r['polls']:5} {r['errors']:6} {r['items_seen']:6} {r['items_new']:5}  {(r['last_error'] or '')[:70]}",
+            file=out,
+        )
+    return EXIT_OK
+
+
+# -- demo ----------------------------------------------------------------
+
+
+@command("demo")
+def cmd_demo(args: argparse.Namespace) -> int:
+    from beacons.demo import run_demo
+
+    return run_demo(port=args.port, database=args.database, fmt=args.format)

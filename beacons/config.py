@@ -1,0 +1,266 @@
+"""Load and validate ``config.yaml`` into frozen dataclasses.
+
+Defaults live in the dataclass fields below, in one place. ``load_config``
+collects every problem (unknown keys, wrong types, unset ``${ENV_VARS}``) and
+raises one ``ConfigError`` naming each key path, so a user fixes them all in
+one go. Where the file is found: ``--config``, then ``$BEACONS_CONFIG``, then
+``./config.yaml``, then the default shipped inside the package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from beacons import USER_AGENT
+from beacons.errors import ConfigError, Problem
+from beacons.models import Brand, Product, Source
+from beacons.settings import MISSING, ByteSize, Duration, Secret, build, close_match, coerce, interpolate_env
+
+
+@dataclass(frozen=True, slots=True)
+class ProductConfig:
+    name: str
+    aliases: tuple[str, ...] = ()
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrandConfig:
+    name: str
+    aliases: tuple[str, ...] = ()
+    handles: tuple[str, ...] = ()
+    products: tuple[ProductConfig, ...] = ()
+    exclude: tuple[str, ...] = ()
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchConfig:
+    timeout: Duration = 30.0  # whole request, headers to last byte
+    connect_timeout: Duration = 10.0
+    max_bytes: ByteSize = 5 * 1024 * 1024  # cap on the decoded body
+    max_redirects: int = 5
+    user_agent: str = USER_AGENT
+    concurrency: int = 64  # requests in flight overall
+    per_host_concurrency: int = 2  # requests in flight to one host
+    per_host_delay: Duration = 1.0  # minimum spacing between requests to one host
+    max_backoff: Duration = 3600.0  # ceiling of a failing source's backoff
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    support_threshold: float = 0.5  # minimum support score for the support queue
+    advocacy_threshold: float = 0.5  # minimum advocacy score for the advocacy queue
+    relevance_threshold: float = 0.5  # below this the mention is not about the brand
+    non_english: Literal["keep", "drop", "none"] = "keep"  # what to do with posts not in English
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierConfig:
+    model: str = "auto"  # "auto": the shipped spaCy model if present, else "rules"; or a path
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    database: str = "beacons.db"
+    brands: tuple[BrandConfig, ...] = ()
+    sources: tuple[Source, ...] = ()
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    alerts: tuple[dict[str, Any], ...] = ()
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    serve: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # where it was loaded from
+
+    def brand_models(self) -> tuple[Brand, ...]:
+        return tuple(to_brand(b) for b in self.brands)
+
+    def source(self, source_id: str) -> Source | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+
+def to_brand(b: BrandConfig) -> Brand:
+    return Brand(
+        name=b.name,
+        aliases=b.aliases,
+        handles=b.handles,
+        products=tuple(Product(p.name, p.aliases, p.team) for p in b.products),
+        exclude=b.exclude,
+        team=b.team,
+    )
+
+
+# Keys every source has; the rest belong to its collector's Options.
+@dataclass(frozen=True, slots=True)
+class _SourceCommon:
+    kind: str
+    id: str | None = None
+    interval: Duration = 300.0
+    expect_every: Duration | None = None
+
+
+_SECTIONS = {
+    "database": str,
+    "brands": tuple[BrandConfig, ...],
+    "routing": RoutingConfig,
+    "alerts": tuple[dict[str, Any], ...],
+    "fetch": FetchConfig,
+    "classifier": ClassifierConfig,
+    "logging": LoggingConfig,
+    "serve": dict[str, Any],
+}
+
+
+def default_config_text() -> str:
+    return resources.files("beacons").joinpath("config.yaml").read_text(encoding="utf-8")
+
+
+def find_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """The config file to use, or None for the packaged default."""
+    env = os.environ if env is None else env
+    if path:
+        return str(path)
+    if env.get("BEACONS_CONFIG"):
+        return env["BEACONS_CONFIG"]
+    if Path("config.yaml").is_file():
+        return "config.yaml"
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file; ``ConfigError`` lists every problem."""
+    env = os.environ if env is None else env
+    chosen = find_config(path, env)
+    if chosen is None:
+        text, where = default_config_text(), "<packaged default config.yaml>"
+    else:
+        try:
+            text, where = Path(chosen).read_text(encoding="utf-8"), str(chosen)
+        except OSError as exc:
+            raise ConfigError([Problem("", f"cannot read config file {chosen}: {exc.strerror or exc}")], str(chosen)) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError([Problem("", f"config file {chosen} is not UTF-8 text: {exc.reason}")], str(chosen)) from exc
+    return parse_config(text, env=env, path=where)
+
+
+def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str | None = None) -> Config:
+    env = os.environ if env is None else env
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem("", f"not valid YAML: {where}{problem}")], path) from exc
+    if data is None:
+        data = {}
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        raise ConfigError([Problem("", f"the top level must be a mapping of keys, got {type(data).__name__}")], path)
+    data = interpolate_env(data, "", problems, env)
+    kwargs: dict[str, Any] = {}
+    known = sorted([*_SECTIONS, "sources"])
+    for key, value in data.items():
+        if key == "sources":
+            continue
+        if key not in _SECTIONS:
+            problems.append(Problem(str(key), f"unknown key{close_match(str(key), known)}; known keys: {', '.join(known)}"))
+            continue
+        result = coerce(_SECTIONS[key], value, key, problems)
+        if result is not MISSING:
+            kwargs[key] = result
+    kwargs["sources"] = _build_sources(data.get("sources"), problems)
+    _check_brands(kwargs.get("brands", ()), problems)
+    _check_alerts(kwargs.get("alerts", ()), problems)
+    if problems:
+        raise ConfigError(problems, path)
+    return Config(**kwargs, path=path)
+
+
+def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
+    from collectors import REGISTRY
+
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.append(Problem("sources", "expected a list of sources"))
+        return ()
+    sources: list[Source] = []
+    seen: dict[str, int] = {}
+    common_keys = {"kind", "id", "interval", "expect_every"}
+    for i, item in enumerate(raw):
+        loc = f"sources[{i}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(loc, "expected a mapping with at least kind:"))
+            continue
+        common = build(_SourceCommon, {k: v for k, v in item.items() if k in common_keys}, loc, problems)
+        if common is None:
+            continue
+        collector = REGISTRY.get(common.kind)
+        if collector is None:
+            problems.append(Problem(f"{loc}.kind", f"unknown source kind {common.kind!r}; known kinds: {', '.join(sorted(REGISTRY))}"))
+            continue
+        if common.interval < 1:
+            problems.append(Problem(f"{loc}.interval", f"must be at least 1s, got {common.interval:g}s"))
+        before = len(problems)
+        options = build(collector.options, {k: v for k, v in item.items() if k not in common_keys}, loc, problems)
+        if len(problems) > before or options is None:
+            continue
+        check = getattr(options, "validate", None)
+        if callable(check):
+            for key, msg in check():
+                problems.append(Problem(f"{loc}.{key}" if key else loc, msg))
+        source_id = common.id or _default_id(common.kind, options)
+        if source_id in seen:
+            problems.append(Problem(f"{loc}.id", f"duplicate source id {source_id!r} (also sources[{seen[source_id]}]); give one an explicit id:"))
+            continue
+        seen[source_id] = i
+        sources.append(Source(source_id, common.kind, common.interval, options, common.expect_every))
+    return tuple(sources)
+
+
+def _default_id(kind: str, options: Any) -> str:
+    for attr in ("url", "query", "tag", "site"):
+        value = getattr(options, attr, None)
+        if value:
+            return f"{kind}:{value}"
+    return kind
+
+
+def _check_brands(brands: tuple[BrandConfig, ...], problems: list[Problem]) -> None:
+    names: dict[str, int] = {}
+    for i, brand in enumerate(brands):
+        if not isinstance(brand, BrandConfig):
+            continue
+        if not brand.name.strip():
+            problems.append(Problem(f"brands[{i}].name", "must not be empty"))
+        key = brand.name.strip().lower()
+        if key in names:
+            problems.append(Problem(f"brands[{i}].name", f"duplicate brand {brand.name!r} (also brands[{names[key]}])"))
+        names[key] = i
+        for j, term in enumerate([*brand.aliases, *brand.handles, *brand.exclude]):
+            if not term.strip():
+                problems.append(Problem(f"brands[{i}]", f"empty alias, handle or exclude phrase (item {j})"))
+
+
+def _check_alerts(alerts: tuple[dict[str, Any], ...], problems: list[Problem]) -> None:
+    for i, alert in enumerate(alerts):
+        if isinstance(alert, dict) and "kind" not in alert:
+            problems.append(Problem(f"alerts[{i}].kind", "is required (slack or webhook)"))
+
+
+__all__ = ["Config", "BrandConfig", "ConfigError", "load_config", "parse_config", "Secret"]

@@ -1,0 +1,186 @@
+"""The long-running service: one asyncio task per source, forever, politely.
+
+Each source polls on its own interval with +-10% jitter; a failing source backs
+off exponentially (``interval * 2**(n-1)``, capped by ``fetch.max_backoff``,
+or the server's Retry-After if longer). The first SIGINT/SIGTERM sets a stop
+event: polls in flight finish and are stored, then the daemon exits 0. A
+second signal cancels what is left. Nothing a source does can stop the loop:
+the only ``except Exception`` is at the per-source task boundary, where it is
+logged as ``status=bug`` with its traceback and the source is backed off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from beacons.classify import Classifier, load_classifier
+from beacons.config import Config
+from beacons.fetch import FetchLimits, Politeness, make_client
+from beacons.log import get_logger
+from beacons.models import Source
+from beacons.pipeline import Pipeline, PollResult
+from beacons.store import Store
+
+log = get_logger("beacons.daemon")
+
+# Background services a later stage adds (alert sender, HTTP server): each gets
+# the running Service and the stop event, and returns when the event is set.
+ExtraTask = Callable[["Service", asyncio.Event], Awaitable[None]]
+EXTRA_TASKS: list[ExtraTask] = []
+
+
+def next_delay(source: Source, result: PollResult, *, max_backoff: float, rng: random.Random | None = None) -> float:
+    """Seconds until this source's next poll."""
+    rng = rng or random
+    if result.status in ("ok", "not_modified"):
+        return source.interval * rng.uniform(0.9, 1.1)
+    failures = max(1, result.consecutive_errors)
+    backoff = min(max_backoff, source.interval * 2 ** (failures - 1))
+    if result.retry_after is not None:
+        backoff = max(backoff, result.retry_after)
+    return backoff * rng.uniform(1.0, 1.2)
+
+
+@dataclass
+class Service:
+    config: Config
+    store: Store
+    client: httpx.AsyncClient
+    pipeline: Pipeline
+    classifier: Classifier
+    results: list[PollResult] = field(default_factory=list)
+
+
+def channel_names(config: Config) -> list[str]:
+    names = []
+    for i, alert in enumerate(config.alerts):
+        names.append(str(alert.get("name") or f"{alert.get('kind', 'alert')}-{i}"))
+    return names
+
+
+def build_service(config: Config, *, transport: httpx.AsyncBaseTransport | None = None, classifier: Classifier | None = None) -> Service:
+    store = Store(config.database)
+    store.sync_sources(config.sources)
+    limits = FetchLimits.from_config(config.fetch)
+    client = make_client(limits, transport)
+    politeness = Politeness(config.fetch.concurrency, config.fetch.per_host_concurrency, config.fetch.per_host_delay)
+    classifier = classifier or load_classifier(
+        config.classifier.model,
+        support_threshold=config.routing.support_threshold,
+        advocacy_threshold=config.routing.advocacy_threshold,
+        relevance_threshold=config.routing.relevance_threshold,
+    )
+    pipeline = Pipeline(
+        store=store, client=client, classifier=classifier, brands=config.brand_models(), limits=limits,
+        politeness=politeness, channels=channel_names(config), env=os.environ,
+    )
+    return Service(config, store, client, pipeline, classifier)
+
+
+async def _guarded_poll(service: Service, source: Source) -> PollResult:
+    try:
+        return await service.pipeline.poll_source(source)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the one task boundary: a bug in one source must not stop the daemon
+        log.exception("source.polled", source=source.id, status="bug", error=f"{type(exc).__name__}: {exc}")
+        try:
+            count = service.store.record_error(source.id, f"bug: {type(exc).__name__}: {exc}", status="bug")
+        except Exception:
+            count = 1
+        return PollResult(source.id, "bug", {}, f"{type(exc).__name__}: {exc}", None, count)
+
+
+async def _source_loop(service: Service, source: Source, stop: asyncio.Event, rng: random.Random) -> None:
+    # Stagger the first polls so a restart does not hit every host at once.
+    if await _wait(stop, rng.uniform(0, min(source.interval, 10.0))):
+        return
+    while not stop.is_set():
+        result = await asyncio.shield(_guarded_poll(service, source))
+        delay = next_delay(source, result, max_backoff=service.config.fetch.max_backoff, rng=rng)
+        try:
+            service.store.set_next_poll(source.id, datetime.now(UTC) + timedelta(seconds=delay))
+        except Exception:
+            log.warning("source.schedule_not_saved", source=source.id)
+        if await _wait(stop, delay):
+            return
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True when the stop event was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+        return True
+    except TimeoutError:
+        return stop.is_set()
+
+
+async def run_once(service: Service, sources: Sequence[Source] | None = None) -> list[PollResult]:
+    """Poll every source once (bounded concurrency is in fetch's Politeness)."""
+    sources = service.config.sources if sources is None else sources
+    results = await asyncio.gather(*(_guarded_poll(service, s) for s in sources))
+    service.results.extend(results)
+    return list(results)
+
+
+async def run(
+    config: Config,
+    *,
+    once: bool = False,
+    stop: asyncio.Event | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    install_signals: bool = True,
+    classifier: Classifier | None = None,
+) -> list[PollResult]:
+    """Run the daemon until stopped (or one cycle with ``once``)."""
+    service = build_service(config, transport=transport, classifier=classifier)
+    stop = stop or asyncio.Event()
+    log.info("daemon.started", sources=len(config.sources), database=config.database, classifier=service.classifier.name, once=once)
+    try:
+        if once:
+            results = await run_once(service)
+            for extra in EXTRA_TASKS:
+                done = asyncio.Event()
+                done.set()
+                await extra(service, done)
+            return results
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+        if install_signals:
+            _install_signals(loop, stop, tasks)
+        rng = random.Random()
+        tasks += [asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources]
+        tasks += [asyncio.create_task(extra(service, stop), name=f"extra:{i}") for i, extra in enumerate(EXTRA_TASKS)]
+        await stop.wait()
+        log.info("daemon.stopping", in_flight=sum(not t.done() for t in tasks))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return service.results
+    finally:
+        await service.client.aclose()
+        service.store.close()
+        log.info("daemon.stopped")
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    def handle(signum: int) -> None:
+        if not stop.is_set():
+            log.info("daemon.signal", signal=signal.Signals(signum).name, action="finishing polls in flight; send again to force")
+            stop.set()
+        else:
+            log.warning("daemon.signal", signal=signal.Signals(signum).name, action="forced exit")
+            for task in tasks:
+                task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handle, sig)
+        except (NotImplementedError, RuntimeError):
+            pass

@@ -1,0 +1,302 @@
+"""The shared HTTP work of every collector: one careful GET.
+
+``fetch`` does conditional GET (ETag / Last-Modified), follows at most
+``max_redirects`` http(s) redirects itself, caps the *decoded* body at
+``max_bytes`` while streaming (so a gzip bomb stops at the cap, not in RAM),
+enforces a total deadline (a slow-drip server cannot hold a poll forever) and
+turns 429/503 ``Retry-After`` into a per-host pause. ``Politeness`` bounds the
+requests in flight overall and per host and spaces requests to one host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+import zlib
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from beacons.errors import (
+    BadRedirect,
+    BodyTooLarge,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    NotModified,
+    TooManyRedirects,
+)
+from beacons.models import Fetched
+
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After still means "slow down"
+MAX_RETRY_AFTER = 6 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    user_agent: str = "beacons"
+
+    @classmethod
+    def from_config(cls, cfg: object) -> FetchLimits:
+        return cls(
+            timeout=getattr(cfg, "timeout"),
+            connect_timeout=getattr(cfg, "connect_timeout"),
+            max_bytes=getattr(cfg, "max_bytes"),
+            max_redirects=getattr(cfg, "max_redirects"),
+            user_agent=getattr(cfg, "user_agent"),
+        )
+
+
+@dataclass(slots=True)
+class _Host:
+    sem: asyncio.Semaphore
+    next_at: float = 0.0  # monotonic time before which no request may start
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Politeness:
+    """Bounded concurrency overall and per host, with minimum spacing per host."""
+
+    def __init__(self, concurrency: int = 64, per_host: int = 2, delay: float = 1.0) -> None:
+        self._global = asyncio.Semaphore(concurrency)
+        self._per_host = per_host
+        self._delay = delay
+        self._hosts: dict[str, _Host] = {}
+
+    def _host(self, host: str) -> _Host:
+        h = self._hosts.get(host)
+        if h is None:
+            h = self._hosts[host] = _Host(asyncio.Semaphore(self._per_host))
+        return h
+
+    def pause(self, host: str, seconds: float) -> None:
+        """Hold every request to ``host`` for ``seconds`` (a Retry-After)."""
+        h = self._host(host)
+        h.next_at = max(h.next_at, time.monotonic() + seconds)
+
+    def paused_for(self, host: str) -> float:
+        h = self._hosts.get(host)
+        return max(0.0, h.next_at - time.monotonic()) if h else 0.0
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        h = self._host(host)
+        async with h.sem:
+            async with h.lock:  # spacing is decided one request at a time per host
+                wait = h.next_at - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                h.next_at = time.monotonic() + self._delay
+            async with self._global:
+                yield
+
+
+def make_client(limits: FetchLimits, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The one client the daemon shares between collectors."""
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,  # fetch() follows them itself, checking each hop
+        timeout=httpx.Timeout(limits.timeout, connect=limits.connect_timeout),
+        headers={"User-Agent": limits.user_agent, "Accept-Encoding": "gzip, deflate"},
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    limits: FetchLimits,
+    params: Mapping[str, str | int] | None = None,
+    headers: Mapping[str, str] | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    politeness: Politeness | None = None,
+    source_id: str | None = None,
+) -> Fetched:
+    """GET ``url``; raises ``NotModified`` on 304 and a ``FetchError`` on failure."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(limits.timeout):
+            return await _fetch(client, url, limits, params, headers, etag, last_modified, politeness, source_id, started)
+    except TimeoutError as exc:
+        raise FetchTimeout(
+            f"{url} did not finish within fetch.timeout ({limits.timeout:g}s)", url=url, source_id=source_id
+        ) from exc
+
+
+async def _fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    limits: FetchLimits,
+    params: Mapping[str, str | int] | None,
+    headers: Mapping[str, str] | None,
+    etag: str | None,
+    last_modified: str | None,
+    politeness: Politeness | None,
+    source_id: str | None,
+    started: float,
+) -> Fetched:
+    request_headers = dict(headers or {})
+    if etag:
+        request_headers["If-None-Match"] = etag
+    if last_modified:
+        request_headers["If-Modified-Since"] = last_modified
+    seen: list[str] = []
+    current = url
+    query = params
+    for _hop in range(limits.max_redirects + 1):
+        request = client.build_request("GET", current, params=query, headers=request_headers)
+        current = str(request.url)
+        if current in seen:
+            raise TooManyRedirects(f"redirect loop at {current} (after {' -> '.join(seen)})", url=url, source_id=source_id)
+        seen.append(current)
+        host = request.url.host
+        if politeness is not None:
+            async with politeness.slot(host):
+                result = await _send(client, request, limits, politeness, source_id, url)
+        else:
+            result = await _send(client, request, limits, politeness, source_id, url)
+        if isinstance(result, str):  # a redirect target
+            target = urljoin(current, result)
+            scheme = urlsplit(target).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise BadRedirect(f"{current} redirects to a {scheme or 'relative'}: URL ({target[:200]}); only http(s) is followed", url=url, source_id=source_id)
+            current, query = target, None
+            continue
+        status, resp_headers, body = result
+        return Fetched(
+            url=current,
+            status=status,
+            headers=resp_headers,
+            body=body,
+            etag=resp_headers.get("etag"),
+            last_modified=resp_headers.get("last-modified"),
+            elapsed_ms=(time.monotonic() - started) * 1000,
+        )
+    raise TooManyRedirects(
+        f"{url} redirected more than fetch.max_redirects ({limits.max_redirects}) times: {' -> '.join(seen)}",
+        url=url,
+        source_id=source_id,
+    )
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    limits: FetchLimits,
+    politeness: Politeness | None,
+    source_id: str | None,
+    url: str,
+) -> str | tuple[int, dict[str, str], bytes]:
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.TimeoutException as exc:
+        raise FetchTimeout(f"{request.url} timed out ({type(exc).__name__})", url=url, source_id=source_id) from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{request.url} failed: {type(exc).__name__}: {exc}", url=url, source_id=source_id) from exc
+    try:
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        status = response.status_code
+        if status in REDIRECT_STATUSES and "location" in headers:
+            return headers["location"]
+        if status == 304:
+            raise NotModified()
+        if status >= 400:
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            if status == 429 and retry_after is None:
+                retry_after = DEFAULT_RETRY_AFTER
+            if retry_after is not None and politeness is not None:
+                politeness.pause(request.url.host, retry_after)
+            hint = f"; retry after {retry_after:g}s" if retry_after is not None else ""
+            raise HTTPStatusError(
+                f"{request.url} answered HTTP {status}{hint}",
+                url=url,
+                status=status,
+                retry_after=retry_after,
+                source_id=source_id,
+            )
+        body = await _read_capped(response, headers, limits.max_bytes, url, source_id)
+        return status, headers, body
+    except httpx.TimeoutException as exc:
+        raise FetchTimeout(f"{request.url} timed out while reading the body", url=url, source_id=source_id) from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{request.url} failed while reading: {type(exc).__name__}: {exc}", url=url, source_id=source_id) from exc
+    finally:
+        await response.aclose()
+
+
+def _human(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{round(n / 1024, 1):g} KiB"
+    return f"{round(n / 1024 / 1024, 1):g} MiB"
+
+
+async def _read_capped(
+    response: httpx.Response, headers: dict[str, str], max_bytes: int, url: str, source_id: str | None
+) -> bytes:
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    declared = headers.get("content-length")
+    if encoding in ("identity", "") and declared and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(
+            f"body of {source_id or url} declares {_human(int(declared))}, over fetch.max_bytes ({_human(max_bytes)})",
+            url=url, limit=max_bytes, source_id=source_id,
+        )
+    decoder: zlib._Decompress | None = None
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)
+    elif encoding not in ("identity", ""):
+        raise FetchError(f"{url} sent an unsupported Content-Encoding {encoding!r}", url=url, source_id=source_id)
+    out = bytearray()
+    raw_read = 0
+    async for chunk in response.aiter_raw():
+        raw_read += len(chunk)
+        if decoder is None:
+            out += chunk
+        else:
+            data = chunk
+            while data:
+                try:
+                    piece = decoder.decompress(data, max_bytes + 1 - len(out))
+                except zlib.error as exc:
+                    raise FetchError(f"{url} sent a corrupt {encoding} body: {exc}", url=url, source_id=source_id) from exc
+                out += piece
+                data = decoder.unconsumed_tail
+                if len(out) > max_bytes:
+                    break
+        if len(out) > max_bytes:
+            how = f" while decompressing {_human(raw_read)} of {encoding}" if decoder else ""
+            raise BodyTooLarge(
+                f"body of {source_id or url} exceeded fetch.max_bytes ({_human(max_bytes)}){how}",
+                url=url, limit=max_bytes, source_id=source_id,
+            )
+    return bytes(out)

@@ -1,0 +1,97 @@
+"""Find configured brands and products in a mention's text.
+
+A spaCy ``PhraseMatcher`` on lower-cased tokens matches brand names, aliases,
+handles, hashtags and product names case-insensitively and on token
+boundaries ("Acme's" matches Acme, "Acmeville" does not). An ``exclude``
+phrase of a brand anywhere in the text vetoes that brand for the post.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import spacy
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+
+from beacons.models import Brand, Match, MatchSpan, Mention
+
+MAX_MATCH_CHARS = 100_000
+
+
+def _hashtag(term: str) -> str | None:
+    """``#RouterX`` for "Router X": hashtags drop spaces and punctuation."""
+    tag = "".join(ch for ch in term if ch.isalnum())
+    return f"#{tag}" if tag else None
+
+
+class BrandMatcher:
+    """Case-insensitive phrase matching of every configured brand term."""
+
+    def __init__(self, brands: Iterable[Brand], nlp: Language | None = None) -> None:
+        self.brands = tuple(brands)
+        self.nlp = nlp or spacy.blank("en")
+        self._matcher = PhraseMatcher(self.nlp.vocab, attr="LOWER")
+        self._exclude = PhraseMatcher(self.nlp.vocab, attr="LOWER")
+        self._labels: dict[int, tuple[int, int | None, str]] = {}
+        for b, brand in enumerate(self.brands):
+            self._add(b, None, "name", [brand.name])
+            self._add(b, None, "alias", brand.aliases)
+            self._add(b, None, "handle", brand.handles)
+            self._add(b, None, "hashtag", [_hashtag(t) for t in (brand.name, *brand.aliases)])
+            for p, product in enumerate(brand.products):
+                self._add(b, p, "product", [product.name, *product.aliases])
+                self._add(b, p, "product", [_hashtag(t) for t in (product.name, *product.aliases)])
+            if brand.exclude:
+                self._exclude.add(f"exclude|{b}", [self.nlp.make_doc(t) for t in brand.exclude])
+
+    def _add(self, b: int, p: int | None, kind: str, terms: Iterable[str | None]) -> None:
+        docs = [self.nlp.make_doc(t) for t in dict.fromkeys(t for t in terms if t and t.strip())]
+        if not docs:
+            return
+        label = f"{b}|{p}|{kind}"
+        self._matcher.add(label, docs)
+        self._labels[self.nlp.vocab.strings[label]] = (b, p, kind)
+
+    def match(self, mention: Mention) -> Match | None:
+        return self.match_text(mention.full_text)
+
+    def match_text(self, text: str) -> Match | None:
+        """The brand this text is about (most mentioned), or None."""
+        if not text or not self.brands:
+            return None
+        doc = self.nlp.make_doc(text[:MAX_MATCH_CHARS])
+        vetoed = {int(self.nlp.vocab.strings[mid].split("|")[1]) for mid, _, _ in self._exclude(doc)}
+        spans: list[MatchSpan] = []
+        for match_id, start, end in self._matcher(doc):
+            b, p, kind = self._labels[match_id]
+            if b in vetoed:
+                continue
+            span = doc[start:end]
+            brand = self.brands[b]
+            product = brand.products[p].name if p is not None else None
+            spans.append(MatchSpan(span.start_char, span.end_char, span.text, brand.name, product, kind))
+        if not spans:
+            return None
+        spans = _longest_first(spans)
+        per_brand = Counter(s.brand for s in spans)
+        order = {brand.name: i for i, brand in enumerate(self.brands)}
+        brand_name = min(per_brand, key=lambda n: (-per_brand[n], order[n]))
+        products = Counter(s.product for s in spans if s.brand == brand_name and s.product)
+        product = products.most_common(1)[0][0] if products else None
+        return Match(
+            brand=brand_name,
+            product=product,
+            spans=tuple(s for s in spans if s.brand == brand_name),
+            other_brands=tuple(n for n in per_brand if n != brand_name),
+        )
+
+
+def _longest_first(spans: list[MatchSpan]) -> list[MatchSpan]:
+    """Drop spans nested in a longer one ("Acme" inside "Acme Corp"), keep text order."""
+    kept: list[MatchSpan] = []
+    for span in sorted(spans, key=lambda s: (-(s.end - s.start), s.start)):
+        if not any(k.start <= span.start and span.end <= k.end for k in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s.start)

@@ -1,0 +1,204 @@
+"""One poll of one source, through every stage: fetch, parse, match, dedupe, classify, route, store.
+
+``Pipeline.poll_source`` never raises for an expected failure: it returns a
+``PollResult`` with status ``ok``, ``not_modified`` or ``error``, logs one
+canonical ``source.polled`` line and counts it in the sources table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from structlog.contextvars import bound_contextvars
+
+from beacons.classify import Classifier
+from beacons.dedupe import dedupe_keys
+from beacons.errors import HTTPStatusError, NotModified, SourceError
+from beacons.fetch import FetchLimits, Politeness, fetch
+from beacons.log import get_logger
+from beacons.match import BrandMatcher
+from beacons.models import Brand, Fetched, Match, Mention, Source, SourceState
+from beacons.route import route
+from beacons.store import Item, Store
+from collectors import REGISTRY, Poll, PollContext
+
+log = get_logger("beacons.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    source_id: str
+    status: str  # ok | not_modified | error | bug
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    retry_after: float | None = None
+    consecutive_errors: int = 0
+    ms: float = 0.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: httpx.AsyncClient,
+        classifier: Classifier,
+        brands: Sequence[Brand],
+        limits: FetchLimits,
+        politeness: Politeness | None = None,
+        channels: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        teams: Any = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.classifier = classifier
+        self.brands = tuple(brands)
+        self.matcher = BrandMatcher(self.brands)
+        self.limits = limits
+        self.politeness = politeness
+        self.channels = tuple(channels)
+        self.env = dict(env or {})
+
+    async def poll_source(self, source: Source) -> PollResult:
+        started = time.monotonic()
+        with bound_contextvars(source=source.id):
+            result = await self._poll(source, started)
+            fields: dict[str, Any] = {"status": result.status, **result.counts, "ms": round(result.ms)}
+            if result.error:
+                fields["error"] = result.error
+            if result.retry_after is not None:
+                fields["retry_after"] = result.retry_after
+            (log.warning if result.status == "error" else log.info)("source.polled", **fields)
+            return result
+
+    async def _poll(self, source: Source, started: float) -> PollResult:
+        state = self.store.source_state(source.id)
+        ctx = self._context(source, state)
+        collector = REGISTRY[source.kind]
+        try:
+            poll: Poll = await collector.poll(ctx, source.options)
+        except NotModified:
+            self.store.save_poll(source.id, [], status="not_modified")
+            return PollResult(source.id, "not_modified", {"entries": 0, "new": 0}, ms=_ms(started))
+        except SourceError as exc:
+            retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
+            count = self.store.record_error(source.id, f"{type(exc).__name__}: {exc}")
+            return PollResult(source.id, "error", {}, f"{type(exc).__name__}: {exc}", retry_after, count, _ms(started))
+        counts = self.ingest(source.id, poll.mentions, skipped=len(ctx.skipped) + len(poll.skipped), state=self._new_state(ctx, poll, state))
+        for reason, detail in [*ctx.skipped, *poll.skipped][:20]:
+            log.info("mention.skipped", reason=reason, detail=detail[:300])
+        return PollResult(source.id, "ok", counts, ms=_ms(started))
+
+    def ingest(self, source_id: str, mentions: Sequence[Mention], *, skipped: int = 0, state: SourceState | None = None) -> dict[str, int]:
+        """Match, dedupe, classify, route and store a batch; returns the poll's counts."""
+        counts = {"entries": len(mentions), "new": 0, "duplicate": 0, "dropped_no_brand": 0, "skipped": skipped, "support": 0, "advocacy": 0, "classify_errors": 0}
+        candidates: list[tuple[Mention, tuple[str, ...], Match]] = []
+        for mention in mentions:
+            match = self.matcher.match(mention)
+            if match is None:
+                counts["dropped_no_brand"] += 1
+                continue
+            candidates.append((mention, tuple(dedupe_keys(mention)), match))
+        known = self.store.known_keys(k for _, keys, _ in candidates for k in keys)
+        fresh: list[tuple[Mention, tuple[str, ...], Match]] = []
+        batch_keys: set[str] = set()
+        for mention, keys, match in candidates:
+            if known.intersection(keys) or batch_keys.intersection(keys):
+                counts["duplicate"] += 1
+                continue
+            batch_keys.update(keys)
+            fresh.append((mention, keys, match))
+        items = self._classify(fresh, counts)
+        saved = self.store.save_poll(source_id, items, state=state, seen=len(mentions), skipped=skipped, channels=self.channels)
+        counts["new"] = saved.new
+        counts["duplicate"] += saved.duplicates
+        counts["support"] = saved.queued.get("support", 0)
+        counts["advocacy"] = saved.queued.get("advocacy", 0)
+        return counts
+
+    def _classify(self, fresh: Sequence[tuple[Mention, tuple[str, ...], Match]], counts: dict[str, int]) -> list[Item]:
+        if not fresh:
+            return []
+        try:
+            results: list[Any] = list(self.classifier.classify_many([(m.full_text, match) for m, _, match in fresh]))
+        except Exception:  # fall back to one at a time so one bad post cannot fail the batch
+            results = []
+            for m, _, match in fresh:
+                try:
+                    results.append(self.classifier.classify(m.full_text, match))
+                except Exception as exc:
+                    results.append(exc)
+        items = []
+        for (mention, keys, match), result in zip(fresh, results, strict=True):
+            if isinstance(result, Exception):
+                counts["classify_errors"] += 1
+                log.error("mention.classify_failed", url=mention.url, error=f"{type(result).__name__}: {result}")
+                items.append(Item(mention, keys, match, None, None, classify_error=f"{type(result).__name__}: {result}"))
+            else:
+                items.append(Item(mention, keys, match, result, route(mention, match, result)))
+        return items
+
+    def _context(self, source: Source, state: SourceState) -> PollContext:
+        ctx = PollContext(source=source, state=state, fetch=None, brands=self.brands, env=self.env)  # type: ignore[arg-type]
+
+        async def bound_fetch(
+            url: str,
+            *,
+            params: Mapping[str, str | int] | None = None,
+            headers: Mapping[str, str] | None = None,
+            conditional: bool = True,
+        ) -> Fetched:
+            use = conditional and not ctx.conditional_used
+            fetched = await fetch(
+                self.client, url, limits=self.limits, params=params, headers=headers,
+                etag=state.etag if use else None, last_modified=state.last_modified if use else None,
+                politeness=self.politeness, source_id=source.id,
+            )
+            if use:
+                ctx.conditional_used = True
+                ctx.etag, ctx.last_modified = fetched.etag, fetched.last_modified
+            return fetched
+
+        ctx.fetch = bound_fetch
+        return ctx
+
+    @staticmethod
+    def _new_state(ctx: PollContext, poll: Poll, old: SourceState) -> SourceState:
+        etag, last_modified = (ctx.etag, ctx.last_modified) if ctx.conditional_used else (old.etag, old.last_modified)
+        return SourceState(etag, last_modified, poll.cursor if poll.cursor is not None else old.cursor)
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+def classify_texts(items: Sequence[tuple[str, str]], matcher: BrandMatcher, classifier: Classifier) -> list[dict[str, Any]]:
+    """Match, classify and route (title, text) pairs with no I/O: the ``beacons classify`` contract."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    mentions = [Mention("classify", None, None, title, text, None, None, now, "{}") for title, text in items]
+    matches = [matcher.match(m) for m in mentions]
+    results = classifier.classify_many([(m.full_text, match) for m, match in zip(mentions, matches, strict=True)])
+    records = []
+    for mention, match, c in zip(mentions, matches, results, strict=True):
+        r = route(mention, match, c)
+        records.append(
+            {
+                "brand": match.brand if match else None,
+                "product": match.product if match else None,
+                "queue": r.queue,
+                "is_beacon": r.queue == "support",
+                "sentiment": c.sentiment,
+                "scores": {**c.scores, "relevance": round(c.relevance, 4), "sentiment": c.sentiment_score},
+                "intents": c.intents,
+                "priority": r.priority,
+                "lang": c.lang,
+            }
+        )
+    return records

@@ -1,0 +1,82 @@
+"""Untrusted markup to plain text, with hard size limits.
+
+Feed and API bodies carry HTML written by strangers. We keep only the text a
+person would read: tags, scripts and styles go, entities are decoded, block
+elements become line breaks, whitespace is folded, and the result is capped.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from html.parser import HTMLParser
+
+MAX_TEXT_CHARS = 100_000  # a post longer than this is cut; the raw entry keeps the rest
+MAX_TITLE_CHARS = 1_000
+
+_SKIP = {"script", "style", "noscript", "template", "head", "iframe", "object", "svg", "math"}
+_BLOCK = {
+    "p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6",
+    "blockquote", "pre", "section", "article", "header", "footer", "hr", "dd", "dt",
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\u00a0\u200b]+")
+_LINES = re.compile(r"\n\s*\n+")
+
+
+class _Stripper(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip_depth = 0
+        self.size = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skip_depth += 1
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skip_depth = max(0, self.skip_depth - 1)
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip_depth and self.size < MAX_TEXT_CHARS * 2:
+            self.parts.append(data)
+            self.size += len(data)
+
+
+def html_to_text(markup: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
+    """Plain text from an HTML fragment (or plain text), folded and capped at ``limit`` chars."""
+    if not markup:
+        return ""
+    markup = _CONTROL.sub(" ", markup[: limit * 4])
+    if "<" in markup or "&" in markup:
+        parser = _Stripper()
+        try:
+            parser.feed(markup)
+            parser.close()
+            text = "".join(parser.parts)
+        except Exception:  # HTMLParser is tolerant, but never let markup kill a poll
+            text = unescape(re.sub(r"<[^>]*>", " ", markup))
+    else:
+        text = markup
+    return clean(text, limit=limit)
+
+
+def clean(text: str, *, limit: int = MAX_TEXT_CHARS) -> str:
+    text = _CONTROL.sub(" ", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    text = _LINES.sub("\n\n", "\n".join(lines)).strip()
+    return text[:limit]
+
+
+def one_line(text: str | None, *, limit: int = MAX_TITLE_CHARS) -> str:
+    return " ".join(html_to_text(text, limit=limit * 2).split())[:limit]
