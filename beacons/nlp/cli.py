@@ -1,0 +1,117 @@
+"""``beacons train`` and ``beacons eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from beacons.cli import EXIT_ERROR, EXIT_OK, Subparsers, command, parser_hook
+
+
+@parser_hook
+def _add(groups: dict[str, Subparsers]) -> None:
+    sub = groups[""]
+    t = sub.add_parser(
+        "train",
+        help="rebuild the classifier from the corpus (fixed seed, a few minutes)",
+        description="Train the spaCy classifier on the train split of beacons/data/corpus and save it. "
+        "The default output replaces the model shipped in the package.",
+    )
+    t.add_argument("--out", metavar="DIR", help="where to save the model (default: the package's beacons/data/model)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same model")
+    t.add_argument("--epochs", type=int, default=8, help="training epochs; the best on the dev split is kept (default 8)")
+    t.add_argument("--corpus", metavar="DIR", help="corpus folder (default: the package's beacons/data/corpus)")
+    t.add_argument("--with-feedback", action="store_true", help="also learn from queue corrections (re-routes) stored in the database")
+    t.add_argument("--config", "-c", metavar="FILE", help="config whose database holds the feedback (with --with-feedback)")
+    t.add_argument("--eval", action="store_true", help="print the evaluation on the held-out brands when done")
+    e = sub.add_parser(
+        "eval",
+        help="precision/recall/F1 of the classifier on brands it never saw",
+        description="Evaluate a model on the brand-disjoint test split of the corpus.",
+    )
+    e.add_argument("--model", metavar="DIR", help="model directory (default: the shipped model); 'rules' for the rules classifier")
+    e.add_argument("--corpus", metavar="DIR", help="corpus folder (default: the package's)")
+    e.add_argument("--split", choices=["test", "dev"], default="test", help="which held-out split (default test)")
+    e.add_argument("--format", choices=["table", "json"], default="table")
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@command("train")
+def cmd_train(args: argparse.Namespace) -> int:
+    from beacons.nlp.corpus import check, load_corpus
+    from beacons.nlp.model import MODEL_DIR
+    from beacons.nlp.train import train
+
+    corpus = load_corpus(args.corpus)
+    problems = check(corpus)
+    if problems:
+        for p in problems[:20]:
+            print(f"beacons: corpus: {p}", file=sys.stderr)
+        return EXIT_ERROR
+    extra = []
+    if args.with_feedback:
+        extra = _feedback(args, corpus)
+        _progress(f"feedback: {len(extra)} corrected labels from the database")
+    out = Path(args.out) if args.out else MODEL_DIR
+    train(out, corpus=corpus, seed=args.seed, epochs=args.epochs, extra=extra, progress=_progress)
+    if args.eval:
+        return cmd_eval(argparse.Namespace(model=str(out), corpus=args.corpus, split="test", format="table"))
+    return EXIT_OK
+
+
+def _feedback(args: argparse.Namespace, corpus: object) -> list:  # type: ignore[type-arg]
+    from beacons.cli import load
+    from beacons.nlp.corpus import Example
+    from beacons.store import Store
+
+    try:
+        from beacons.queue import feedback_examples  # type: ignore[attr-defined]
+    except ImportError:
+        _progress("feedback: this build has no queue feedback store; training on the corpus only")
+        return []
+    config = load(args)
+    rows = feedback_examples(Store(config.database))
+    out = []
+    for i, row in enumerate(rows):
+        brand = row.get("brand")
+        if not brand or brand not in corpus.brands:  # type: ignore[attr-defined]
+            # A feedback brand is not in the corpus brand table: register it so masking finds it.
+            from beacons.config import to_brand
+
+            match = next((b for b in config.brands if b.name == brand), None)
+            if match is None:
+                continue
+            corpus.brands[brand] = to_brand(match)  # type: ignore[attr-defined]
+        queue = row["queue"]
+        out.append(Example(f"feedback-{i}", brand, row.get("text") or "", row.get("title"), "feedback", "en", queue, (), True, "neutral" if queue != "advocacy" else "positive"))
+    return out
+
+
+@command("eval")
+def cmd_eval(args: argparse.Namespace) -> int:
+    from beacons.classify import RulesClassifier
+    from beacons.nlp.corpus import examples_in, load_corpus, split_brands
+    from beacons.nlp.evaluate import evaluate, format_report
+    from beacons.nlp.model import SpacyClassifier, find_model
+
+    corpus = load_corpus(args.corpus)
+    if args.model == "rules":
+        classifier = RulesClassifier()
+    else:
+        path = find_model(args.model)
+        if path is None:
+            print(f"beacons: no trained model at {args.model or 'the package default'}; run `beacons train` first", file=sys.stderr)
+            return EXIT_ERROR
+        classifier = SpacyClassifier(path)  # type: ignore[assignment]
+    examples = examples_in(corpus, split_brands(corpus), args.split)
+    metrics = evaluate(classifier, corpus, examples)
+    if args.format == "json":
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(format_report(metrics))
+    return EXIT_OK
