@@ -15,8 +15,12 @@ import pkgutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from beacons.models import Brand, Fetched, Mention, Source, SourceState
+
+
+MAX_BACKOFF = 6 * 3600.0  # a service asking for more than this is capped (same cap as Retry-After)
 
 
 class FetchFn(Protocol):
@@ -44,6 +48,10 @@ class PollContext:
     last_modified: str | None = None
     conditional_used: bool = False
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (reason, detail) of dropped entries
+    # A service's own slow-down signal (a body ``backoff`` field, rate-limit headers on a 200):
+    # the pipeline reports it as PollResult.retry_after and pause_host holds the host meanwhile.
+    retry_after: float | None = None
+    pause_host: Callable[[str, float], None] | None = None
 
     @property
     def default_query(self) -> str:
@@ -52,6 +60,14 @@ class PollContext:
     def skip(self, reason: str, detail: str = "") -> None:
         """Record an entry the parser could not use (logged and counted by the pipeline)."""
         self.skipped.append((reason, detail))
+
+    def backoff(self, seconds: float, url: str) -> None:
+        """Obey a service's request to wait ``seconds`` before calling ``url``'s host again."""
+        seconds = min(max(0.0, seconds), MAX_BACKOFF)
+        self.retry_after = max(self.retry_after or 0.0, seconds)
+        host = urlsplit(url).hostname
+        if self.pause_host is not None and host:
+            self.pause_host(host, seconds)
 
 
 @dataclass(frozen=True, slots=True)
