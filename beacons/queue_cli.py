@@ -1,0 +1,237 @@
+"""``beacons queue claim/resolve/dismiss/reroute/note/export``, a fuller ``queue show``, and ``beacons route --explain``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from beacons.cli import EXIT_ERROR, EXIT_OK, command, load, parser_hook
+from beacons.models import Beacon
+
+EXPORT_FIELDS = (
+    "id", "queue", "status", "priority", "brand", "product", "team", "assignee", "source", "author", "published_at",
+    "created_at", "updated_at", "sentiment", "sentiment_score", "title", "text", "url", "thread_id", "reason",
+)
+
+
+def _who() -> str:
+    return os.environ.get("BEACONS_USER") or getpass.getuser()
+
+
+def _common(p: argparse.ArgumentParser, *, by: bool = True) -> None:
+    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)")
+    if by:
+        p.add_argument("--by", default=None, help="who is doing this, for the history (default: $BEACONS_USER, else your login name)")
+        p.add_argument("--format", choices=["text", "json"], default="text")
+
+
+@parser_hook
+def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
+    q = groups["queue"]
+    p = q.add_parser("claim", help="take a new beacon (exactly one of two people claiming at once gets it)")
+    _common(p)
+    p.add_argument("id", type=int)
+    p.add_argument("--assignee", help="claim it for someone else (default: --by)")
+    for name, help_text in (("resolve", "mark a beacon handled"), ("dismiss", "mark a beacon as needing nothing")):
+        p = q.add_parser(name, help=help_text)
+        _common(p)
+        p.add_argument("id", type=int)
+        p.add_argument("--note", help="a note to keep with it")
+    p = q.add_parser("reroute", help="move a beacon to another queue; kept as a label for `beacons train --with-feedback`")
+    _common(p)
+    p.add_argument("id", type=int)
+    p.add_argument("queue", choices=["support", "advocacy", "none"])
+    p.add_argument("--note", help="why (kept as a note)")
+    p = q.add_parser("note", help="add a note to a beacon")
+    _common(p)
+    p.add_argument("id", type=int)
+    p.add_argument("text")
+    p = q.add_parser("export", help="every matching beacon as CSV or JSON")
+    _common(p, by=False)
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--queue", choices=["support", "advocacy", "none", "all"], help="one queue (default: support and advocacy)")
+    p.add_argument("--status", choices=["new", "claimed", "resolved", "dismissed", "open"])
+    p.add_argument("--brand")
+    p.add_argument("--product")
+    p.add_argument("--team")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    r = groups[""].add_parser("route", help="explain how a stored beacon was routed", description="Re-run routing for a stored beacon with the current routing: rules and print each rule considered and the decision.")
+    _common(r, by=False)
+    r.add_argument("--explain", type=int, metavar="ID", required=True, help="beacon id")
+    r.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def _summary(b: Beacon, out: TextIO) -> None:
+    who = f" ({b.assignee})" if b.assignee and b.status != "new" else ""
+    print(f"#{b.id} {b.queue} {b.status}{who} priority {b.priority}: {(b.title or b.text)[:80]}", file=out)
+
+
+def _act(args: argparse.Namespace, fn: Any, **kw: Any) -> int:
+    """Run ``fn(store, id, by, **kw)`` and print the result."""
+    from beacons.store import Store
+
+    config = load(args)
+    store = Store(config.database)
+    try:
+        result = fn(store, args.id, args.by or _who(), **kw)
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(result if isinstance(result, dict) else result.to_json(), ensure_ascii=False, indent=2))
+    elif isinstance(result, Beacon):
+        _summary(result, sys.stdout)
+    else:
+        print(f"note {result['id']} added to #{args.id}")
+    return EXIT_OK
+
+
+@command("queue claim")
+def cmd_claim(args: argparse.Namespace) -> int:
+    from beacons.queue import claim
+
+    return _act(args, claim, assignee=args.assignee)
+
+
+@command("queue resolve")
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from beacons.queue import resolve
+
+    return _act(args, resolve, note=args.note)
+
+
+@command("queue dismiss")
+def cmd_dismiss(args: argparse.Namespace) -> int:
+    from beacons.queue import dismiss
+
+    return _act(args, dismiss, note=args.note)
+
+
+@command("queue reroute")
+def cmd_reroute(args: argparse.Namespace) -> int:
+    from beacons.queue import reroute
+
+    return _act(args, lambda store, i, by, **kw: reroute(store, i, by, args.queue, **kw), note=args.note)
+
+
+@command("queue note")
+def cmd_note(args: argparse.Namespace) -> int:
+    from beacons.queue import add_note
+
+    return _act(args, lambda store, i, by: add_note(store, i, by, args.text))
+
+
+@command("queue show")
+def cmd_show(args: argparse.Namespace) -> int:
+    """The beacon in full, with its thread, notes and history (replaces the foundation's plainer show)."""
+    from beacons.queue import get_detail
+    from beacons.store import Store
+
+    config = load(args)
+    store = Store(config.database)
+    try:
+        detail = get_detail(store, args.id)
+    finally:
+        store.close()
+    if detail is None:
+        print(f"beacons: no beacon with id {args.id} (see `beacons queue list --queue all`)", file=sys.stderr)
+        return EXIT_ERROR
+    if args.format == "json":
+        print(json.dumps(detail.to_json(), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    out = sys.stdout
+    for key, value in detail.entry.to_json().items():
+        if key != "text":
+            print(f"{key:>14}: {value}", file=out)
+    print(f"\n{detail.entry.beacon.text}\n", file=out)
+    for t in detail.thread:
+        print(f"  same problem: #{t['id']} {t['status']} {t['title'][:70]}", file=out)
+    for n in detail.notes:
+        print(f"  note {n['at']} {n['author']}: {n['text']}", file=out)
+    for e in detail.history:
+        print(f"  {e.at} {e.actor} {e.action} {e.from_status}->{e.to_status} {e.from_queue}->{e.to_queue} {e.detail or ''}".rstrip(), file=out)
+    return EXIT_OK
+
+
+def _cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas in untrusted text (OWASP CSV injection): prefix with a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def write_export(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
+    n = 0
+    if fmt == "json":
+        out.write("[")
+        for n, row in enumerate(rows, 1):
+            out.write(("," if n > 1 else "") + "\n  " + json.dumps(row, ensure_ascii=False))
+        out.write("\n]\n" if n else "]\n")
+        return n
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in EXPORT_FIELDS})
+        n += 1
+    return n
+
+
+@command("queue export")
+def cmd_export(args: argparse.Namespace) -> int:
+    from beacons.queue import QueueFilter, iter_entries
+    from beacons.store import Store
+
+    config = load(args)
+    store = Store(config.database)
+    f = QueueFilter(args.queue, args.status, args.brand, args.product, args.team, threads=False)
+    try:
+        rows = (e.to_json() for e in iter_entries(store, f))
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as fh:
+                n = write_export(rows, args.format, fh)
+            print(f"beacons: wrote {n} beacons to {args.output}", file=sys.stderr)
+        else:
+            write_export(rows, args.format, sys.stdout)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+@command("route")
+def cmd_route(args: argparse.Namespace) -> int:
+    from beacons.queue import routing_input
+    from beacons.route import Rules, decide
+    from beacons.store import Store
+
+    config = load(args)
+    store = Store(config.database)
+    try:
+        seen = routing_input(store, args.explain)
+    finally:
+        store.close()
+    if seen is None:
+        print(f"beacons: no beacon with id {args.explain} (see `beacons queue list --queue all`)", file=sys.stderr)
+        return EXIT_ERROR
+    mention, match, classification, beacon = seen
+    decision = decide(mention, match, classification, Rules.from_config(config.routing, config.brand_models()))
+    r = decision.route
+    if args.format == "json":
+        print(json.dumps({
+            "id": beacon.id,
+            "decision": {"queue": r.queue, "priority": r.priority, "team": r.team, "reason": r.reason},
+            "steps": [{"rule": s.rule, "outcome": s.outcome, "detail": s.detail} for s in decision.steps],
+            "stored": {"queue": beacon.queue, "priority": beacon.priority, "team": beacon.team, "reason": beacon.reason, "status": beacon.status},
+        }, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"beacon #{beacon.id}: {(mention.title or mention.text)[:80]!r} ({mention.source_id}, {mention.published_at or mention.fetched_at})")
+    width = max(len(s.rule) for s in decision.steps)
+    for i, s in enumerate(decision.steps, 1):
+        print(f"  {i}. {s.rule:<{width}}  {s.outcome:<8} {s.detail}")
+    print(f"decision: {r.queue}, priority {r.priority}, team {r.team or '-'} ({r.reason})")
+    print(f"stored:   {beacon.queue}, priority {beacon.priority}, team {beacon.team or '-'}, status {beacon.status} ({beacon.reason})")
+    return EXIT_OK

@@ -1,0 +1,230 @@
+"""The team's web page: the support and advocacy queues side by side, one beacon in full, sign-in.
+
+Server-rendered with Jinja2 and autoescaping on for every template, so post
+text, titles and author names always reach the browser as text. Links to the
+original post are only rendered for http(s) URLs and carry
+``rel="noopener noreferrer"``. ``static/page.js`` (no inline script: the CSP
+forbids it) refreshes the board when ``/api/version`` changes and posts the
+buttons with the page's CSRF token; without JavaScript the buttons still work
+as plain forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+
+from beacons.queue import Entry, InvalidInput, QueueFilter, clean_name, facets, get_detail, list_entries, version
+from beacons.web.api import STATUS_FILTERS
+from beacons.web.server import HTTPError, Request, Response, safe_next
+
+if TYPE_CHECKING:
+    from beacons.web.server import App
+
+EXCERPT_CHARS = 320
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is http(s) with a host, else None (no javascript:, data: or relative links from posts)."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def full_text(title: str, text: str) -> tuple[str, int]:
+    """``Mention.full_text`` and where the body starts in it (match spans are offsets into it)."""
+    if title and not text.startswith(title):
+        return (f"{title}\n\n{text}", len(title) + 2) if text else (title, len(title))
+    return text or title, 0
+
+
+def segments(text: str, spans: tuple[tuple[int, int], ...], start: int, end: int) -> list[tuple[str, bool]]:
+    """``text[start:end]`` cut into (piece, is_match) pieces for highlighting."""
+    out: list[tuple[str, bool]] = []
+    pos = start
+    for s, e in sorted(spans):
+        s, e = max(s, pos), min(e, end)
+        if s >= e:
+            continue
+        if s > pos:
+            out.append((text[pos:s], False))
+        out.append((text[s:e], True))
+        pos = e
+    if pos < end:
+        out.append((text[pos:end], False))
+    return out
+
+
+def excerpt(entry: Entry, limit: int = EXCERPT_CHARS) -> dict[str, Any]:
+    """The title and a window of the body around the first brand match, both as highlight segments."""
+    b = entry.beacon
+    whole, body_at = full_text(b.title, b.text)
+    # The title is at the start of the matched text: prepended to the body, or the body starts with it.
+    title_end = len(b.title) if b.title and whole.startswith(b.title) else 0
+    title = segments(whole, entry.spans, 0, title_end) if title_end else []
+    body_spans = [s for s in entry.spans if s[0] >= body_at]
+    start = body_at
+    if body_spans and body_spans[0][0] - body_at > limit // 2:
+        start = max(body_at, body_spans[0][0] - limit // 3)
+        space = whole.find(" ", start, body_spans[0][0])
+        start = space + 1 if space != -1 else start
+    end = min(len(whole), start + limit)
+    if end < len(whole):
+        space = whole.rfind(" ", start + limit // 2, end)
+        end = space if space != -1 else end
+    return {
+        "title": title or ([(b.title, False)] if b.title else []),
+        "body": segments(whole, entry.spans, start, end),
+        "before": start > body_at,
+        "after": end < len(whole),
+    }
+
+
+def when_text(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    queue: str
+    entries: list[Entry]
+    more: str | None  # link to the next page of this queue
+    counts: dict[str, int]
+
+
+class Pages:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.env = jinja2.Environment(
+            loader=jinja2.PackageLoader("beacons.web", "templates"),
+            autoescape=True,  # every template, whatever its name
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text)
+        self.static = {p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()}
+        self.env.globals["asset"] = lambda name: f"/static/{name}?v={hashlib.sha256(self.static[name]).hexdigest()[:12]}"
+
+    def render(self, req: Request, template: str, status: int = 200, **context: Any) -> Response:
+        identity = req.identity
+        context.setdefault("me", identity.name if identity else None)
+        context.setdefault("csrf", self.app.auth.csrf_token(identity) if identity else "")
+        context.setdefault("signed_in", identity is not None and identity.via == "session")
+        context.setdefault("refresh", int(self.app.serve.refresh))
+        return Response.html(self.env.get_template(template).render(**context), status)
+
+    def login(self, req: Request, *, status: int = 200, message: str | None = None) -> Response:
+        next_path = safe_next(req.query.get("next") or (req.path if req.method == "GET" and req.path != "/login" else None))
+        return self.render(req, "login.html", status, needs_token=self.app.auth.needs_token, message=message, next=next_path)
+
+    def not_found(self, req: Request) -> Response:
+        return self.render(req, "message.html", 404, title="Not found", message=f"There is nothing at {req.path}.")
+
+
+def _needs_name(req: Request) -> Response | None:
+    """Loopback users without a session are asked for a name first, so the history says who did what."""
+    if req.identity is not None and req.identity.via == "loopback":
+        return Response.redirect("/login?" + urlencode({"next": req.path + ("?" + urlencode(req.query) if req.query else "")}))
+    return None
+
+
+def board(app: App, req: Request) -> Response:
+    """GET /: both queues, filtered; ?queue=support&cursor=... pages through one."""
+    if (redirect := _needs_name(req)) is not None:
+        return redirect
+    q = req.query
+    status = q.get("status", "open")
+    if status not in (*STATUS_FILTERS, "all"):
+        raise HTTPError(400, "invalid", f"status: expected one of {', '.join(STATUS_FILTERS)}, all")
+    filters = {"brand": q.get("brand", ""), "product": q.get("product", ""), "team": q.get("team", ""), "status": status}
+    only = q.get("queue") if q.get("queue") in ("support", "advocacy") else None
+    columns = []
+    with app.store() as store:
+        counts = store.counts()
+        for queue in ([only] if only else ["support", "advocacy"]):
+            f = QueueFilter(queue, None if status == "all" else status, filters["brand"] or None, filters["product"] or None,
+                            filters["team"] or None, app.serve.page_size, q.get("cursor") if only else None)
+            page = list_entries(store, f, grouping=app.config.routing.grouping)
+            more = "/?" + urlencode({**{k: v for k, v in filters.items() if v}, "queue": queue, "cursor": page.next_cursor}) if page.next_cursor else None
+            per = {s: counts.get(f"{queue}/{s}", 0) for s in ("new", "claimed")}
+            columns.append(Column(queue, page.entries, more, per))
+        options, current = facets(store), version(store)
+    here = req.path + ("?" + urlencode(q) if q else "")
+    return app.pages.render(req, "board.html", columns=columns, filters=filters, options=options, statuses=(*STATUS_FILTERS, "all"),
+                            only=only, version=current, here=here)
+
+
+def beacon_page(app: App, req: Request) -> Response:
+    """GET /beacons/{id}: one beacon with its notes, history and thread (alerts link here)."""
+    if (redirect := _needs_name(req)) is not None:
+        return redirect
+    beacon_id = int(req.params["id"])
+    with app.store() as store:
+        detail = get_detail(store, beacon_id)
+        current = version(store)
+    if detail is None:
+        return app.pages.render(req, "message.html", 404, title="Not found", message=f"There is no beacon {beacon_id}.")
+    return app.pages.render(req, "beacon.html", d=detail, entry=detail.entry, version=current, here=req.path)
+
+
+def login_form(app: App, req: Request) -> Response:
+    return app.pages.login(req)
+
+
+def login(app: App, req: Request) -> Response:
+    """POST /login: check the token, then set the session cookie and go back where the person was."""
+    form = req.data()
+    if not app.auth.same_site(req.headers):
+        raise HTTPError(403, "csrf", "sign-in from another site is not accepted")
+    req.query["next"] = str(form.get("next") or "/")
+    try:
+        name = clean_name(form.get("name"), "name")
+    except InvalidInput as exc:
+        return app.pages.login(req, status=400, message=str(exc))
+    cookie = app.auth.make_session(name, str(form.get("token") or ""))
+    if cookie is None:
+        return app.pages.login(req, status=401, message="That token is not one of serve.tokens.")
+    resp = Response.redirect(safe_next(str(form.get("next") or "/")))
+    resp.headers.append(("Set-Cookie", app.auth.cookie_header(cookie)))
+    return resp
+
+
+def logout(app: App, req: Request) -> Response:
+    form = req.data()
+    app.require_csrf(req, form)
+    resp = Response.redirect("/login")
+    resp.headers.append(("Set-Cookie", app.auth.cookie_header("", clear=True)))
+    return resp
+
+
+def static(app: App, req: Request) -> Response:
+    name = req.params["name"]
+    body = app.pages.static.get(name)
+    suffix = name[name.rfind("."):] if "." in name else ""
+    if body is None or suffix not in STATIC_TYPES:
+        raise HTTPError(404, "not_found", f"no static file {name}")
+    return Response(200, body, STATIC_TYPES[suffix], [("Cache-Control", "public, max-age=86400")])
+
+
+ROUTES = [
+    ("GET", "/", board, "page"),
+    ("GET", "/beacons/{id}", beacon_page, "page"),
+    ("GET", "/login", login_form, "public"),
+    ("POST", "/login", login, "public"),
+    ("POST", "/logout", logout, "page"),
+    ("GET", "/static/{name}", static, "public"),
+]

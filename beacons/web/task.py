@@ -1,0 +1,42 @@
+"""The daemon's HTTP server: started when config.yaml has a ``serve:`` section, stopped with the daemon.
+
+Registered in ``beacons.daemon.EXTRA_TASKS`` on import. The server runs in its
+own threads, so a slow request never delays polling; a port already in use is
+logged and the daemon keeps polling without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from beacons.daemon import EXTRA_TASKS
+from beacons.errors import ConfigError
+from beacons.log import get_logger
+
+if TYPE_CHECKING:
+    from beacons.daemon import Service
+
+log = get_logger("beacons.web")
+
+
+async def serve_task(service: Service, stop: asyncio.Event) -> None:
+    """Serve until the stop event is set (at once in --once mode, where there is nothing to serve)."""
+    if not service.config.serve.enabled or stop.is_set():
+        return
+    from beacons.web.server import WebServer
+
+    try:
+        server = WebServer(service.config)
+    except (OSError, ConfigError) as exc:
+        log.error("serve.failed", host=service.config.serve.host, port=service.config.serve.port, error=str(exc))
+        return
+    server.start(poll_interval=0.2)
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+if serve_task not in EXTRA_TASKS:
+    EXTRA_TASKS.append(serve_task)
