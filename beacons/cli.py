@@ -16,8 +16,16 @@ from beacons.log import configure
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 
+Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-_PARSER_HOOKS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser], argparse.ArgumentParser], None]] = []
+ParserHook = Callable[[dict[str, Subparsers]], None]
+_PARSER_HOOKS: list[ParserHook] = []
+
+
+def parser_hook(fn: ParserHook) -> ParserHook:
+    """Register a function that adds sub-commands; it gets {"": top level, "queue": queue actions, ...}."""
+    _PARSER_HOOKS.append(fn)
+    return fn
 
 
 def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
@@ -79,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--database", metavar="FILE", help="keep the demo database here instead of a temporary file")
     d.add_argument("--format", choices=["table", "json"], default="table")
 
+    groups = {"": sub, "queue": qsub}
     for hook in _PARSER_HOOKS:
-        hook(sub, parser)
+        hook(groups)
     return parser
 
 
@@ -92,10 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     name = args.command
-    if name == "queue":
-        if not getattr(args, "queue_command", None):
-            parser.parse_args(["queue", "--help"])
-        name = f"queue {args.queue_command}"
+    action = getattr(args, f"{name.replace('-', '_')}_command", None)
+    if action is not None or hasattr(args, f"{name.replace('-', '_')}_command"):
+        if not action:
+            parser.parse_args([name, "--help"])
+        name = f"{name} {action}"
     handler = COMMANDS.get(name)
     if handler is None:
         parser.error(f"unknown command {name}")
@@ -115,7 +125,7 @@ def _load_plugins() -> None:
     """Import the modules that add commands (train, serve, alerts...) if they exist."""
     import importlib
 
-    for module in ("beacons.nlp.cli", "beacons.web.cli", "beacons.alerts.cli", "beacons.doctor"):
+    for module in ("beacons.nlp.cli", "beacons.web.cli", "beacons.queue_cli", "beacons.alerts.cli", "beacons.doctor"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -191,24 +201,7 @@ def print_queue(beacons: Sequence[Any], out: TextIO | None = None) -> None:
         print(f"{b.id:5} {b.queue:8} {b.priority:3} {b.status:8} {b.sentiment:9} {what[:22]:22} {b.source[:18]:18} {title[:70]}", file=out)
 
 
-@command("queue show")
-def cmd_queue_show(args: argparse.Namespace) -> int:
-    from beacons.store import Store
-
-    config = load(args)
-    beacon = Store(config.database).get_beacon(args.id)
-    if beacon is None:
-        print(f"beacons: no beacon with id {args.id} (see `beacons queue list --queue all`)", file=sys.stderr)
-        return EXIT_ERROR
-    if args.format == "json":
-        print(json.dumps(beacon.to_json(), ensure_ascii=False, indent=2), file=_out())
-        return EXIT_OK
-    out = _out()
-    for key, value in beacon.to_json().items():
-        if key != "text":
-            print(f"{key:>14}: {value}", file=out)
-    print(f"\n{beacon.text}", file=out)
-    return EXIT_OK
+# `queue show` (with notes, history and thread) lives in beacons/queue_cli.py.
 
 
 # -- classify ------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +19,11 @@ from typing import Any, Literal
 import yaml
 
 from beacons import USER_AGENT
+from beacons.alerts.config import AlertChannel, check_channels
 from beacons.errors import ConfigError, Problem
 from beacons.models import Brand, Product, Source
 from beacons.settings import MISSING, ByteSize, Duration, Secret, build, close_match, coerce, interpolate_env
+from beacons.web.config import ServeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +57,57 @@ class FetchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingRuleConfig:
+    """An override: when every condition given holds, set the queue, a priority floor and/or a team."""
+
+    name: str
+    keywords: tuple[str, ...] = ()  # any of these words or phrases (case-insensitive, whole words)
+    sources: tuple[str, ...] = ()  # any of these source ids
+    brands: tuple[str, ...] = ()  # any of these brands
+    products: tuple[str, ...] = ()  # any of these products
+    queues: tuple[Literal["support", "advocacy", "none"], ...] = ()  # only when the classifier chose one of these
+    queue: Literal["support", "advocacy", "none"] | None = None
+    min_priority: int | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TeamConfig:
+    """The team that works beacons about these products (checked first) or brands."""
+
+    name: str
+    brands: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DropConfig:
+    """Posts by these authors or linking to these domains (and their subdomains) go to no queue."""
+
+    authors: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingConfig:
+    """Link posts about the same problem (same brand, product and queue, similar words, close in time)."""
+
+    enabled: bool = True
+    window: Duration = 6 * 3600.0
+    similarity: float = 0.5  # shared content words / the smaller post's content words
+    min_shared: int = 2  # and at least this many shared content words
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     support_threshold: float = 0.5  # minimum support score for the support queue
     advocacy_threshold: float = 0.5  # minimum advocacy score for the advocacy queue
     relevance_threshold: float = 0.5  # below this the mention is not about the brand
     non_english: Literal["keep", "drop", "none"] = "keep"  # what to do with posts not in English
+    rules: tuple[RoutingRuleConfig, ...] = ()  # overrides, first match wins
+    teams: tuple[TeamConfig, ...] = ()
+    drop: DropConfig = field(default_factory=DropConfig)
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +127,11 @@ class Config:
     brands: tuple[BrandConfig, ...] = ()
     sources: tuple[Source, ...] = ()
     routing: RoutingConfig = field(default_factory=RoutingConfig)
-    alerts: tuple[dict[str, Any], ...] = ()
+    alerts: tuple[AlertChannel, ...] = ()
     fetch: FetchConfig = field(default_factory=FetchConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    serve: dict[str, Any] = field(default_factory=dict)
+    serve: ServeConfig = field(default_factory=ServeConfig.absent)
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -117,11 +165,11 @@ _SECTIONS = {
     "database": str,
     "brands": tuple[BrandConfig, ...],
     "routing": RoutingConfig,
-    "alerts": tuple[dict[str, Any], ...],
+    "alerts": tuple[AlertChannel, ...],
     "fetch": FetchConfig,
     "classifier": ClassifierConfig,
     "logging": LoggingConfig,
-    "serve": dict[str, Any],
+    "serve": ServeConfig,
 }
 
 
@@ -186,6 +234,9 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
     kwargs["sources"] = _build_sources(data.get("sources"), problems)
     _check_brands(kwargs.get("brands", ()), problems)
     _check_alerts(kwargs.get("alerts", ()), problems)
+    _check_routing(kwargs.get("routing"), kwargs.get("brands", ()), kwargs["sources"], problems)
+    if isinstance(kwargs.get("serve"), ServeConfig):
+        problems += [Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)]
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
@@ -217,7 +268,14 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
         if common.interval < 1:
             problems.append(Problem(f"{loc}.interval", f"must be at least 1s, got {common.interval:g}s"))
         before = len(problems)
-        options = build(collector.options, {k: v for k, v in item.items() if k not in common_keys}, loc, problems)
+        # Unknown keys are checked here, against the common keys too, so a typo such
+        # as "intervall" is told about "interval" and not only the collector's own keys.
+        own = {f.name for f in fields(collector.options)}
+        known = sorted(common_keys | own)
+        for key in item:
+            if key not in common_keys and key not in own:
+                problems.append(Problem(f"{loc}.{key}", f"unknown key{close_match(str(key), known)}; known keys: {', '.join(known)}"))
+        options = build(collector.options, {k: v for k, v in item.items() if k in own}, loc, problems)
         if len(problems) > before or options is None:
             continue
         check = getattr(options, "validate", None)
@@ -257,10 +315,70 @@ def _check_brands(brands: tuple[BrandConfig, ...], problems: list[Problem]) -> N
                 problems.append(Problem(f"brands[{i}]", f"empty alias, handle or exclude phrase (item {j})"))
 
 
-def _check_alerts(alerts: tuple[dict[str, Any], ...], problems: list[Problem]) -> None:
-    for i, alert in enumerate(alerts):
-        if isinstance(alert, dict) and "kind" not in alert:
-            problems.append(Problem(f"alerts[{i}].kind", "is required (slack or webhook)"))
+def _check_alerts(alerts: tuple[AlertChannel, ...], problems: list[Problem]) -> None:
+    check_channels(alerts, problems)  # names, URLs, secrets, ranges: beacons/alerts/config.py
+
+
+def _check_routing(routing: RoutingConfig | None, brands: tuple[BrandConfig, ...], sources: tuple[Source, ...], problems: list[Problem]) -> None:
+    """Ranges, and names in rules and teams that must be a configured brand, product or source."""
+    if not isinstance(routing, RoutingConfig):
+        return
+    known = {
+        "brands": {b.name.lower(): b.name for b in brands if isinstance(b, BrandConfig)},
+        "products": {p.name.lower(): p.name for b in brands if isinstance(b, BrandConfig) for p in b.products},
+        "sources": {s.id.lower(): s.id for s in sources},
+    }
+
+    def refs(loc: str, kind: str, names: tuple[str, ...]) -> None:
+        for j, name in enumerate(names):
+            if name.lower() not in known[kind]:
+                choices = ", ".join(sorted(known[kind].values())) or "none configured"
+                problems.append(Problem(f"{loc}.{kind}[{j}]", f"unknown {kind[:-1]} {name!r}{close_match(name, list(known[kind].values()))}; known: {choices}"))
+
+    for key in ("support_threshold", "advocacy_threshold", "relevance_threshold"):
+        if not 0.0 <= getattr(routing, key) <= 1.0:
+            problems.append(Problem(f"routing.{key}", f"must be between 0 and 1, got {getattr(routing, key):g}"))
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(routing.rules):
+        loc = f"routing.rules[{i}]"
+        if not isinstance(rule, RoutingRuleConfig):
+            continue
+        if not rule.name.strip():
+            problems.append(Problem(f"{loc}.name", "must not be empty"))
+        elif rule.name in seen:
+            problems.append(Problem(f"{loc}.name", f"duplicate rule name {rule.name!r} (also routing.rules[{seen[rule.name]}])"))
+        seen[rule.name] = i
+        if not (rule.keywords or rule.sources or rule.brands or rule.products or rule.queues):
+            problems.append(Problem(loc, "needs at least one condition: keywords, sources, brands, products or queues"))
+        if rule.queue is None and rule.min_priority is None and rule.team is None:
+            problems.append(Problem(loc, "needs at least one action: queue, min_priority or team"))
+        if rule.min_priority is not None and not 0 <= rule.min_priority <= 100:
+            problems.append(Problem(f"{loc}.min_priority", f"must be 0..100, got {rule.min_priority}"))
+        for j, word in enumerate(rule.keywords):
+            if not word.strip():
+                problems.append(Problem(f"{loc}.keywords[{j}]", "must not be empty"))
+        for kind in ("brands", "products", "sources"):
+            refs(loc, kind, getattr(rule, kind))
+    for i, team in enumerate(routing.teams):
+        loc = f"routing.teams[{i}]"
+        if not isinstance(team, TeamConfig):
+            continue
+        if not team.name.strip():
+            problems.append(Problem(f"{loc}.name", "must not be empty"))
+        if not (team.brands or team.products):
+            problems.append(Problem(loc, "needs brands or products"))
+        refs(loc, "brands", team.brands)
+        refs(loc, "products", team.products)
+    for j, domain in enumerate(routing.drop.domains):
+        if not domain.strip() or "/" in domain or ":" in domain or " " in domain.strip():
+            problems.append(Problem(f"routing.drop.domains[{j}]", f"expected a host name like spam.example, got {domain!r}"))
+    g = routing.grouping
+    if not 0.0 < g.similarity <= 1.0:
+        problems.append(Problem("routing.grouping.similarity", f"must be above 0 and at most 1, got {g.similarity:g}"))
+    if g.min_shared < 1:
+        problems.append(Problem("routing.grouping.min_shared", f"must be at least 1, got {g.min_shared}"))
+    if g.window <= 0:
+        problems.append(Problem("routing.grouping.window", "must be longer than 0s"))
 
 
 __all__ = ["Config", "BrandConfig", "ConfigError", "load_config", "parse_config", "Secret"]

@@ -41,9 +41,11 @@ def next_delay(source: Source, result: PollResult, *, max_backoff: float, rng: r
     """Seconds until this source's next poll."""
     rng = rng or random
     if result.status in ("ok", "not_modified"):
-        return source.interval * rng.uniform(0.9, 1.1)
+        # A service may ask for a pause in a successful answer (Stack Exchange's backoff field).
+        return max(source.interval * rng.uniform(0.9, 1.1), result.retry_after or 0.0)
     failures = max(1, result.consecutive_errors)
-    backoff = min(max_backoff, source.interval * 2 ** (failures - 1))
+    # The exponent is capped: 2**1024 overflows a float, and a source down for months gets there.
+    backoff = min(max_backoff, source.interval * 2 ** min(failures - 1, 40))
     if result.retry_after is not None:
         backoff = max(backoff, result.retry_after)
     return backoff * rng.uniform(1.0, 1.2)
@@ -60,13 +62,15 @@ class Service:
 
 
 def channel_names(config: Config) -> list[str]:
-    names = []
-    for i, alert in enumerate(config.alerts):
-        names.append(str(alert.get("name") or f"{alert.get('kind', 'alert')}-{i}"))
-    return names
+    from beacons.alerts.config import channel_names as names
+
+    return names(config.alerts)
 
 
 def build_service(config: Config, *, transport: httpx.AsyncBaseTransport | None = None, classifier: Classifier | None = None) -> Service:
+    import beacons.alerts.sender  # noqa: F401  (registers the alert sender in EXTRA_TASKS)
+    import beacons.web.task  # noqa: F401  (registers the HTTP server in EXTRA_TASKS when serve: is configured)
+
     store = Store(config.database)
     store.sync_sources(config.sources)
     limits = FetchLimits.from_config(config.fetch)
@@ -80,7 +84,7 @@ def build_service(config: Config, *, transport: httpx.AsyncBaseTransport | None 
     )
     pipeline = Pipeline(
         store=store, client=client, classifier=classifier, brands=config.brand_models(), limits=limits,
-        politeness=politeness, channels=channel_names(config), env=os.environ,
+        politeness=politeness, channels=channel_names(config), env=os.environ, routing=config.routing,
     )
     return Service(config, store, client, pipeline, classifier)
 

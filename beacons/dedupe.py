@@ -8,6 +8,7 @@ has seen, so re-polls and restarts add nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -23,6 +24,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _WS = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=8192)  # pure, and each link is seen on every poll of its feed
 def canonical_url(url: str | None) -> str | None:
     """Lower-case scheme and host, default port, tracking params and fragment removed.
 

@@ -83,9 +83,11 @@ class HTTPStatusError(FetchError):
         status: int,
         retry_after: float | None = None,
         source_id: str | None = None,
+        body: bytes = b"",
     ) -> None:
         self.status = status
         self.retry_after = retry_after
+        self.body = body  # the start of the error body, for collectors to read; never logged
         super().__init__(message, url=url, source_id=source_id)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import email.utils
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -35,6 +35,8 @@ from beacons.models import Fetched
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After still means "slow down"
 MAX_RETRY_AFTER = 6 * 3600.0
+ERROR_BODY_BYTES = 16 * 1024  # how much of an error response is kept for the collector
+ERROR_BODY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +143,15 @@ async def fetch(
 ) -> Fetched:
     """GET ``url``; raises ``NotModified`` on 304 and a ``FetchError`` on failure."""
     started = time.monotonic()
+    host = urlsplit(url).hostname or ""
+    wait = politeness.paused_for(host) if politeness is not None else 0.0
+    if wait > limits.timeout:  # sleeping through a long Retry-After/backoff would only end in a timeout
+        raise HTTPStatusError(
+            f"{host} asked for a pause ({wait:.0f}s left of its Retry-After or backoff); not calling it before then",
+            url=url, status=429, retry_after=wait, source_id=source_id,
+        )
     try:
-        async with asyncio.timeout(limits.timeout):
-            return await _fetch(client, url, limits, params, headers, etag, last_modified, politeness, source_id, started)
+        return await _fetch(client, url, limits, params, headers, etag, last_modified, politeness, source_id, started)
     except TimeoutError as exc:
         raise FetchTimeout(
             f"{url} did not finish within fetch.timeout ({limits.timeout:g}s)", url=url, source_id=source_id
@@ -170,6 +178,10 @@ async def _fetch(
     seen: list[str] = []
     current = url
     query = params
+    # fetch.timeout bounds the time spent on the wire, over every hop. Waiting for a
+    # politeness slot does not count: forty sources on one host, one second apart,
+    # would otherwise time out in the queue without sending a byte.
+    budget = limits.timeout
     for _hop in range(limits.max_redirects + 1):
         request = client.build_request("GET", current, params=query, headers=request_headers)
         current = str(request.url)
@@ -179,9 +191,9 @@ async def _fetch(
         host = request.url.host
         if politeness is not None:
             async with politeness.slot(host):
-                result = await _send(client, request, limits, politeness, source_id, url)
+                result, budget = await _timed(_send(client, request, limits, politeness, source_id, url), budget)
         else:
-            result = await _send(client, request, limits, politeness, source_id, url)
+            result, budget = await _timed(_send(client, request, limits, politeness, source_id, url), budget)
         if isinstance(result, str):  # a redirect target
             target = urljoin(current, result)
             scheme = urlsplit(target).scheme.lower()
@@ -204,6 +216,17 @@ async def _fetch(
         url=url,
         source_id=source_id,
     )
+
+
+_Sent = str | tuple[int, dict[str, str], bytes]  # a redirect target, or (status, headers, body)
+
+
+async def _timed(send: Awaitable[_Sent], budget: float) -> tuple[_Sent, float]:
+    """Await one hop within what is left of the budget; TimeoutError when it runs out."""
+    began = time.monotonic()
+    async with asyncio.timeout(max(budget, 0.0)):
+        result = await send
+    return result, budget - (time.monotonic() - began)
 
 
 async def _send(
@@ -229,17 +252,22 @@ async def _send(
             raise NotModified()
         if status >= 400:
             retry_after = parse_retry_after(headers.get("retry-after"))
+            if retry_after is None:
+                retry_after = rate_limit_wait(headers)
             if status == 429 and retry_after is None:
                 retry_after = DEFAULT_RETRY_AFTER
             if retry_after is not None and politeness is not None:
                 politeness.pause(request.url.host, retry_after)
             hint = f"; retry after {retry_after:g}s" if retry_after is not None else ""
+            # APIs explain errors in the body (Stack Exchange's throttle_violation comes as a 400):
+            # the first bytes ride along for the collector, never into the message or the logs.
             raise HTTPStatusError(
                 f"{request.url} answered HTTP {status}{hint}",
                 url=url,
                 status=status,
                 retry_after=retry_after,
                 source_id=source_id,
+                body=await _error_body(response, headers, url, source_id),
             )
         body = await _read_capped(response, headers, limits.max_bytes, url, source_id)
         return status, headers, body
@@ -249,6 +277,35 @@ async def _send(
         raise FetchError(f"{request.url} failed while reading: {type(exc).__name__}: {exc}", url=url, source_id=source_id) from exc
     finally:
         await response.aclose()
+
+
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """Seconds until an exhausted quota resets, from ``(X-)RateLimit-Remaining/Reset`` headers.
+
+    GitHub and Bluesky send Reset as epoch seconds, Reddit as seconds from now;
+    a value above 10**9 is taken as an epoch. None unless Remaining is 0.
+    """
+    for prefix in ("x-ratelimit-", "ratelimit-"):
+        remaining, reset = headers.get(prefix + "remaining"), headers.get(prefix + "reset")
+        if remaining is None or reset is None:
+            continue
+        try:
+            if float(remaining) >= 1:
+                return None
+            value = float(reset)
+        except ValueError:
+            continue
+        seconds = value - time.time() if value > 1e9 else value
+        return min(max(seconds, 1.0), MAX_RETRY_AFTER)
+    return None
+
+
+async def _error_body(response: httpx.Response, headers: dict[str, str], url: str, source_id: str | None) -> bytes:
+    try:
+        async with asyncio.timeout(ERROR_BODY_SECONDS):  # a slow error body must not turn the error into a timeout
+            return await _read_capped(response, headers, ERROR_BODY_BYTES, url, source_id)
+    except (FetchError, httpx.HTTPError, TimeoutError):
+        return b""
 
 
 def _human(n: int) -> str:
@@ -262,6 +319,15 @@ def _human(n: int) -> str:
 async def _read_capped(
     response: httpx.Response, headers: dict[str, str], max_bytes: int, url: str, source_id: str | None
 ) -> bytes:
+    if response.is_stream_consumed:
+        # httpx.MockTransport responses built from bytes arrive already read (and
+        # decoded by httpx); there is nothing left to stream, only the cap to check.
+        if len(response.content) > max_bytes:
+            raise BodyTooLarge(
+                f"body of {source_id or url} is {_human(len(response.content))}, over fetch.max_bytes ({_human(max_bytes)})",
+                url=url, limit=max_bytes, source_id=source_id,
+            )
+        return response.content
     encoding = headers.get("content-encoding", "identity").strip().lower()
     declared = headers.get("content-length")
     if encoding in ("identity", "") and declared and declared.isdigit() and int(declared) > max_bytes:

@@ -16,13 +16,15 @@ import httpx
 from structlog.contextvars import bound_contextvars
 
 from beacons.classify import Classifier
+from beacons.config import RoutingConfig
 from beacons.dedupe import dedupe_keys
 from beacons.errors import HTTPStatusError, NotModified, SourceError
 from beacons.fetch import FetchLimits, Politeness, fetch
 from beacons.log import get_logger
 from beacons.match import BrandMatcher
 from beacons.models import Brand, Fetched, Match, Mention, Source, SourceState
-from beacons.route import route
+from beacons.queue import link_threads
+from beacons.route import Rules, route
 from beacons.store import Item, Store
 from collectors import REGISTRY, Poll, PollContext
 
@@ -53,6 +55,7 @@ class Pipeline:
         channels: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         teams: Any = None,
+        routing: RoutingConfig | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -63,6 +66,8 @@ class Pipeline:
         self.politeness = politeness
         self.channels = tuple(channels)
         self.env = dict(env or {})
+        self.routing = routing or RoutingConfig()
+        self.rules = Rules.from_config(self.routing, self.brands)
 
     async def poll_source(self, source: Source) -> PollResult:
         started = time.monotonic()
@@ -86,13 +91,14 @@ class Pipeline:
             self.store.save_poll(source.id, [], status="not_modified")
             return PollResult(source.id, "not_modified", {"entries": 0, "new": 0}, ms=_ms(started))
         except SourceError as exc:
-            retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
+            retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else ctx.retry_after
             count = self.store.record_error(source.id, f"{type(exc).__name__}: {exc}")
             return PollResult(source.id, "error", {}, f"{type(exc).__name__}: {exc}", retry_after, count, _ms(started))
         counts = self.ingest(source.id, poll.mentions, skipped=len(ctx.skipped) + len(poll.skipped), state=self._new_state(ctx, poll, state))
         for reason, detail in [*ctx.skipped, *poll.skipped][:20]:
             log.info("mention.skipped", reason=reason, detail=detail[:300])
-        return PollResult(source.id, "ok", counts, ms=_ms(started))
+        # ctx.retry_after: the service asked us to slow down (a body backoff field, rate-limit headers).
+        return PollResult(source.id, "ok", counts, retry_after=ctx.retry_after, ms=_ms(started))
 
     def ingest(self, source_id: str, mentions: Sequence[Mention], *, skipped: int = 0, state: SourceState | None = None) -> dict[str, int]:
         """Match, dedupe, classify, route and store a batch; returns the poll's counts."""
@@ -115,6 +121,8 @@ class Pipeline:
             fresh.append((mention, keys, match))
         items = self._classify(fresh, counts)
         saved = self.store.save_poll(source_id, items, state=state, seen=len(mentions), skipped=skipped, channels=self.channels)
+        if saved.beacon_ids:
+            link_threads(self.store, self.routing.grouping)  # posts about the same problem become one thread
         counts["new"] = saved.new
         counts["duplicate"] += saved.duplicates
         counts["support"] = saved.queued.get("support", 0)
@@ -140,11 +148,12 @@ class Pipeline:
                 log.error("mention.classify_failed", url=mention.url, error=f"{type(result).__name__}: {result}")
                 items.append(Item(mention, keys, match, None, None, classify_error=f"{type(result).__name__}: {result}"))
             else:
-                items.append(Item(mention, keys, match, result, route(mention, match, result)))
+                items.append(Item(mention, keys, match, result, route(mention, match, result, self.rules)))
         return items
 
     def _context(self, source: Source, state: SourceState) -> PollContext:
         ctx = PollContext(source=source, state=state, fetch=None, brands=self.brands, env=self.env)  # type: ignore[arg-type]
+        ctx.pause_host = self.politeness.pause if self.politeness is not None else None
 
         async def bound_fetch(
             url: str,
@@ -181,8 +190,11 @@ def classify_texts(items: Sequence[tuple[str, str]], matcher: BrandMatcher, clas
     """Match, classify and route (title, text) pairs with no I/O: the ``beacons classify`` contract."""
     from datetime import UTC, datetime
 
+    from beacons.text import html_to_text, one_line
+
     now = datetime.now(UTC)
-    mentions = [Mention("classify", None, None, title, text, None, None, now, "{}") for title, text in items]
+    # Input may be raw HTML (a scraped post): clean it as a collector would.
+    mentions = [Mention("classify", None, None, one_line(title), html_to_text(text), None, None, now, "{}") for title, text in items]
     matches = [matcher.match(m) for m in mentions]
     results = classifier.classify_many([(m.full_text, match) for m, match in zip(mentions, matches, strict=True)])
     records = []

@@ -146,7 +146,7 @@ class Store:
             _load_extensions()
             for migration_set in MIGRATION_SETS:
                 migration_set.apply(self.db)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:  # OSError: the folder cannot be created
             raise StoreError(f"cannot open database {self.path}: {exc} (check the database: path and its folder's permissions)") from exc
 
     def close(self) -> None:

@@ -71,6 +71,43 @@ def html_to_text(markup: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
     return clean(text, limit=limit)
 
 
+# Markup as feedparser's sanitizer writes it: `<tag key="value" />`, values with <, > and "
+# escaped, no scripts, styles or comments. Anything else that looks like a tag sends the
+# whole fragment to the HTMLParser walk.
+_SANITIZED_TAG = re.compile(r'<(/?)([a-zA-Z][^\t\n\f\r />"\'<=]*)((?: [^\s="<>/]+="[^"<>]*")*)(?: /)?>')
+_TAG_LIKE = re.compile(r"<[a-zA-Z/!?]")
+_NEEDS_PARSER = re.compile(r"<[!?]|<(?:" + "|".join(sorted(_SKIP)) + r")\b", re.IGNORECASE)
+
+
+def sanitized_html_to_text(markup: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
+    """``html_to_text`` for markup feedparser has already sanitized, about twice as fast.
+
+    A regex walk over well-formed tags gives the same text as the HTMLParser walk
+    (tests/test_rss.py checks it on the sanitizer's own output); markup it was not
+    written for (a comment, a skipped element, a tag it cannot read) goes to
+    ``html_to_text``. Feed entries are most of what beacons reads (bench/ingest.py).
+    """
+    if not markup:
+        return ""
+    markup = _CONTROL.sub(" ", markup[: limit * 4])
+    if "<" not in markup and "&" not in markup:
+        return clean(markup, limit=limit)
+    if _NEEDS_PARSER.search(markup):
+        return html_to_text(markup, limit=limit)
+    parts: list[str] = []
+    pos = 0
+    for m in _SANITIZED_TAG.finditer(markup):
+        parts.append(markup[pos : m.start()])
+        parts.append("\n" if m.group(2).lower() in _BLOCK else "")
+        pos = m.end()
+    parts.append(markup[pos:])
+    data = parts[::2]
+    if any("<" in d and _TAG_LIKE.search(d) for d in data):
+        return html_to_text(markup, limit=limit)
+    parts[::2] = [unescape(d) if "&" in d else d for d in data]
+    return clean("".join(parts)[: MAX_TEXT_CHARS * 2], limit=limit)
+
+
 def clean(text: str, *, limit: int = MAX_TEXT_CHARS) -> str:
     text = _CONTROL.sub(" ", text).replace("\r\n", "\n").replace("\r", "\n")
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]

@@ -18,7 +18,7 @@ from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the mo
 from beacons.nlp.mask import model_input
 
 MODEL_DIR = Path(str(resources.files("beacons").joinpath("data/model")))
-VADER_WEIGHT = 0.3  # share of VADER in the sentiment; the trained textcat has the rest
+VADER_WEIGHT = 0.3  # share of VADER in the sentiment when the model does not record its own (chosen on dev by `beacons train`)
 VADER_CHARS = 1_000
 
 
@@ -49,6 +49,7 @@ class SpacyClassifier:
         self.nlp = spacy.load(self.path)
         meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
         self.name = f"spacy:{meta.get('name', 'beacons')}-{meta.get('version', '0')}"
+        self.vader_weight = float(meta.get("beacons_training", {}).get("vader_weight", VADER_WEIGHT))
         self.support_threshold = support_threshold
         self.advocacy_threshold = advocacy_threshold
         self.relevance_threshold = relevance_threshold
@@ -59,17 +60,20 @@ class SpacyClassifier:
 
     def classify_many(self, items: Sequence[tuple[str, Match | None]]) -> list[Classification]:
         compounds = [self._vader.polarity_scores(text[:VADER_CHARS])["compound"] if text.strip() else 0.0 for text, _ in items]
-        inputs = [model_input(text, match, c) for (text, match), c in zip(items, compounds, strict=True)]
-        docs = self.nlp.pipe(inputs, batch_size=256)
+        # Only posts that name a brand go through the model; the others are queue none.
+        todo = [i for i, (text, match) in enumerate(items) if match is not None and text.strip()]
+        inputs = {i: model_input(items[i][0], items[i][1], compounds[i]) for i in todo}
+        cats = dict(zip(todo, (doc.cats for doc in self.nlp.pipe([inputs[i] for i in todo], batch_size=256)), strict=True))
         return [
-            self._decide(text, masked, match, compound, doc.cats)
-            for (text, match), masked, compound, doc in zip(items, inputs, compounds, docs, strict=True)
+            self._decide(text, inputs.get(i) or text[:1000].lower(), match, compounds[i], cats.get(i, {}))
+            for i, (text, match) in enumerate(items)
         ]
 
     def _decide(self, text: str, masked: str, match: Match | None, compound: float, cats: dict[str, float]) -> Classification:
         lang, _ = detect(masked)
         vader = vader_probs(compound)
-        sentiment_p = {s: (1 - VADER_WEIGHT) * cats.get(f"s:{s}", 0.0) + VADER_WEIGHT * vader[s] for s in SENTIMENTS}
+        w = self.vader_weight if cats else 1.0  # no model output: VADER alone
+        sentiment_p = {s: (1 - w) * cats.get(f"s:{s}", 0.0) + w * vader[s] for s in SENTIMENTS}
         sentiment: Sentiment = max(sentiment_p, key=sentiment_p.__getitem__)  # type: ignore[assignment]
         score = round(sentiment_p["positive"] - sentiment_p["negative"], 4)
         relevance = cats.get("r:relevant", cats.get("relevant", 1.0)) if match is not None else 0.0
@@ -81,6 +85,8 @@ class SpacyClassifier:
             elif q["advocacy"] >= self.advocacy_threshold:
                 queue = "advocacy"
         intents = {name: round(cats.get(f"i:{name}", 0.0), 4) for name in INTENTS}
+        if not cats:
+            q = {"support": 0.0, "advocacy": 0.0, "none": 1.0}
         scores: dict[str, Any] = {name: round(v, 4) for name, v in q.items()}
         return Classification(
             queue=queue,
