@@ -38,6 +38,11 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 LAST_MODIFIED = "Mon, 23 Nov 2026 09:45:00 GMT"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a daemon cycle connects to many feeds at once
+    daemon_threads = True
+
+
 class FeedServer:
     """``with FeedServer() as s: s.add("/feed.xml", Resource(...)); s.url("/feed.xml")``."""
 
@@ -59,9 +64,9 @@ class FeedServer:
             def do_POST(self) -> None:
                 server._serve(self)
 
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd = _Server((host, port), _Handler)
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="feedserver", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="feedserver", daemon=True)
 
     @property
     def base_url(self) -> str:

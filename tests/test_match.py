@@ -1,0 +1,138 @@
+"""beacons.match.BrandMatcher: names, aliases, handles, hashtags, products, exclusions, case, token boundaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from helpers_feeds import ACME
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beacons.match import MAX_MATCH_CHARS, BrandMatcher
+from beacons.models import Brand, Mention, Product
+
+GLOBEX = Brand(name="Globex", aliases=("Globex Corporation",), handles=("@globex",), products=(Product("HammerPhone"),))
+
+
+@pytest.fixture(scope="module")
+def matcher() -> BrandMatcher:
+    return BrandMatcher([ACME, GLOBEX])
+
+
+@pytest.mark.parametrize(
+    ("text", "product", "spans"),
+    [
+        ("acme rocks", None, [("acme", "name")]),
+        ("ACME is down again", None, [("ACME", "name")]),
+        ("Acme's router is fine", None, [("Acme", "name")]),
+        ("ACME CORP is down", None, [("ACME CORP", "alias")]),
+        ("visit acme.com today", None, [("acme.com", "alias")]),
+        ("@acme help please", None, [("@acme", "handle")]),
+        ("@AcmeSupport: my order?", None, [("@AcmeSupport", "handle")]),
+        ("hey @acmesupport!", None, [("@acmesupport", "handle")]),
+        ("#Acme all the way", None, [("#Acme", "hashtag")]),
+        ("#AcmeCorp fans", None, [("#AcmeCorp", "hashtag")]),
+        ("love my #routerx", "RouterX", [("#routerx", "product")]),
+        ("the Router X and the rx-200", "RouterX", [("Router X", "product"), ("rx-200", "product")]),
+        ("Acme Cloud billing is wrong", "Acme Cloud", [("Acme Cloud", "product")]),
+        ("#AcmeCloud is down", "Acme Cloud", [("#AcmeCloud", "product")]),
+    ],
+)
+def test_match_finds_terms_case_insensitively(matcher: BrandMatcher, text: str, product: str | None, spans: list[tuple[str, str]]) -> None:
+    match = matcher.match_text(text)
+    assert match is not None
+    assert match.brand == "Acme"
+    assert match.product == product
+    assert [(s.text, s.kind) for s in match.spans] == spans
+    for span in match.spans:
+        assert text[span.start : span.end] == span.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Acmeville county fair",  # a longer word is not the brand
+        "support@acme.com wrote back",  # an e-mail address is one token
+        "ping @acme_fan about it",  # another handle
+        "RouterX2 is a different thing",
+        "nothing to see here",
+        "",
+    ],
+)
+def test_match_respects_token_boundaries(matcher: BrandMatcher, text: str) -> None:
+    assert matcher.match_text(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Acme Looney Tunes marathon with Acme anvils", "ACME LOONEY TUNES: the Acme Corp rocket"],
+)
+def test_match_exclusion_vetoes_the_brand(matcher: BrandMatcher, text: str) -> None:
+    assert matcher.match_text(text) is None
+
+
+def test_match_exclusion_vetoes_only_its_own_brand(matcher: BrandMatcher) -> None:
+    match = matcher.match_text("acme looney tunes night, streamed on my Globex HammerPhone")
+    assert match is not None
+    assert (match.brand, match.product, match.other_brands) == ("Globex", "HammerPhone", ())
+
+
+def test_match_longest_span_wins(matcher: BrandMatcher) -> None:
+    match = matcher.match_text("Acme Corp and Acme Cloud")
+    assert match is not None
+    assert [s.text for s in match.spans] == ["Acme Corp", "Acme Cloud"]
+
+
+def test_match_most_mentioned_brand_wins_and_others_are_listed(matcher: BrandMatcher) -> None:
+    match = matcher.match_text("Switched from Acme to Globex: the Globex HammerPhone beats anything @globex ever made")
+    assert match is not None
+    assert match.brand == "Globex"
+    assert match.other_brands == ("Acme",)
+    assert all(s.brand == "Globex" for s in match.spans)
+
+
+def test_match_tie_goes_to_the_first_configured_brand(matcher: BrandMatcher) -> None:
+    match = matcher.match_text("Globex or Acme?")
+    assert match is not None
+    assert (match.brand, match.other_brands) == ("Acme", ("Globex",))
+
+
+def test_match_uses_title_and_text_of_a_mention(matcher: BrandMatcher) -> None:
+    now = datetime.now(UTC)
+    mention = Mention("s", None, None, "RouterX woes", "It drops wifi at night.", None, None, now, "{}")
+    match = matcher.match(mention)
+    assert match is not None
+    assert (match.product, match.spans[0].start) == ("RouterX", 0)
+    assert mention.full_text[match.spans[0].start : match.spans[0].end] == "RouterX"
+
+
+def test_match_reads_only_the_first_max_match_chars(matcher: BrandMatcher) -> None:
+    assert matcher.match_text("x " * (MAX_MATCH_CHARS // 2) + "Acme") is None
+    assert matcher.match_text("Acme " + "x " * MAX_MATCH_CHARS) is not None
+
+
+def test_match_without_brands_matches_nothing() -> None:
+    assert BrandMatcher([]).match_text("Acme RouterX") is None
+
+
+_WORDS = st.sampled_from(["Acme", "acme", "ACME Corp", "RouterX", "#routerx", "Router", "X", "rx-200", "@AcmeSupport", "@acme_fan", "Globex", "HammerPhone",
+                          "looney", "tunes", "Acmeville", "the", "is", "down", "!", "?", "'s", "\n", "ΣΊΣΥΦΟΣ", "İstanbul", "café", "acme.com"])
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(_WORDS, max_size=12), st.sampled_from([" ", "", "  ", "-"]))
+def test_match_substring_prefilter_never_changes_the_result(words: list[str], sep: str) -> None:
+    fast, exact = _PAIR
+    text = sep.join(words)
+    assert fast.match_text(text) == exact.match_text(text)
+
+
+def _pair() -> tuple[BrandMatcher, BrandMatcher]:
+    fast = BrandMatcher([ACME, GLOBEX])
+    exact = BrandMatcher([ACME, GLOBEX], nlp=fast.nlp)
+    exact._needles = {""}  # the empty string is in every text: the prefilter lets everything through
+    return fast, exact
+
+
+_PAIR = _pair()
