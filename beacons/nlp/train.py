@@ -54,18 +54,23 @@ class TrainText:
     compound: float = 0.0  # VADER's score of the raw text
 
 
-def build_pipeline(*, ngram_size: int = 2, length: int = 2**17) -> Language:
+CNN_WIDTH = 32
+CNN_DEPTH = 1
+
+
+def build_pipeline(*, ngram_size: int = 2, length: int = 2**17, ensemble: frozenset[str] | set[str] | None = None) -> Language:
+    ensemble = ENSEMBLE if ensemble is None else ensemble
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": TOKENIZER}}})
     for name, (factory, labels, exclusive) in COMPONENTS.items():
         model: dict[str, Any] = {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": exclusive, "ngram_size": ngram_size, "no_output_layer": False, "length": length}
-        if name in ENSEMBLE:
+        if name in ensemble:
             model = {
                 "@architectures": "spacy.TextCatEnsemble.v2",
                 "linear_model": model,
                 "tok2vec": {
                     "@architectures": "spacy.Tok2Vec.v2",
-                    "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 64, "rows": [4000, 1000, 1000], "attrs": ["NORM", "PREFIX", "SUFFIX"], "include_static_vectors": False},
-                    "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 64, "window_size": 1, "maxout_pieces": 3, "depth": 2},
+                    "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": CNN_WIDTH, "rows": [4000, 1000, 1000], "attrs": ["NORM", "PREFIX", "SUFFIX"], "include_static_vectors": False},
+                    "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": CNN_WIDTH, "window_size": 1, "maxout_pieces": 3, "depth": CNN_DEPTH},
                 },
             }
         component = nlp.add_pipe(factory, name=name, config={"model": model})
