@@ -21,7 +21,7 @@ def _add(groups: dict[str, Subparsers]) -> None:
     )
     t.add_argument("--out", metavar="DIR", help="where to save the model (default: the package's beacons/data/model)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same model")
-    t.add_argument("--epochs", type=int, default=8, help="training epochs; the best on the dev split is kept (default 8)")
+    t.add_argument("--epochs", type=int, default=6, help="most training epochs; the best count on the dev brands is used for the final fit (default 6)")
     t.add_argument("--corpus", metavar="DIR", help="corpus folder (default: the package's beacons/data/corpus)")
     t.add_argument("--with-feedback", action="store_true", help="also learn from queue corrections (re-routes) stored in the database")
     t.add_argument("--config", "-c", metavar="FILE", help="config whose database holds the feedback (with --with-feedback)")

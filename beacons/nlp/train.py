@@ -34,10 +34,11 @@ COMPONENTS = {
     "textcat_sentiment": ("textcat", SENTIMENT_CATS, True),
     "textcat_relevance": ("textcat", RELEVANCE_CATS, True),
 }
-# Whether the brand word is meant (relevance) depends on its neighbours more
-# than on the words anywhere in the post, so that component adds a small CNN
-# over token windows to the bag of words.
-ENSEMBLE = {"textcat_relevance"}
+# Components that add a small CNN over token windows to their bag of words.
+# Measured on the test brands (README): a CNN for relevance routed 93% of
+# homonyms to none at 2,000 posts/s; the bag of words alone 91% at 3,600
+# posts/s. Both meet the target, so the faster one ships.
+ENSEMBLE: frozenset[str] = frozenset()
 MODEL_NAME = "beacons_classifier"
 MODEL_VERSION = "0.1.0"
 
@@ -187,7 +188,7 @@ def train(
     *,
     corpus: Corpus | None = None,
     seed: int = 0,
-    epochs: int = 8,
+    epochs: int = 6,
     dropout: float = 0.2,
     extra: Sequence[Example] = (),
     progress: Progress = print,
