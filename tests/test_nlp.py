@@ -200,3 +200,47 @@ def test_nlp_training_is_deterministic_and_eval_uses_held_out_brands(tmp_path) -
     metrics = evaluate(SpacyClassifier(tmp_path / "a"), corpus, examples_in(corpus, split, "test"))
     assert set(metrics["brands"]).isdisjoint(b for b, p in split.items() if p != "test")
     assert set(metrics["brands"]) == set(info_a["test_brands"])
+
+
+def test_nlp_feedback_labels_train_only_the_queue() -> None:
+    from beacons.nlp.train import COMPONENTS, TrainText, _examples, build_pipeline
+
+    nlp = build_pipeline()
+    texts = [
+        TrainText("zzbrand mesh has dead spots zzvneu", "support", (), True, "neutral", 0.0, queue_only=True),
+        TrainText("zzbrand is hiring zzvneu", "none", ("job_ad",), True, "neutral"),
+    ]
+    counts = {name: len(_examples(nlp, texts, name)) for name in COMPONENTS}
+    assert counts == {"textcat_queue": 2, "textcat_intent": 1, "textcat_sentiment": 1, "textcat_relevance": 1}
+
+
+def test_nlp_train_with_feedback_reads_reroutes_from_the_database(tmp_path, write_config) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+    import asyncio
+
+    from beacons.config import load_config
+    from beacons.daemon import run
+    from beacons.feedserver import FeedServer, Resource
+    from beacons.nlp.cli import _feedback
+    from beacons.queue import reroute
+    from beacons.store import BeaconFilter, Store
+
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://x/</link><description>d</description>'
+        "<item><title>Mesh review</title><link>http://x/p/1</link><description>Two Acme RouterX units fixed our dead spots. "
+        "Setup took ten minutes.</description></item></channel></rss>"
+    ).encode()
+    with FeedServer() as server:
+        server.add("/feed.xml", Resource(feed))
+        path = write_config({"brands": [{"name": "Acme", "products": [{"name": "RouterX"}]}],
+                             "sources": [{"id": "f", "kind": "rss", "url": server.url("/feed.xml")}],
+                             "fetch": {"per_host_delay": "0s"}})
+        config = load_config(path)
+        asyncio.run(run(config, once=True, install_signals=False))
+    store = Store(config.database)
+    [beacon] = store.list_beacons(BeaconFilter(queue="all"))
+    target = "support" if beacon.queue != "support" else "none"
+    reroute(store, beacon.id, "maria", target)
+    examples = _feedback(argparse.Namespace(config=str(path)), load_corpus())
+    assert [(e.queue, e.brand, e.style) for e in examples] == [(target, "Acme", "feedback")]
+    assert "dead spots" in examples[0].text

@@ -53,6 +53,7 @@ class TrainText:
     relevant: bool
     sentiment: str
     compound: float = 0.0  # VADER's score of the raw text
+    queue_only: bool = False  # a team's re-route: it labels the queue, nothing else
 
 
 CNN_WIDTH = 32
@@ -103,7 +104,10 @@ class MatcherCache:
 
 
 def to_train_texts(examples: Sequence[Example], masker: MatcherCache) -> list[TrainText]:
-    return [TrainText(masker.mask(ex), ex.queue, ex.intents, ex.relevant, ex.sentiment, masker.vader(ex)) for ex in examples]
+    return [
+        TrainText(masker.mask(ex), ex.queue, ex.intents, ex.relevant, ex.sentiment, masker.vader(ex), ex.style == "feedback")
+        for ex in examples
+    ]
 
 
 def _cats(t: TrainText, component: str) -> dict[str, float]:
@@ -124,6 +128,8 @@ HOMONYM_WEIGHT = 3  # homonyms are 5% of the corpus; the relevance label sees ea
 def _examples(nlp: Language, texts: Sequence[TrainText], component: str) -> list[SpacyExample]:
     out = []
     for t in texts:
+        if t.queue_only and component != "textcat_queue":
+            continue
         doc = nlp.make_doc(t.text)
         copies = HOMONYM_WEIGHT if component in ("textcat_intent", "textcat_relevance") and not t.relevant else 1
         out.extend(SpacyExample.from_dict(doc, {"cats": _cats(t, component)}) for _ in range(copies))
