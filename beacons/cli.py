@@ -16,7 +16,7 @@ from beacons.log import configure
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 
-Subparsers = argparse._SubParsersAction  # type: ignore[type-arg]
+Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 ParserHook = Callable[[dict[str, Subparsers]], None]
 _PARSER_HOOKS: list[ParserHook] = []

@@ -275,7 +275,7 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
         for key in item:
             if key not in common_keys and key not in own:
                 problems.append(Problem(f"{loc}.{key}", f"unknown key{close_match(str(key), known)}; known keys: {', '.join(known)}"))
-        options = build(collector.options, {k: v for k, v in item.items() if k in own}, loc, problems)
+        options: Any = build(collector.options, {k: v for k, v in item.items() if k in own}, loc, problems)
         if len(problems) > before or options is None:
             continue
         check = getattr(options, "validate", None)

@@ -28,7 +28,7 @@ def _matcher_nlp() -> Language:
     """
     nlp = spacy.blank("en")
     suffixes = [*nlp.Defaults.suffixes, r"(?<=[A-Z0-9])\."]  # type: ignore[misc]
-    nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search
+    nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search  # type: ignore[union-attr]
     return nlp
 
 

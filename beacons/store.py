@@ -91,6 +91,27 @@ def _m0001(db: sqlite_utils.Database) -> None:
     )
 
 
+def _hint(exc: sqlite3.Error) -> str:
+    """What to change, for the SQLite failures an operator can fix (docs/readme/operations.md)."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return " (another process holds a write lock; the poll is retried with backoff)"
+    if "full" in text:
+        return " (the disk or the database size limit is full: free space; the poll is retried with backoff)"
+    if "readonly" in text or "read-only" in text or "query_only" in text:
+        return " (the database file or its folder is read-only: check permissions of database: and its folder)"
+    return ""
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # After SQLITE_FULL or an I/O error SQLite may already have rolled back itself.
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -158,22 +179,26 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite failure inside it rolls back and becomes a ``StoreError``."""
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"database {self.path} is busy or read-only: {exc}") from exc
+            raise StoreError(f"cannot write to database {self.path}: {exc}{_hint(exc)}") from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(conn)
+            if isinstance(exc, sqlite3.Error):
+                # A full disk, a read-only file or a lock met mid-write: nothing of it stays.
+                raise StoreError(f"write to database {self.path} failed and was rolled back: {exc}{_hint(exc)}") from exc
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
-                raise StoreError(f"could not commit to {self.path}: {exc}") from exc
+                _rollback(conn)
+                raise StoreError(f"could not commit to {self.path}: {exc}{_hint(exc)}") from exc
 
     # -- sources ---------------------------------------------------------
 
@@ -255,6 +280,14 @@ class Store:
                 [now_iso(), status, error[:2000], source_id],
             )
             row = conn.execute("SELECT consecutive_errors FROM sources WHERE id = ?", [source_id]).fetchone()
+        return int(row[0]) if row else 0
+
+    def consecutive_errors(self, source_id: str) -> int:
+        """The stored count of failed polls in a row, read without writing (0 when unreadable)."""
+        try:
+            row = self.db.execute("SELECT consecutive_errors FROM sources WHERE id = ?", [source_id]).fetchone()
+        except sqlite3.Error:
+            return 0
         return int(row[0]) if row else 0
 
     def set_next_poll(self, source_id: str, when: datetime) -> None:
@@ -340,7 +373,8 @@ class Store:
 
     def list_beacons(self, f: BeaconFilter | None = None) -> list[Beacon]:
         f = f or BeaconFilter()
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if f.queue is None:
             where.append("b.queue IN ('support', 'advocacy')")
         elif f.queue != "all":

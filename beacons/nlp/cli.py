@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from beacons.cli import EXIT_ERROR, EXIT_OK, Subparsers, command, parser_hook
+from beacons.classify import Classifier
+from beacons.nlp.corpus import Corpus, Example
 
 
 @parser_hook
@@ -64,29 +66,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _feedback(args: argparse.Namespace, corpus: object) -> list:  # type: ignore[type-arg]
+def _feedback(args: argparse.Namespace, corpus: Corpus) -> list[Example]:
     from beacons.cli import load
-    from beacons.nlp.corpus import Example
     from beacons.store import Store
 
-    try:
-        from beacons.queue import feedback_examples  # type: ignore[attr-defined]
-    except ImportError:
-        _progress("feedback: this build has no queue feedback store; training on the corpus only")
-        return []
+    from beacons.queue import feedback_examples
     config = load(args)
     rows = feedback_examples(Store(config.database))
     out = []
     for i, row in enumerate(rows):
         brand = row.get("brand")
-        if not brand or brand not in corpus.brands:  # type: ignore[attr-defined]
+        if not brand:
+            continue
+        if brand not in corpus.brands:
             # A feedback brand is not in the corpus brand table: register it so masking finds it.
             from beacons.config import to_brand
 
             match = next((b for b in config.brands if b.name == brand), None)
             if match is None:
                 continue
-            corpus.brands[brand] = to_brand(match)  # type: ignore[attr-defined]
+            corpus.brands[brand] = to_brand(match)
         queue = row["queue"]
         out.append(Example(f"feedback-{i}", brand, row.get("text") or "", row.get("title"), "feedback", "en", queue, (), True, "neutral" if queue != "advocacy" else "positive"))
     return out
@@ -100,6 +99,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from beacons.nlp.model import SpacyClassifier, find_model
 
     corpus = load_corpus(args.corpus)
+    classifier: Classifier
     if args.model == "rules":
         classifier = RulesClassifier()
     else:
@@ -107,7 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if path is None:
             print(f"beacons: no trained model at {args.model or 'the package default'}; run `beacons train` first", file=sys.stderr)
             return EXIT_ERROR
-        classifier = SpacyClassifier(path)  # type: ignore[assignment]
+        classifier = SpacyClassifier(path)
     examples = examples_in(corpus, split_brands(corpus), args.split)
     metrics = evaluate(classifier, corpus, examples)
     if args.format == "json":

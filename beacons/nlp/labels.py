@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 QUEUES = ("support", "advocacy", "none")
-SENTIMENTS = ("negative", "neutral", "positive")
+SENTIMENTS: tuple[Literal["negative", "neutral", "positive"], ...] = ("negative", "neutral", "positive")
 SUPPORT_INTENTS = ("bug_outage", "account_billing", "how_to", "order_delivery", "complaint")
 ADVOCACY_INTENTS = ("praise", "recommendation", "testimonial")
 OTHER_INTENTS = ("news", "job_ad", "promo_spam", "comparison", "passing", "homonym")

@@ -74,7 +74,7 @@ class SpacyClassifier:
         vader = vader_probs(compound)
         w = self.vader_weight if cats else 1.0  # no model output: VADER alone
         sentiment_p = {s: (1 - w) * cats.get(f"s:{s}", 0.0) + w * vader[s] for s in SENTIMENTS}
-        sentiment: Sentiment = max(sentiment_p, key=sentiment_p.__getitem__)  # type: ignore[assignment]
+        sentiment: Sentiment = max(SENTIMENTS, key=sentiment_p.__getitem__)
         score = round(sentiment_p["positive"] - sentiment_p["negative"], 4)
         relevance = cats.get("r:relevant", cats.get("relevant", 1.0)) if match is not None else 0.0
         q = {name: cats.get(f"q:{name}", 0.0) for name in QUEUES}

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import spacy
 from spacy.language import Language
+from spacy.util import registry
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
@@ -47,7 +47,7 @@ class RegexTokenizer:
         return self
 
 
-@spacy.registry.tokenizers(NAME)
+@registry.tokenizers(NAME)  # type: ignore[untyped-decorator]
 def create_tokenizer() -> Callable[[Language], RegexTokenizer]:
     def make(nlp: Language) -> RegexTokenizer:
         return RegexTokenizer(nlp.vocab)

@@ -19,7 +19,8 @@ from typing import Any
 import spacy
 from spacy.language import Language
 from spacy.training import Example as SpacyExample
-from spacy.util import compounding, fix_random_seed, minibatch
+from spacy.pipeline import TextCategorizer
+from spacy.util import compounding, fix_random_seed, minibatch  # type: ignore[attr-defined]
 
 from beacons.match import BrandMatcher
 from beacons.nlp.corpus import Corpus, Example, examples_in, load_corpus, split_brands
@@ -76,6 +77,7 @@ def build_pipeline(*, ngram_size: int = 2, length: int = 2**17, ensemble: frozen
                 },
             }
         component = nlp.add_pipe(factory, name=name, config={"model": model})
+        assert isinstance(component, TextCategorizer)  # textcat_multilabel subclasses it
         for label in labels:
             component.add_label(label)
     nlp.meta.update({"name": MODEL_NAME, "version": MODEL_VERSION, "description": "beacons support/advocacy/none classifier, trained on masked text"})
@@ -126,7 +128,7 @@ HOMONYM_WEIGHT = 3  # homonyms are 5% of the corpus; the relevance label sees ea
 
 
 def _examples(nlp: Language, texts: Sequence[TrainText], component: str) -> list[SpacyExample]:
-    out = []
+    out: list[SpacyExample] = []
     for t in texts:
         if t.queue_only and component != "textcat_queue":
             continue
@@ -147,20 +149,26 @@ def _dev_score(nlp: Language, dev: Sequence[TrainText]) -> float:
     return (right_q + right_s) / (2 * len(dev))
 
 
+def _textcat(nlp: Language, name: str) -> TextCategorizer:
+    component = nlp.get_pipe(name)
+    assert isinstance(component, TextCategorizer)
+    return component
+
+
 def _fit(nlp: Language, texts: Sequence[TrainText], epochs: int, dropout: float, seed: int, on_epoch: Callable[[int, dict[str, float]], None]) -> None:
     rng = random.Random(seed)
     per_component = {name: _examples(nlp, texts, name) for name in COMPONENTS}
-    for name in COMPONENTS:
-        nlp.get_pipe(name).initialize(lambda name=name: per_component[name][:200], nlp=nlp)  # type: ignore[misc]
-    optimizer = nlp.create_optimizer()
+    components = {name: _textcat(nlp, name) for name in COMPONENTS}
+    for name, component in components.items():
+        component.initialize(lambda name=name: per_component[name][:200], nlp=nlp)  # type: ignore[misc]
+    optimizer = nlp.create_optimizer()  # type: ignore[no-untyped-call]
     for epoch in range(1, epochs + 1):
         losses: dict[str, float] = {}
         for name, examples in per_component.items():
             order = examples[:]
             rng.shuffle(order)
-            component = nlp.get_pipe(name)
-            for batch in minibatch(order, size=compounding(4.0, 32.0, 1.001)):
-                component.update(batch, drop=dropout, sgd=optimizer, losses=losses)  # type: ignore[attr-defined]
+            for batch in minibatch(order, size=compounding(4.0, 32.0, 1.001)):  # type: ignore[no-untyped-call]
+                components[name].update(batch, drop=dropout, sgd=optimizer, losses=losses)
         on_epoch(epoch, losses)
 
 
