@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from beacons import __version__
 from beacons.config import Config, load_config
@@ -16,7 +16,10 @@ from beacons.log import configure
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 
-Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:  # not subscriptable at run time
+    Subparsers = argparse._SubParsersAction
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 ParserHook = Callable[[dict[str, Subparsers]], None]
 _PARSER_HOOKS: list[ParserHook] = []
