@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib.util
+import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -31,6 +33,13 @@ from beacons.errors import (
     TooManyRedirects,
 )
 from beacons.models import Fetched
+
+# httpcore runs `import sniffio` each time it builds a lock, several times per
+# request; anyio 4 no longer installs sniffio, and a failed import is not cached,
+# so every request rescanned sys.path (a fifth of the daemon's CPU in
+# bench/scale.py). None in sys.modules is the import system's cached "not found".
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After still means "slow down"
@@ -243,6 +252,10 @@ async def _send(
         raise FetchTimeout(f"{request.url} timed out ({type(exc).__name__})", url=url, source_id=source_id) from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{request.url} failed: {type(exc).__name__}: {exc}", url=url, source_id=source_id) from exc
+    except httpx.InvalidURL as exc:
+        # httpx builds the next request of a redirect even when it will not follow it, and
+        # fails on a Location such as "javascript:..." or "mailto:..." (tests/test_hostile.py).
+        raise BadRedirect(f"{request.url} redirects to a URL that is not a usable http(s) URL ({exc}); only http(s) is followed", url=url, source_id=source_id) from exc
     try:
         headers = {k.lower(): v for k, v in response.headers.items()}
         status = response.status_code

@@ -18,7 +18,7 @@ from structlog.contextvars import bound_contextvars
 from beacons.classify import Classifier
 from beacons.config import RoutingConfig
 from beacons.dedupe import dedupe_keys
-from beacons.errors import HTTPStatusError, NotModified, SourceError
+from beacons.errors import HTTPStatusError, NotModified, SourceError, StoreError
 from beacons.fetch import FetchLimits, Politeness, fetch
 from beacons.log import get_logger
 from beacons.match import BrandMatcher
@@ -68,6 +68,7 @@ class Pipeline:
         self.env = dict(env or {})
         self.routing = routing or RoutingConfig()
         self.rules = Rules.from_config(self.routing, self.brands)
+        self._unrecorded: dict[str, int] = {}  # failures the database could not record (locked, full, read-only)
 
     async def poll_source(self, source: Source) -> PollResult:
         started = time.monotonic()
@@ -88,17 +89,53 @@ class Pipeline:
         try:
             poll: Poll = await collector.poll(ctx, source.options)
         except NotModified:
-            self.store.save_poll(source.id, [], status="not_modified")
+            try:
+                self.store.save_poll(source.id, [], status="not_modified")
+            except StoreError as exc:
+                return self._store_failed(source, exc, started)
+            self._unrecorded.pop(source.id, None)
             return PollResult(source.id, "not_modified", {"entries": 0, "new": 0}, ms=_ms(started))
         except SourceError as exc:
             retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else ctx.retry_after
-            count = self.store.record_error(source.id, f"{type(exc).__name__}: {exc}")
+            try:
+                count = self.store.record_error(source.id, f"{type(exc).__name__}: {exc}")
+            except StoreError:
+                count = self._unrecorded_failure(source.id)
             return PollResult(source.id, "error", {}, f"{type(exc).__name__}: {exc}", retry_after, count, _ms(started))
-        counts = self.ingest(source.id, poll.mentions, skipped=len(ctx.skipped) + len(poll.skipped), state=self._new_state(ctx, poll, state))
+        log.debug("source.fetched", entries=len(poll.mentions), ms=round(_ms(started)))  # parse done; match, classify, store next
+        try:
+            counts = self.ingest(source.id, poll.mentions, skipped=len(ctx.skipped) + len(poll.skipped), state=self._new_state(ctx, poll, state))
+        except StoreError as exc:
+            return self._store_failed(source, exc, started)
         for reason, detail in [*ctx.skipped, *poll.skipped][:20]:
             log.info("mention.skipped", reason=reason, detail=detail[:300])
         # ctx.retry_after: the service asked us to slow down (a body backoff field, rate-limit headers).
+        self._unrecorded.pop(source.id, None)
         return PollResult(source.id, "ok", counts, retry_after=ctx.retry_after, ms=_ms(started))
+
+    async def dry_poll(self, source: Source) -> tuple[Poll, PollContext]:
+        """Fetch and parse one source with no stored state and store nothing (``beacons doctor``)."""
+        ctx = self._context(source, SourceState())
+        return await REGISTRY[source.kind].poll(ctx, source.options), ctx
+
+    def _store_failed(self, source: Source, exc: StoreError, started: float) -> PollResult:
+        """A locked, full or read-only database: the poll's transaction rolled back as a whole.
+
+        The source's ETag, Last-Modified and cursor were in that transaction, so
+        they were not advanced: the next poll (after the usual error backoff)
+        fetches the same entries again and nothing is lost.
+        """
+        log.error("store.write_failed", error=str(exc))
+        try:
+            count = self.store.record_error(source.id, f"StoreError: {exc}")
+        except StoreError:  # the same fault usually blocks counting it too
+            count = self._unrecorded_failure(source.id)
+        return PollResult(source.id, "error", {}, f"StoreError: {exc}", None, count, _ms(started))
+
+    def _unrecorded_failure(self, source_id: str) -> int:
+        """Consecutive errors when the database refuses to count them: stored plus those kept here, so backoff still grows."""
+        self._unrecorded[source_id] = self._unrecorded.get(source_id, 0) + 1
+        return self.store.consecutive_errors(source_id) + self._unrecorded[source_id]
 
     def ingest(self, source_id: str, mentions: Sequence[Mention], *, skipped: int = 0, state: SourceState | None = None) -> dict[str, int]:
         """Match, dedupe, classify, route and store a batch; returns the poll's counts."""

@@ -91,7 +91,7 @@ def _m0001(db: sqlite_utils.Database) -> None:
     )
 
 
-def _hint(exc: sqlite3.Error) -> str:
+def fault_hint(exc: sqlite3.Error) -> str:
     """What to change, for the SQLite failures an operator can fix (docs/readme/operations.md)."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
@@ -184,21 +184,21 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to database {self.path}: {exc}{_hint(exc)}") from exc
+            raise StoreError(f"cannot write to database {self.path}: {exc}{fault_hint(exc)}") from exc
         try:
             yield conn
         except BaseException as exc:
             _rollback(conn)
             if isinstance(exc, sqlite3.Error):
                 # A full disk, a read-only file or a lock met mid-write: nothing of it stays.
-                raise StoreError(f"write to database {self.path} failed and was rolled back: {exc}{_hint(exc)}") from exc
+                raise StoreError(f"write to database {self.path} failed and was rolled back: {exc}{fault_hint(exc)}") from exc
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
-                raise StoreError(f"could not commit to {self.path}: {exc}{_hint(exc)}") from exc
+                raise StoreError(f"could not commit to {self.path}: {exc}{fault_hint(exc)}") from exc
 
     # -- sources ---------------------------------------------------------
 
