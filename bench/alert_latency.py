@@ -16,6 +16,7 @@ import asyncio
 import json
 import re
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -129,14 +130,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beacons", type=int, default=300)
     parser.add_argument("--every", type=float, default=0.02, help="seconds between stored beacons")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout (the table goes to stderr)")
     args = parser.parse_args()
+    out = sys.stderr if args.json else sys.stdout
     configure("error")
-    print(f"{'kind':8} {'tick':>6} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    figures: dict[str, Any] = {"beacons": args.beacons, "latency_ms": {}}
+    print(f"{'kind':8} {'tick':>6} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}", file=out)
     for kind in ("webhook", "slack"):
         for tick in (0.1, 0.02):  # 0.1 s is the default tick
             lat = asyncio.run(latency_run(kind, tick, args.beacons, args.every))
-            print(f"{kind:8} {tick:6.2f} {len(lat):5} {pct(lat, 50):8.1f} {pct(lat, 95):8.1f} {max(lat):8.1f}")
-    print(f"backlog of 1000 webhook alerts drained at {asyncio.run(backlog_run(1000)):.0f} alerts/s (one channel, no rate limit)")
+            print(f"{kind:8} {tick:6.2f} {len(lat):5} {pct(lat, 50):8.1f} {pct(lat, 95):8.1f} {max(lat):8.1f}", file=out)
+            figures["latency_ms"][f"{kind}@{tick:g}"] = {"n": len(lat), "p50": round(pct(lat, 50), 1), "p95": round(pct(lat, 95), 1), "max": round(max(lat), 1)}
+    figures["backlog_per_s"] = round(asyncio.run(backlog_run(1000)))
+    print(f"backlog of 1000 webhook alerts drained at {figures['backlog_per_s']} alerts/s (one channel, no rate limit)", file=out)
+    if args.json:
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import random
 import sys
 import tempfile
@@ -182,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-grouping", action="store_true", help="routing.grouping.enabled: false (skip linking similar posts into threads)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each stage; the best is reported (default 2)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout (the table goes to stderr)")
     args = parser.parse_args(argv)
+    out = sys.stderr if args.json else sys.stdout
 
     print(f"Generating {args.feeds} feeds x {args.entries} entries ({args.brand_share:.0%} mention the brand)...", file=sys.stderr)
     bodies = make_feeds(args.feeds, args.entries, args.brand_share, args.seed)
@@ -200,16 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     totals = t.counts
 
     grouping = "off" if args.no_grouping else "on"
-    print(f"\nbeacons ingest benchmark: {args.feeds} feeds x {args.entries} entries, {megabytes:.1f} MB of RSS, best of {args.repeat}")
-    print(f"classifier: {classifier} (classifier.model: {args.model}); routing.grouping: {grouping}")
-    print(f"{'stage':34} {'entries':>8} {'CPU s':>7} {'wall s':>7} {'entries/s':>10}")
-    print(f"{'feedparser.parse only (floor)':34} {t.parsed:8} {t.parse_cpu:7.2f} {t.parse_wall:7.2f} {parse_rate:10.0f}")
-    print(f"{'parse + match + classify + store':34} {t.ingested:8} {t.e2e_cpu:7.2f} {t.e2e_wall:7.2f} {e2e_rate:10.0f}")
-    print(f"\nend to end = {ratio:.0%} of the parse-only rate (CPU time; target >= {TARGET:.0%}): {'OK' if ratio >= TARGET else 'BELOW TARGET'}")
+    print(f"\nbeacons ingest benchmark: {args.feeds} feeds x {args.entries} entries, {megabytes:.1f} MB of RSS, best of {args.repeat}", file=out)
+    print(f"classifier: {classifier} (classifier.model: {args.model}); routing.grouping: {grouping}", file=out)
+    print(f"{'stage':34} {'entries':>8} {'CPU s':>7} {'wall s':>7} {'entries/s':>10}", file=out)
+    print(f"{'feedparser.parse only (floor)':34} {t.parsed:8} {t.parse_cpu:7.2f} {t.parse_wall:7.2f} {parse_rate:10.0f}", file=out)
+    print(f"{'parse + match + classify + store':34} {t.ingested:8} {t.e2e_cpu:7.2f} {t.e2e_wall:7.2f} {e2e_rate:10.0f}", file=out)
+    print(f"\nend to end = {ratio:.0%} of the parse-only rate (CPU time; target >= {TARGET:.0%}): {'OK' if ratio >= TARGET else 'BELOW TARGET'}", file=out)
     print(
         f"matched {totals.get('new', 0) + totals.get('duplicate', 0)} of {t.ingested} entries; stored {totals.get('new', 0)} "
-        f"(support {totals.get('support', 0)}, advocacy {totals.get('advocacy', 0)}); dropped without a brand {totals.get('dropped_no_brand', 0)}"
+        f"(support {totals.get('support', 0)}, advocacy {totals.get('advocacy', 0)}); dropped without a brand {totals.get('dropped_no_brand', 0)}",
+        file=out,
     )
+    if args.json:
+        figures = {"feeds": args.feeds, "entries": args.entries, "classifier": classifier, "grouping": grouping,
+                   "parse_rate": round(parse_rate), "e2e_rate": round(e2e_rate), "ratio": round(ratio, 3), "target_ratio": TARGET}
+        print(json.dumps(figures))
     return 0
 
 

@@ -1,0 +1,167 @@
+"""Run every benchmark and print one Markdown table: the README's benchmark table.
+
+    python bench/run_all.py            # quick sizes (a few minutes in all)
+    python bench/run_all.py --full     # every benchmark at its default size (scale: 10,000 sources, ~10 minutes)
+    python bench/run_all.py --only scale --only ingest
+
+Each benchmark (``ingest.py``, ``classify.py``, ``scale.py``, ``alert_latency.py``)
+runs as its own process with ``--json``: its progress and own table go to
+stderr (shown here as they come), its figures arrive as one JSON object on the
+last line of stdout. The table is printed and written to
+``docs/readme/bench-table.md`` (``--out`` to change; ``--out -`` not to write).
+Exits 1 when a benchmark fails or a figure misses its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE.parent / "docs" / "readme" / "bench-table.md"
+
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    figure: str
+    value: str
+    target: str = ""
+    ok: bool | None = None  # None: no target
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    script: str
+    quick: tuple[str, ...]
+    full: tuple[str, ...]
+    rows: Callable[[dict[str, Any]], list[Row]]
+
+
+def _ingest(f: dict[str, Any]) -> list[Row]:
+    return [
+        Row("ingest", f"end to end / feedparser alone (CPU, {f['classifier']})", f"{f['ratio']:.0%}", f">= {f['target_ratio']:.0%}", f["ratio"] >= f["target_ratio"]),
+        Row("ingest", "entries per second, parse to stored row", f"{f['e2e_rate']:,}"),
+        Row("ingest", "entries per second, feedparser alone", f"{f['parse_rate']:,}"),
+    ]
+
+
+def _classify(f: dict[str, Any]) -> list[Row]:
+    return [
+        Row("classify", "posts per second (spaCy model, 1 core)", f"{f['posts_per_s']:,}", ">= 2,000", f["posts_per_s"] >= 2000),
+        Row("classify", "model load time", f"{f['load_s']:.2f} s", "< 2 s", f["load_s"] < 2),
+        Row("classify", "model size on disk", f"{f['size_mb']:.1f} MB", "< 30 MB", f["size_mb"] < 30),
+    ]
+
+
+def _scale(f: dict[str, Any]) -> list[Row]:
+    c, s, t = f["cycle"], f["soak"], f["targets"]
+    n = f"{f['sources']:,} sources"
+    rows = [
+        Row("scale", f"poll cycle wall time, {n} (steady state)", f"{c['wall_s']:.1f} s", f"< {t['cycle_s']:g} s", c["wall_s"] < t["cycle_s"]),
+        Row("scale", "requests per second in the cycle", f"{c['requests_per_s']:,.0f}"),
+        Row("scale", "daemon CPU time for the cycle", f"{c['cpu_s']:.1f} s"),
+        Row("scale", "first cycle, every feed new (parse, classify, store)", f"{f['cold']['wall_s']:.1f} s"),
+        Row("scale", "peak RSS of the daemon", f"{f['peak_rss_mb']:.0f} MB", f"< {t['peak_rss_mb']:g} MB", f["peak_rss_mb"] < t["peak_rss_mb"]),
+    ]
+    if s:
+        rows += [
+            Row("scale", f"soak RSS growth ({s['requests']:,} polls)", f"{s['rss_growth_pct']:+.1f} %", f"< {t['rss_growth_pct']:g} %", s["rss_growth_pct"] < t["rss_growth_pct"]),
+            Row("scale", "soak file descriptors leaked", f"{s['fd_leaked']}", "0", s["fd_leaked"] <= t["fd_leaked"]),
+        ]
+    return rows
+
+
+def _alerts(f: dict[str, Any]) -> list[Row]:
+    rows = []
+    for kind in ("webhook", "slack"):
+        lat = f["latency_ms"].get(f"{kind}@0.1")
+        if lat:
+            rows.append(Row("alert latency", f"{kind}: beacon stored to request received, p50 / p95", f"{lat['p50']:.0f} / {lat['p95']:.0f} ms"))
+    rows.append(Row("alert latency", "backlog of 1,000 webhook alerts, drain rate", f"{f['backlog_per_s']:,} alerts/s"))
+    return rows
+
+
+BENCHES = (
+    Bench("ingest", "ingest.py", ("--feeds", "50", "--entries", "20"), (), _ingest),
+    Bench("classify", "classify.py", ("--posts", "5000"), (), _classify),
+    Bench("scale", "scale.py", ("--quick",), (), _scale),
+    Bench("alert_latency", "alert_latency.py", ("--beacons", "100"), (), _alerts),
+)
+
+
+def run_bench(bench: Bench, *, full: bool) -> tuple[list[Row], float]:
+    cmd = [sys.executable, str(HERE / bench.script), *(bench.full if full else bench.quick), "--json"]
+    print(f"== {bench.name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)  # stderr passes through: progress
+    elapsed = time.monotonic() - started
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return [Row(bench.name, "run", f"failed (exit {proc.returncode})", "", False)], elapsed
+    try:
+        figures = json.loads(lines[-1])
+        return bench.rows(figures), elapsed
+    except (ValueError, KeyError, TypeError) as exc:
+        return [Row(bench.name, "run", f"unreadable figures: {type(exc).__name__}: {exc}", "", False)], elapsed
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| benchmark | figure | value | target |", "|---|---|---:|---|"]
+    for r in rows:
+        mark = "" if r.ok is None else (" ✓" if r.ok else " ✗ missed")
+        lines.append(f"| {r.benchmark} | {r.figure} | {r.value} | {r.target}{mark} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--full", action="store_true", help="every benchmark at its default size (scale: 10,000 sources and a soak)")
+    p.add_argument("--only", action="append", choices=[b.name for b in BENCHES], help="run only this benchmark (repeatable)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"Markdown file to write (default {DEFAULT_OUT.relative_to(HERE.parent)}; - for none)")
+    args = p.parse_args(argv)
+    rows: list[Row] = []
+    took: dict[str, float] = {}
+    for bench in BENCHES:
+        if args.only and bench.name not in args.only:
+            continue
+        bench_rows, took[bench.name] = run_bench(bench, full=args.full)
+        rows += bench_rows
+    size = "full" if args.full else "quick"
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"Produced by `python bench/run_all.py{' --full' if args.full else ''}` ({size} sizes) on {when}: {machine()}. "
+        f"Run times: {', '.join(f'{k} {v:.0f} s' for k, v in took.items())}."
+    )
+    text = f"{header}\n\n{table(rows)}\n"
+    print("\n" + text)
+    if args.out != "-":
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"written to {args.out}", file=sys.stderr)
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
