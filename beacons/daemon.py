@@ -18,7 +18,8 @@ import asyncio
 import os
 import random
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +37,7 @@ log = get_logger("beacons.daemon")
 
 # Background services a later stage adds (alert sender, HTTP server): each gets
 # the running Service and the stop event, and returns when the event is set.
-ExtraTask = Callable[["Service", asyncio.Event], Awaitable[None]]
+ExtraTask = Callable[["Service", asyncio.Event], Coroutine[Any, Any, None]]
 EXTRA_TASKS: list[ExtraTask] = []
 
 
@@ -50,16 +51,16 @@ def shutdown_grace(config: Config) -> float:
 
 def next_delay(source: Source, result: PollResult, *, max_backoff: float, rng: random.Random | None = None) -> float:
     """Seconds until this source's next poll."""
-    rng = rng or random
+    uniform = (rng or random.Random()).uniform
     if result.status in ("ok", "not_modified"):
         # A service may ask for a pause in a successful answer (Stack Exchange's backoff field).
-        return max(source.interval * rng.uniform(0.9, 1.1), result.retry_after or 0.0)
+        return max(source.interval * uniform(0.9, 1.1), result.retry_after or 0.0)
     failures = max(1, result.consecutive_errors)
     # The exponent is capped: 2**1024 overflows a float, and a source down for months gets there.
     backoff = min(max_backoff, source.interval * 2 ** min(failures - 1, 40))
     if result.retry_after is not None:
         backoff = max(backoff, result.retry_after)
-    return backoff * rng.uniform(1.0, 1.2)
+    return float(backoff * uniform(1.0, 1.2))
 
 
 @dataclass
