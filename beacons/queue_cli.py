@@ -8,11 +8,13 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO, TypeVar
 
 from beacons.cli import EXIT_ERROR, EXIT_OK, command, load, parser_hook
 from beacons.models import Beacon
+
+T = TypeVar("T")
 
 EXPORT_FIELDS = (
     "id", "queue", "status", "priority", "brand", "product", "team", "assignee", "source", "author", "published_at",
@@ -126,20 +128,27 @@ def cmd_note(args: argparse.Namespace) -> int:
     return _act(args, lambda store, i, by: add_note(store, i, by, args.text))
 
 
+def _read_one(database: str, beacon_id: int, read: Callable[[Any, int], T | None]) -> T | None:
+    """``read(store, id)`` on the database; a missing beacon is reported on stderr."""
+    from beacons.store import Store
+
+    store = Store(database)
+    try:
+        found = read(store, beacon_id)
+    finally:
+        store.close()
+    if found is None:
+        print(f"beacons: no beacon with id {beacon_id} (see `beacons queue list --queue all`)", file=sys.stderr)
+    return found
+
+
 @command("queue show")
 def cmd_show(args: argparse.Namespace) -> int:
     """The beacon in full, with its thread, notes and history (replaces the foundation's plainer show)."""
     from beacons.queue import get_detail
-    from beacons.store import Store
 
-    config = load(args)
-    store = Store(config.database)
-    try:
-        detail = get_detail(store, args.id)
-    finally:
-        store.close()
+    detail = _read_one(load(args).database, args.id, get_detail)
     if detail is None:
-        print(f"beacons: no beacon with id {args.id} (see `beacons queue list --queue all`)", file=sys.stderr)
         return EXIT_ERROR
     if args.format == "json":
         print(json.dumps(detail.to_json(), ensure_ascii=False, indent=2))
@@ -206,16 +215,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_route(args: argparse.Namespace) -> int:
     from beacons.queue import routing_input
     from beacons.route import Rules, decide
-    from beacons.store import Store
 
     config = load(args)
-    store = Store(config.database)
-    try:
-        seen = routing_input(store, args.explain)
-    finally:
-        store.close()
+    seen = _read_one(config.database, args.explain, routing_input)
     if seen is None:
-        print(f"beacons: no beacon with id {args.explain} (see `beacons queue list --queue all`)", file=sys.stderr)
         return EXIT_ERROR
     mention, match, classification, beacon = seen
     decision = decide(mention, match, classification, Rules.from_config(config.routing, config.brand_models()))
