@@ -117,14 +117,11 @@ def load_classifier(model: str = "auto", *, support_threshold: float = 0.5, advo
     """``rules``, ``auto`` (the shipped spaCy model when present) or a model directory."""
     if model == "rules":
         return RulesClassifier(support_threshold, advocacy_threshold)
-    try:
-        from beacons import nlp
-    except ImportError:
-        nlp = None  # type: ignore[assignment]
-    if nlp is not None:
-        found = nlp.find_model(None if model == "auto" else model)
-        if found is not None:
-            return nlp.SpacyClassifier(found, support_threshold=support_threshold, advocacy_threshold=advocacy_threshold, relevance_threshold=relevance_threshold)
+    from beacons import nlp  # spaCy loads only when a model is wanted
+
+    found = nlp.find_model(None if model == "auto" else model)
+    if found is not None:
+        return nlp.SpacyClassifier(found, support_threshold=support_threshold, advocacy_threshold=advocacy_threshold, relevance_threshold=relevance_threshold)
     if model != "auto":
         raise FileNotFoundError(f"classifier.model: no trained model at {model!r} (run `beacons train`, or use auto or rules)")
     return RulesClassifier(support_threshold, advocacy_threshold)

@@ -54,7 +54,6 @@ class Pipeline:
         politeness: Politeness | None = None,
         channels: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
-        teams: Any = None,
         routing: RoutingConfig | None = None,
     ) -> None:
         self.store = store
