@@ -150,7 +150,20 @@ async def run_once(service: Service, sources: Sequence[Source] | None = None) ->
     tasks = {i: asyncio.ensure_future(_guarded_poll(service, sources[i])) for i in order}
     results = await asyncio.gather(*(tasks[i] for i in range(len(sources))))
     service.results.extend(results)
+    service.pipeline.retry_unclassified()
     return list(results)
+
+
+RECLASSIFY_EVERY = 300.0  # seconds between retries of mentions the classifier failed on
+
+
+async def _reclassify_loop(service: Service, stop: asyncio.Event) -> None:
+    """Mentions stored with classify_status=error get a beacon once the classifier works again."""
+    while not await _wait(stop, RECLASSIFY_EVERY):
+        try:
+            service.pipeline.retry_unclassified()
+        except Exception as exc:  # a task boundary: never let this stop the daemon
+            log.exception("mention.reclassify_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def run(
@@ -181,6 +194,7 @@ async def run(
         rng = random.Random()
         tasks += [asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources]
         tasks += [asyncio.create_task(extra(service, stop), name=f"extra:{i}") for i, extra in enumerate(EXTRA_TASKS)]
+        tasks.append(asyncio.create_task(_reclassify_loop(service, stop), name="reclassify"))
         await stop.wait()
         grace = shutdown_grace(config)
         log.info("daemon.stopping", in_flight=sum(not t.done() for t in tasks), grace_s=grace)

@@ -165,6 +165,32 @@ class Pipeline:
         counts["advocacy"] = saved.queued.get("advocacy", 0)
         return counts
 
+    def retry_unclassified(self, limit: int = 200) -> int:
+        """Classify mentions stored while the classifier was failing; returns how many now have a beacon."""
+        try:
+            pending = self.store.unclassified(limit)
+        except StoreError as exc:
+            log.warning("mention.reclassify_failed", error=str(exc))
+            return 0
+        done = 0
+        for mention_id, mention, match in pending:
+            try:
+                result = self.classifier.classify(mention.full_text, match)
+            except Exception as exc:  # still failing: it stays stored and is tried again next time
+                log.warning("mention.reclassify_failed", mention_id=mention_id, error=f"{type(exc).__name__}: {exc}")
+                continue
+            item = Item(mention, (), match, result, route(mention, match, result, self.rules))
+            try:
+                self.store.save_classification(mention_id, item, channels=self.channels)
+            except StoreError as exc:
+                log.warning("mention.reclassify_failed", mention_id=mention_id, error=str(exc))
+                break
+            done += 1
+        if done:
+            link_threads(self.store, self.routing.grouping)
+            log.info("mention.reclassified", count=done, pending=len(pending) - done)
+        return done
+
     def _classify(self, fresh: Sequence[tuple[Mention, tuple[str, ...], Match]], counts: dict[str, int]) -> list[Item]:
         if not fresh:
             return []

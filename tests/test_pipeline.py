@@ -187,6 +187,28 @@ def test_pipeline_classify_failure_keeps_the_mention(feed_server: FeedServer, st
     assert any(e["event"] == "mention.classify_failed" and "model exploded" in e["error"] for e in logs)
 
 
+def test_pipeline_failed_classification_is_retried_once_the_classifier_works(feed_server: FeedServer, store: Store) -> None:
+    feed_server.add("/feed.xml", Resource(texts_feed([SUPPORT_TEXTS[0], "Acme RouterX went boom, it will not boot"])))
+    src = source("blog", feed_server.url("/feed.xml"))
+    store.sync_sources([src])
+
+    def flaky(store: Store, client: httpx.AsyncClient) -> Pipeline:
+        return Pipeline(store=store, client=client, classifier=FlakyClassifier(), brands=(ACME,), limits=FetchLimits(), channels=("ops",))
+
+    poll(store, src, pipeline=flaky)
+    still_failing = Pipeline(store=store, client=httpx.AsyncClient(), classifier=FlakyClassifier(), brands=(ACME,), limits=FetchLimits())
+    assert still_failing.retry_unclassified() == 0
+    assert len(store.unclassified()) == 1
+    fixed = Pipeline(store=store, client=httpx.AsyncClient(), classifier=rules_classifier(), brands=(ACME,), limits=FetchLimits(), channels=("ops",))
+    with structlog.testing.capture_logs() as logs:
+        assert fixed.retry_unclassified() == 1
+    assert store.unclassified() == []
+    beacons = store.list_beacons(BeaconFilter(queue="all"))
+    assert len(beacons) == 2 and any("boom" in b.text for b in beacons)
+    assert fixed.retry_unclassified() == 0  # nothing twice
+    assert any(e["event"] == "mention.reclassified" and e["count"] == 1 for e in logs)
+
+
 def test_pipeline_errors_count_up_and_recover(feed_server: FeedServer, store: Store) -> None:
     feed_server.add("/feed.xml", raw_handler(503, {"Retry-After": "120"}))
     src = source("blog", feed_server.url("/feed.xml"))
