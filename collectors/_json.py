@@ -266,6 +266,23 @@ async def page_back(
     return mentions
 
 
+async def read_whole_feed(
+    ctx: PollContext,
+    url: str,
+    parse: Callable[..., list[Mention]],
+    *,
+    params: Mapping[str, str | int] | None = None,
+) -> Poll:
+    """A search feed with no paging, read whole each poll (conditional GET): keep what is newer than the cursor.
+
+    ``parse(body, source_id=, headers=, url=, skip=)`` is the kind's pure parser.
+    """
+    since = cursor_time(ctx.state.cursor)
+    fetched = await ctx.fetch(url, params=params)
+    mentions = parse(fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=fetched.url, skip=ctx.skip)
+    return finish(ctx, [m for m in mentions if is_newer(m, since)], since)
+
+
 def finish(ctx: PollContext, mentions: Sequence[Mention], since: datetime | None) -> Poll:
     """The poll with duplicates (same guid) dropped and the cursor moved to the newest result."""
     seen: set[str] = set()

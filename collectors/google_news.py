@@ -17,6 +17,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from beacons.models import Mention
 from beacons.text import one_line
 from collectors import Poll, PollContext, register
 from collectors._feed import parse_feed
-from collectors._json import Skip, check_common, cursor_time, finish, is_newer, require_query
+from collectors._json import Skip, check_common, read_whole_feed, require_query
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +45,10 @@ class Options:
 
 @register("google_news", Options)
 async def poll(ctx: PollContext, options: Options) -> Poll:
-    since = cursor_time(ctx.state.cursor)
     ceid = options.ceid or f"{options.gl}:{options.hl.split('-')[0]}"
     params = {"q": require_query(ctx, options.query or ctx.default_query), "hl": options.hl, "gl": options.gl, "ceid": ceid}
-    fetched = await ctx.fetch(f"{options.base_url.rstrip('/')}/rss/search", params=params)
-    mentions = parse(
-        fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=fetched.url, skip=ctx.skip, resolve_links=options.resolve_links
-    )
-    return finish(ctx, [m for m in mentions if is_newer(m, since)], since)
+    url = f"{options.base_url.rstrip('/')}/rss/search"
+    return await read_whole_feed(ctx, url, partial(parse, resolve_links=options.resolve_links), params=params)
 
 
 def parse(

@@ -38,6 +38,7 @@ from collectors._json import (
     opt,
     opt_int,
     page_back,
+    read_whole_feed,
     parse_items,
     req,
     timestamp,
@@ -69,13 +70,11 @@ class Options:
 
 @register("mastodon_tag", Options)
 async def poll(ctx: PollContext, options: Options) -> Poll:
-    since = cursor_time(ctx.state.cursor)
     tag = urlquote(options.tag.lstrip("#"))
     root = options.base_url.rstrip("/")
     if options.api == "rss":
-        fetched = await ctx.fetch(f"{root}/tags/{tag}.rss")
-        mentions = parse_feed_page(fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=fetched.url, skip=ctx.skip)
-        return finish(ctx, [m for m in mentions if since is None or m.published_at is None or m.published_at > since], since)
+        return await read_whole_feed(ctx, f"{root}/tags/{tag}.rss", parse_feed_page)
+    since = cursor_time(ctx.state.cursor)
     url = f"{root}/api/v1/timelines/tag/{tag}"
     headers = auth_headers(ctx, options.token_env)
     params: dict[str, str | int] = {"limit": options.limit}
