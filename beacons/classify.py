@@ -34,30 +34,69 @@ def _cues(*patterns: tuple[str, float]) -> list[tuple[re.Pattern[str], float]]:
 
 
 _SUPPORT = _cues(
-    (r"\b(not|isn'?t|doesn'?t|won'?t|can'?t|cannot|never|stopped|no longer)\s+(work\w*|connect\w*|load\w*|turn\w* on|charg\w*|sync\w*|open\w*|start\w*|boot\w*|respond\w*)", 1.2),
-    (r"\b(broken|crash\w*|bug(gy|s)?|error\w*|fail\w*|freez\w*|frozen|stuck|glitch\w*|outage|laggy|unusable|bricked)\b", 0.9),
-    (r"\b(is (it|\w+) down|went down|(is|still|keeps?|goes) (going )?down|keeps? (dropping|crashing|disconnecting|restarting|logging me out))", 1.2),
-    (r"\b(refund\w*|charged|overcharg\w*|double.?charg\w*|billing|invoice|cancel\w* my|locked out|can'?t (log ?in|sign ?in|access)|password reset|hacked|suspended|banned)\b", 1.1),
-    (r"\b(where is my|still (waiting|hasn'?t|haven'?t|no sign)|never (arrived|came|showed)|(order|package|delivery|parcel)\b.{0,40}\b(late|lost|missing|delayed|wrong|damaged))", 1.1),
-    (r"\b(how (do|can|to|would) (i|we|you)|anyone (know|else)|any (idea|fix|workaround)s?|is there a way|what am i doing wrong)\b", 1.0),
+    (
+        r"\b(not|isn'?t|doesn'?t|won'?t|can'?t|cannot|never|stopped|no longer)\s+(work\w*|connect\w*|load\w*|turn\w* on|charg\w*|sync\w*|open\w*|start\w*|boot\w*|respond\w*)",
+        1.2,
+    ),
+    (
+        r"\b(broken|crash\w*|bug(gy|s)?|error\w*|fail\w*|freez\w*|frozen|stuck|glitch\w*|outage|laggy|unusable|bricked)\b",
+        0.9,
+    ),
+    (
+        r"\b(is (it|\w+) down|went down|(is|still|keeps?|goes) (going )?down|keeps? (dropping|crashing|disconnecting|restarting|logging me out))",
+        1.2,
+    ),
+    (
+        r"\b(refund\w*|charged|overcharg\w*|double.?charg\w*|billing|invoice|cancel\w* my|locked out|can'?t (log ?in|sign ?in|access)|password reset|hacked|suspended|banned)\b",
+        1.1,
+    ),
+    (
+        r"\b(where is my|still (waiting|hasn'?t|haven'?t|no sign)|never (arrived|came|showed)|(order|package|delivery|parcel)\b.{0,40}\b(late|lost|missing|delayed|wrong|damaged))",
+        1.1,
+    ),
+    (
+        r"\b(how (do|can|to|would) (i|we|you)|anyone (know|else)|any (idea|fix|workaround)s?|is there a way|what am i doing wrong)\b",
+        1.0,
+    ),
     (r"\b(help|support|please fix|fix (this|it)|wtf|why (does|is|won'?t|can'?t))\b", 0.6),
     (r"\b(vulnerab\w*|exploit|security (hole|issue|flaw)|leak\w*|xss|csrf|rce)\b", 0.8),
     (r"\?{2,}|!{3,}", 0.3),
 )
 _ADVOCACY = _cues(
-    (r"\b(love|loving|adore|amazing|awesome|fantastic|excellent|brilliant|superb|flawless|perfect|wonderful|outstanding)\b", 0.9),
+    (
+        r"\b(love|loving|adore|amazing|awesome|fantastic|excellent|brilliant|superb|flawless|perfect|wonderful|outstanding)\b",
+        0.9,
+    ),
     (r"\b(recommend\w*|go with|get (a|an|the) |worth (it|every)|can'?t go wrong|must.have)\b", 0.9),
     (r"\b(thank(s| you)|kudos|shout.?out|props to|hats off|grateful|appreciate)\b", 0.9),
-    (r"\b(switched (to|from)|never going back|best (decision|purchase|thing)|game.?changer|so (happy|glad|impressed)|impressed)\b", 1.0),
+    (
+        r"\b(switched (to|from)|never going back|best (decision|purchase|thing)|game.?changer|so (happy|glad|impressed)|impressed)\b",
+        1.0,
+    ),
     (r"\b(5|five) stars?\b|★★★★★|❤️|😍|🙌", 0.8),
 )
 _NONE = _cues(
-    (r"\b(announc\w*|unveil\w*|launch(es|ed)|according to|reported(ly)?|shares (rose|fell|jumped|dropped)|quarter(ly)?|revenue|earnings|lawsuit|fined|recall(s|ed)?|acquir\w*|ceo|spokes(person|man|woman)|press release)\b", 1.1),
-    (r"\b(we'?re hiring|now hiring|job (opening|opportunity)|apply (now|here|today)|careers?|full.time|part.time|remote role|salary)\b", 1.4),
-    (r"\b(giveaway|win (a|an|one|free)|promo code|coupon|discount code|referral|affiliate|use (my )?code|sweepstakes|airdrop|dm (me|us) to claim)\b", 1.4),
-    (r"\b(vs\.?|versus|or should i|should i (buy|get)|which (one|is better)|thinking (of|about) (buying|getting))\b", 0.8),
+    (
+        r"\b(announc\w*|unveil\w*|launch(es|ed)|according to|reported(ly)?|shares (rose|fell|jumped|dropped)|quarter(ly)?|revenue|earnings|lawsuit|fined|recall(s|ed)?|acquir\w*|ceo|spokes(person|man|woman)|press release)\b",
+        1.1,
+    ),
+    (
+        r"\b(we'?re hiring|now hiring|job (opening|opportunity)|apply (now|here|today)|careers?|full.time|part.time|remote role|salary)\b",
+        1.4,
+    ),
+    (
+        r"\b(giveaway|win (a|an|one|free)|promo code|coupon|discount code|referral|affiliate|use (my )?code|sweepstakes|airdrop|dm (me|us) to claim)\b",
+        1.4,
+    ),
+    (
+        r"\b(vs\.?|versus|or should i|should i (buy|get)|which (one|is better)|thinking (of|about) (buying|getting))\b",
+        0.8,
+    ),
 )
-_FIXED = re.compile(r"\b(fixed|sorted|resolved|solved|got it working|works now|working again)\b.{0,60}\b(thank|thanks|great|awesome|quick)", re.IGNORECASE)
+_FIXED = re.compile(
+    r"\b(fixed|sorted|resolved|solved|got it working|works now|working again)\b.{0,60}\b(thank|thanks|great|awesome|quick)",
+    re.IGNORECASE,
+)
 
 
 def _strength(text: str, cues: list[tuple[re.Pattern[str], float]]) -> float:
@@ -86,7 +125,15 @@ class RulesClassifier:
     def classify(self, text: str, match: Match | None) -> Classification:
         compound = self._vader.polarity_scores(text[:SENTIMENT_CHARS])["compound"] if text.strip() else 0.0
         if match is None:
-            return Classification("none", False, sentiment_of(compound), compound, 0.0, {"support": 0.0, "advocacy": 0.0, "none": 1.0}, model=self.name)
+            return Classification(
+                "none",
+                False,
+                sentiment_of(compound),
+                compound,
+                0.0,
+                {"support": 0.0, "advocacy": 0.0, "none": 1.0},
+                model=self.name,
+            )
         support = _strength(text, _SUPPORT)
         advocacy = _strength(text, _ADVOCACY)
         other = _strength(text, _NONE)
@@ -107,13 +154,21 @@ class RulesClassifier:
         elif advocacy >= self.advocacy_threshold:
             queue = "advocacy"
         scores = {"support": round(support, 4), "advocacy": round(advocacy, 4), "none": round(none, 4)}
-        return Classification(queue, queue == "support", sentiment_of(compound), round(compound, 4), 1.0, scores, model=self.name)
+        return Classification(
+            queue, queue == "support", sentiment_of(compound), round(compound, 4), 1.0, scores, model=self.name
+        )
 
     def classify_many(self, items: Sequence[tuple[str, Match | None]]) -> list[Classification]:
         return [self.classify(text, match) for text, match in items]
 
 
-def load_classifier(model: str = "auto", *, support_threshold: float = 0.5, advocacy_threshold: float = 0.5, relevance_threshold: float = 0.5) -> Classifier:
+def load_classifier(
+    model: str = "auto",
+    *,
+    support_threshold: float = 0.5,
+    advocacy_threshold: float = 0.5,
+    relevance_threshold: float = 0.5,
+) -> Classifier:
     """``rules``, ``auto`` (the shipped spaCy model when present) or a model directory."""
     if model == "rules":
         return RulesClassifier(support_threshold, advocacy_threshold)
@@ -121,7 +176,14 @@ def load_classifier(model: str = "auto", *, support_threshold: float = 0.5, advo
 
     found = nlp.find_model(None if model == "auto" else model)
     if found is not None:
-        return nlp.SpacyClassifier(found, support_threshold=support_threshold, advocacy_threshold=advocacy_threshold, relevance_threshold=relevance_threshold)
+        return nlp.SpacyClassifier(
+            found,
+            support_threshold=support_threshold,
+            advocacy_threshold=advocacy_threshold,
+            relevance_threshold=relevance_threshold,
+        )
     if model != "auto":
-        raise FileNotFoundError(f"classifier.model: no trained model at {model!r} (run `beacons train`, or use auto or rules)")
+        raise FileNotFoundError(
+            f"classifier.model: no trained model at {model!r} (run `beacons train`, or use auto or rules)"
+        )
     return RulesClassifier(support_threshold, advocacy_threshold)

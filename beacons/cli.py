@@ -40,7 +40,12 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)")
+    p.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"beacons {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the daemon (same as python daemon.py)", description="Poll every configured source on its interval until SIGINT/SIGTERM.")
+    p = sub.add_parser(
+        "run",
+        help="run the daemon (same as python daemon.py)",
+        description="Poll every configured source on its interval until SIGINT/SIGTERM.",
+    )
     _config_arg(p)
     p.add_argument("--once", action="store_true", help="poll every source once, print a summary and exit")
 
@@ -61,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     qsub = q.add_subparsers(dest="queue_command", metavar="ACTION")
     ql = qsub.add_parser("list", help="list beacons, highest priority first")
     _config_arg(ql)
-    ql.add_argument("--queue", choices=["support", "advocacy", "none", "all"], help="one queue (default: support and advocacy)")
+    ql.add_argument(
+        "--queue", choices=["support", "advocacy", "none", "all"], help="one queue (default: support and advocacy)"
+    )
     ql.add_argument("--status", choices=["new", "claimed", "resolved", "dismissed"], help="only this status")
     ql.add_argument("--brand", help="only this brand")
     ql.add_argument("--product", help="only this product")
@@ -85,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(s)
     s.add_argument("--format", choices=["table", "json"], default="table")
 
-    d = sub.add_parser("demo", help="run one cycle against bundled sample feeds on loopback, offline", description="Serve the bundled sample feeds on 127.0.0.1, poll them once into a temporary database and print the routed queues.")
+    d = sub.add_parser(
+        "demo",
+        help="run one cycle against bundled sample feeds on loopback, offline",
+        description="Serve the bundled sample feeds on 127.0.0.1, poll them once into a temporary database and print the routed queues.",
+    )
     d.add_argument("--port", type=int, default=0, help="loopback port for the sample feeds (default: any free port)")
     d.add_argument("--database", metavar="FILE", help="keep the demo database here instead of a temporary file")
     d.add_argument("--format", choices=["table", "json"], default="table")
@@ -169,12 +184,30 @@ def _print_results(results: Sequence[Any], out: TextIO | None = None) -> None:
     print(f"{'source':40} {'status':13} {'entries':>7} {'new':>5} {'support':>7} {'advocacy':>8}  error", file=out)
     for r in results:
         c = r.counts
-        print(f"{r.source_id[:40]:40} {r.status:13} {c.get('entries', 0):7} {c.get('new', 0):5} {c.get('support', 0):7} {c.get('advocacy', 0):8}  {(r.error or '')[:80]}", file=out)
+        print(
+            f"{r.source_id[:40]:40} {r.status:13} {c.get('entries', 0):7} {c.get('new', 0):5} {c.get('support', 0):7} {c.get('advocacy', 0):8}  {(r.error or '')[:80]}",
+            file=out,
+        )
 
 
 # -- queue ---------------------------------------------------------------
 
-QUEUE_FIELDS = ("id", "queue", "status", "priority", "brand", "product", "title", "text", "url", "source", "author", "published_at", "sentiment", "is_beacon")
+QUEUE_FIELDS = (
+    "id",
+    "queue",
+    "status",
+    "priority",
+    "brand",
+    "product",
+    "title",
+    "text",
+    "url",
+    "source",
+    "author",
+    "published_at",
+    "sentiment",
+    "is_beacon",
+)
 
 
 @command("queue list")
@@ -183,7 +216,9 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 
     config = load(args)
     store = Store(config.database)
-    beacons = store.list_beacons(BeaconFilter(queue=args.queue, status=args.status, brand=args.brand, product=args.product, limit=args.limit))
+    beacons = store.list_beacons(
+        BeaconFilter(queue=args.queue, status=args.status, brand=args.brand, product=args.product, limit=args.limit)
+    )
     if args.format == "json":
         json.dump([b.to_json() for b in beacons], _out(), ensure_ascii=False, indent=2)
         print(file=_out())
@@ -197,11 +232,17 @@ def print_queue(beacons: Sequence[Any], out: TextIO | None = None) -> None:
     if not beacons:
         print("(no beacons)", file=out)
         return
-    print(f"{'id':>5} {'queue':8} {'pri':>3} {'status':8} {'sentiment':9} {'brand/product':22} {'source':18} title", file=out)
+    print(
+        f"{'id':>5} {'queue':8} {'pri':>3} {'status':8} {'sentiment':9} {'brand/product':22} {'source':18} title",
+        file=out,
+    )
     for b in beacons:
         what = b.brand + (f"/{b.product}" if b.product else "") if b.brand else "-"
         title = (b.title or b.text).replace("\n", " ")
-        print(f"{b.id:5} {b.queue:8} {b.priority:3} {b.status:8} {b.sentiment:9} {what[:22]:22} {b.source[:18]:18} {title[:70]}", file=out)
+        print(
+            f"{b.id:5} {b.queue:8} {b.priority:3} {b.status:8} {b.sentiment:9} {what[:22]:22} {b.source[:18]:18} {title[:70]}",
+            file=out,
+        )
 
 
 # `queue show` (with notes, history and thread) lives in beacons/queue_cli.py.
@@ -218,7 +259,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     config = load(args)
     matcher = BrandMatcher(config.brand_models())
     r = config.routing
-    classifier = load_classifier(config.classifier.model, support_threshold=r.support_threshold, advocacy_threshold=r.advocacy_threshold, relevance_threshold=r.relevance_threshold)
+    classifier = load_classifier(
+        config.classifier.model,
+        support_threshold=r.support_threshold,
+        advocacy_threshold=r.advocacy_threshold,
+        relevance_threshold=r.relevance_threshold,
+    )
     return classify_stream(sys.stdin, _out(), matcher, classifier)
 
 
@@ -239,7 +285,11 @@ def classify_stream(inp: TextIO, out: TextIO, matcher: Any, classifier: Any, bat
             continue
         try:
             obj = json.loads(line)
-            if not isinstance(obj, dict) or not isinstance(obj.get("text", ""), str) or not isinstance(obj.get("title") or "", str):
+            if (
+                not isinstance(obj, dict)
+                or not isinstance(obj.get("text", ""), str)
+                or not isinstance(obj.get("title") or "", str)
+            ):
                 raise ValueError('expected an object like {"id": 1, "text": "...", "title": "..."}')
         except ValueError as exc:
             bad += 1
@@ -271,7 +321,10 @@ def cmd_sources(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2), file=_out())
         return EXIT_OK
     out = _out()
-    print(f"{'source':40} {'kind':14} {'last poll':20} {'status':12} {'polls':>5} {'errors':>6} {'seen':>6} {'new':>5}  last error", file=out)
+    print(
+        f"{'source':40} {'kind':14} {'last poll':20} {'status':12} {'polls':>5} {'errors':>6} {'seen':>6} {'new':>5}  last error",
+        file=out,
+    )
     for r in rows:
         print(
             f"{r['id'][:40]:40} {r['kind'][:14]:14} {(r['last_poll_at'] or 'never')[:19]:20} {(r['last_status'] or '-'):12} "

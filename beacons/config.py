@@ -199,9 +199,13 @@ def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str,
         try:
             text, where = Path(chosen).read_text(encoding="utf-8"), str(chosen)
         except OSError as exc:
-            raise ConfigError([Problem("", f"cannot read config file {chosen}: {exc.strerror or exc}")], str(chosen)) from exc
+            raise ConfigError(
+                [Problem("", f"cannot read config file {chosen}: {exc.strerror or exc}")], str(chosen)
+            ) from exc
         except UnicodeDecodeError as exc:
-            raise ConfigError([Problem("", f"config file {chosen} is not UTF-8 text: {exc.reason}")], str(chosen)) from exc
+            raise ConfigError(
+                [Problem("", f"config file {chosen} is not UTF-8 text: {exc.reason}")], str(chosen)
+            ) from exc
     return parse_config(text, env=env, path=where)
 
 
@@ -226,7 +230,9 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         if key == "sources":
             continue
         if key not in _SECTIONS:
-            problems.append(Problem(str(key), f"unknown key{close_match(str(key), known)}; known keys: {', '.join(known)}"))
+            problems.append(
+                Problem(str(key), f"unknown key{close_match(str(key), known)}; known keys: {', '.join(known)}")
+            )
             continue
         result = coerce(_SECTIONS[key], value, key, problems)
         if result is not MISSING:
@@ -236,7 +242,9 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
     _check_alerts(kwargs.get("alerts", ()), problems)
     _check_routing(kwargs.get("routing"), kwargs.get("brands", ()), kwargs["sources"], problems)
     if isinstance(kwargs.get("serve"), ServeConfig):
-        problems += [Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)]
+        problems += [
+            Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)
+        ]
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
@@ -263,7 +271,11 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
             continue
         collector = REGISTRY.get(common.kind)
         if collector is None:
-            problems.append(Problem(f"{loc}.kind", f"unknown source kind {common.kind!r}; known kinds: {', '.join(sorted(REGISTRY))}"))
+            problems.append(
+                Problem(
+                    f"{loc}.kind", f"unknown source kind {common.kind!r}; known kinds: {', '.join(sorted(REGISTRY))}"
+                )
+            )
             continue
         if common.interval < 1:
             problems.append(Problem(f"{loc}.interval", f"must be at least 1s, got {common.interval:g}s"))
@@ -274,7 +286,11 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
         known = sorted(common_keys | own)
         for key in item:
             if key not in common_keys and key not in own:
-                problems.append(Problem(f"{loc}.{key}", f"unknown key{close_match(str(key), known)}; known keys: {', '.join(known)}"))
+                problems.append(
+                    Problem(
+                        f"{loc}.{key}", f"unknown key{close_match(str(key), known)}; known keys: {', '.join(known)}"
+                    )
+                )
         options: Any = build(collector.options, {k: v for k, v in item.items() if k in own}, loc, problems)
         if len(problems) > before or options is None:
             continue
@@ -284,7 +300,12 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
                 problems.append(Problem(f"{loc}.{key}" if key else loc, msg))
         source_id = common.id or _default_id(common.kind, options)
         if source_id in seen:
-            problems.append(Problem(f"{loc}.id", f"duplicate source id {source_id!r} (also sources[{seen[source_id]}]); give one an explicit id:"))
+            problems.append(
+                Problem(
+                    f"{loc}.id",
+                    f"duplicate source id {source_id!r} (also sources[{seen[source_id]}]); give one an explicit id:",
+                )
+            )
             continue
         seen[source_id] = i
         sources.append(Source(source_id, common.kind, common.interval, options, common.expect_every))
@@ -319,7 +340,9 @@ def _check_alerts(alerts: tuple[AlertChannel, ...], problems: list[Problem]) -> 
     check_channels(alerts, problems)  # names, URLs, secrets, ranges: beacons/alerts/config.py
 
 
-def _check_routing(routing: RoutingConfig | None, brands: tuple[BrandConfig, ...], sources: tuple[Source, ...], problems: list[Problem]) -> None:
+def _check_routing(
+    routing: RoutingConfig | None, brands: tuple[BrandConfig, ...], sources: tuple[Source, ...], problems: list[Problem]
+) -> None:
     """Ranges, and names in rules and teams that must be a configured brand, product or source."""
     if not isinstance(routing, RoutingConfig):
         return
@@ -333,7 +356,12 @@ def _check_routing(routing: RoutingConfig | None, brands: tuple[BrandConfig, ...
         for j, name in enumerate(names):
             if name.lower() not in known[kind]:
                 choices = ", ".join(sorted(known[kind].values())) or "none configured"
-                problems.append(Problem(f"{loc}.{kind}[{j}]", f"unknown {kind[:-1]} {name!r}{close_match(name, list(known[kind].values()))}; known: {choices}"))
+                problems.append(
+                    Problem(
+                        f"{loc}.{kind}[{j}]",
+                        f"unknown {kind[:-1]} {name!r}{close_match(name, list(known[kind].values()))}; known: {choices}",
+                    )
+                )
 
     for key in ("support_threshold", "advocacy_threshold", "relevance_threshold"):
         if not 0.0 <= getattr(routing, key) <= 1.0:
@@ -346,7 +374,9 @@ def _check_routing(routing: RoutingConfig | None, brands: tuple[BrandConfig, ...
         if not rule.name.strip():
             problems.append(Problem(f"{loc}.name", "must not be empty"))
         elif rule.name in seen:
-            problems.append(Problem(f"{loc}.name", f"duplicate rule name {rule.name!r} (also routing.rules[{seen[rule.name]}])"))
+            problems.append(
+                Problem(f"{loc}.name", f"duplicate rule name {rule.name!r} (also routing.rules[{seen[rule.name]}])")
+            )
         seen[rule.name] = i
         if not (rule.keywords or rule.sources or rule.brands or rule.products or rule.queues):
             problems.append(Problem(loc, "needs at least one condition: keywords, sources, brands, products or queues"))
@@ -371,7 +401,9 @@ def _check_routing(routing: RoutingConfig | None, brands: tuple[BrandConfig, ...
         refs(loc, "products", team.products)
     for j, domain in enumerate(routing.drop.domains):
         if not domain.strip() or "/" in domain or ":" in domain or " " in domain.strip():
-            problems.append(Problem(f"routing.drop.domains[{j}]", f"expected a host name like spam.example, got {domain!r}"))
+            problems.append(
+                Problem(f"routing.drop.domains[{j}]", f"expected a host name like spam.example, got {domain!r}")
+            )
     g = routing.grouping
     if not 0.0 < g.similarity <= 1.0:
         problems.append(Problem("routing.grouping.similarity", f"must be above 0 and at most 1, got {g.similarity:g}"))
@@ -381,4 +413,4 @@ def _check_routing(routing: RoutingConfig | None, brands: tuple[BrandConfig, ...
         problems.append(Problem("routing.grouping.window", "must be longer than 0s"))
 
 
-__all__ = ["Config", "BrandConfig", "ConfigError", "load_config", "parse_config", "Secret"]
+__all__ = ["BrandConfig", "Config", "ConfigError", "Secret", "load_config", "parse_config"]

@@ -15,13 +15,14 @@ the pipeline reports it as ``status=error`` and the source backs off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -79,8 +80,10 @@ def channel_names(config: Config) -> list[str]:
     return names(config.alerts)
 
 
-def build_service(config: Config, *, transport: httpx.AsyncBaseTransport | None = None, classifier: Classifier | None = None) -> Service:
-    import beacons.alerts.sender  # noqa: F401  (registers the alert sender in EXTRA_TASKS)
+def build_service(
+    config: Config, *, transport: httpx.AsyncBaseTransport | None = None, classifier: Classifier | None = None
+) -> Service:
+    import beacons.alerts.sender
     import beacons.web.task  # noqa: F401  (registers the HTTP server in EXTRA_TASKS when serve: is configured)
 
     store = Store(config.database)
@@ -95,8 +98,15 @@ def build_service(config: Config, *, transport: httpx.AsyncBaseTransport | None 
         relevance_threshold=config.routing.relevance_threshold,
     )
     pipeline = Pipeline(
-        store=store, client=client, classifier=classifier, brands=config.brand_models(), limits=limits,
-        politeness=politeness, channels=channel_names(config), env=os.environ, routing=config.routing,
+        store=store,
+        client=client,
+        classifier=classifier,
+        brands=config.brand_models(),
+        limits=limits,
+        politeness=politeness,
+        channels=channel_names(config),
+        env=os.environ,
+        routing=config.routing,
     )
     return Service(config, store, client, pipeline, classifier)
 
@@ -178,7 +188,13 @@ async def run(
     """Run the daemon until stopped (or one cycle with ``once``)."""
     service = build_service(config, transport=transport, classifier=classifier)
     stop = stop or asyncio.Event()
-    log.info("daemon.started", sources=len(config.sources), database=config.database, classifier=service.classifier.name, once=once)
+    log.info(
+        "daemon.started",
+        sources=len(config.sources),
+        database=config.database,
+        classifier=service.classifier.name,
+        once=once,
+    )
     try:
         if once:
             results = await run_once(service)
@@ -192,7 +208,9 @@ async def run(
         if install_signals:
             _install_signals(loop, stop, tasks)
         rng = random.Random()
-        tasks += [asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources]
+        tasks += [
+            asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources
+        ]
         tasks += [asyncio.create_task(extra(service, stop), name=f"extra:{i}") for i, extra in enumerate(EXTRA_TASKS)]
         tasks.append(asyncio.create_task(_reclassify_loop(service, stop), name="reclassify"))
         await stop.wait()
@@ -218,7 +236,11 @@ async def run(
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
     def handle(signum: int) -> None:
         if not stop.is_set():
-            log.info("daemon.signal", signal=signal.Signals(signum).name, action="finishing polls in flight; send again to force")
+            log.info(
+                "daemon.signal",
+                signal=signal.Signals(signum).name,
+                action="finishing polls in flight; send again to force",
+            )
             stop.set()
         else:
             log.warning("daemon.signal", signal=signal.Signals(signum).name, action="forced exit")
@@ -226,7 +248,5 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, tasks
                 task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handle, sig)
-        except (NotImplementedError, RuntimeError):
-            pass

@@ -17,8 +17,25 @@ from beacons.models import Mention
 
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "hsa_", "_hs")
 _TRACKING = {
-    "fbclid", "gclid", "dclid", "gclsrc", "msclkid", "yclid", "igshid", "mkt_tok", "ref_src",
-    "ref_url", "spm", "_ga", "_gl", "oly_anon_id", "oly_enc_id", "vero_id", "wickedid", "cmpid", "s_cid",
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gclsrc",
+    "msclkid",
+    "yclid",
+    "igshid",
+    "mkt_tok",
+    "ref_src",
+    "ref_url",
+    "spm",
+    "_ga",
+    "_gl",
+    "oly_anon_id",
+    "oly_enc_id",
+    "vero_id",
+    "wickedid",
+    "cmpid",
+    "s_cid",
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _WS = re.compile(r"\s+")
@@ -60,7 +77,11 @@ def canonical_url(url: str | None) -> str | None:
 def content_hash(mention: Mention) -> str:
     """Hash of who said what: the author and the folded title and text."""
     basis = "\x1f".join(
-        [(mention.author or "").strip().lower(), _WS.sub(" ", mention.title).strip().lower(), _WS.sub(" ", mention.text).strip().lower()]
+        [
+            (mention.author or "").strip().lower(),
+            _WS.sub(" ", mention.title).strip().lower(),
+            _WS.sub(" ", mention.text).strip().lower(),
+        ]
     )
     return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 

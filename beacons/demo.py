@@ -47,13 +47,24 @@ def run_demo(*, port: int = 0, database: str | None = None, fmt: str = "table") 
             _print_results(results)
         say("\nPolling again: unchanged feeds answer 304 and nothing is stored twice...")
         again = asyncio.run(run(config, once=True, install_signals=False))
-        say(f"  second cycle: {sum(r.status == 'not_modified' for r in again)} not modified, {sum(r.counts.get('new', 0) for r in again)} new\n")
+        say(
+            f"  second cycle: {sum(r.status == 'not_modified' for r in again)} not modified, {sum(r.counts.get('new', 0) for r in again)} new\n"
+        )
         store = Store(db)
         support = store.list_beacons(BeaconFilter(queue="support"))
         advocacy = store.list_beacons(BeaconFilter(queue="advocacy"))
         none = store.list_beacons(BeaconFilter(queue="none"))
         if fmt == "json":
-            json.dump({"support": [b.to_json() for b in support], "advocacy": [b.to_json() for b in advocacy], "none": [b.to_json() for b in none]}, sys.stdout, ensure_ascii=False, indent=2)
+            json.dump(
+                {
+                    "support": [b.to_json() for b in support],
+                    "advocacy": [b.to_json() for b in advocacy],
+                    "none": [b.to_json() for b in none],
+                },
+                sys.stdout,
+                ensure_ascii=False,
+                indent=2,
+            )
             print()
         else:
             print(f"SUPPORT QUEUE ({len(support)})")

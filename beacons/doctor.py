@@ -77,12 +77,20 @@ def check_config(path: str | None) -> tuple[Config | None, list[Check]]:
 def check_database(path: str) -> list[Check]:
     """Read-only checks first (a broken file must not be touched), then whether a write lock can be taken."""
     if path == ":memory:":
-        return [Check("database", "warn", "database is :memory:; nothing survives a restart (set database: to a file path)")]
+        return [
+            Check("database", "warn", "database is :memory:; nothing survives a restart (set database: to a file path)")
+        ]
     file = Path(path)
     if not file.exists():
         folder = file.parent if file.parent.exists() else None
         if folder is not None and not os.access(folder, os.W_OK):
-            return [Check("database", "fail", f"{path} does not exist and its folder {folder} is not writable (fix permissions)")]
+            return [
+                Check(
+                    "database",
+                    "fail",
+                    f"{path} does not exist and its folder {folder} is not writable (fix permissions)",
+                )
+            ]
         return [Check("database", "warn", f"{path} does not exist yet; `beacons run` creates it")]
     checks: list[Check] = []
     try:
@@ -93,16 +101,30 @@ def check_database(path: str) -> list[Check]:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        return [Check("database", "fail", f"cannot read {path}: {exc} (is it an SQLite file? restore it from a backup)")]
+        return [
+            Check("database", "fail", f"cannot read {path}: {exc} (is it an SQLite file? restore it from a backup)")
+        ]
     if result != ["ok"]:
-        checks.append(Check("database", "fail", f"integrity_check: {'; '.join(result[:5])} (stop beacons and restore {path} from a backup)"))
+        checks.append(
+            Check(
+                "database",
+                "fail",
+                f"integrity_check: {'; '.join(result[:5])} (stop beacons and restore {path} from a backup)",
+            )
+        )
     else:
         checks.append(Check("database", "ok", f"{path}: integrity_check ok"))
     applied, expected = version
     if applied < expected:
-        checks.append(Check("database", "warn", f"schema at {applied} of {expected} migrations; `beacons run` applies the rest"))
+        checks.append(
+            Check("database", "warn", f"schema at {applied} of {expected} migrations; `beacons run` applies the rest")
+        )
     elif applied > expected:
-        checks.append(Check("database", "fail", f"schema has {applied} migrations, this beacons knows {expected}: upgrade beacons"))
+        checks.append(
+            Check(
+                "database", "fail", f"schema has {applied} migrations, this beacons knows {expected}: upgrade beacons"
+            )
+        )
     else:
         checks.append(Check("database", "ok", f"schema version {applied} (current)"))
     checks.append(_check_writable(path))
@@ -133,7 +155,11 @@ def _check_writable(path: str) -> Check:
             conn.close()
     except sqlite3.Error as exc:
         if "locked" in str(exc).lower():  # the running daemon may hold it mid-write: worth a look, not a failure
-            return Check("database", "warn", f"write lock busy for over 2 s: {exc}{fault_hint(exc)}; fine if beacons is running, else find the other writer")
+            return Check(
+                "database",
+                "warn",
+                f"write lock busy for over 2 s: {exc}{fault_hint(exc)}; fine if beacons is running, else find the other writer",
+            )
         return Check("database", "fail", f"not writable: {exc}{fault_hint(exc)}")
     return Check("database", "ok", "writable (a write lock was taken and released)")
 
@@ -158,15 +184,26 @@ async def check_sources(config: Config, sources: Sequence[Source] | None = None)
     from beacons.fetch import FetchLimits, Politeness, make_client
     from beacons.match import BrandMatcher
     from beacons.pipeline import Pipeline
+
     limits = FetchLimits.from_config(config.fetch)
     f = config.fetch
     politeness = Politeness(f.concurrency, f.per_host_concurrency, f.per_host_delay)
     memory = Store(":memory:")
     async with make_client(limits) as client:
-        pipeline = Pipeline(store=memory, client=client, classifier=_NoClassifier(), brands=config.brand_models(),
-                            limits=limits, politeness=politeness, env=os.environ, routing=config.routing)
+        pipeline = Pipeline(
+            store=memory,
+            client=client,
+            classifier=_NoClassifier(),
+            brands=config.brand_models(),
+            limits=limits,
+            politeness=politeness,
+            env=os.environ,
+            routing=config.routing,
+        )
         matcher = BrandMatcher(config.brand_models())
-        checks = await asyncio.gather(*(_check_source(pipeline, matcher, s) for s in (config.sources if sources is None else sources)))
+        checks = await asyncio.gather(
+            *(_check_source(pipeline, matcher, s) for s in (config.sources if sources is None else sources))
+        )
     memory.close()
     return list(checks)
 
@@ -187,7 +224,11 @@ async def _check_source(pipeline: Any, matcher: Any, source: Source) -> Check:
     skipped = len(ctx.skipped) + len(poll.skipped)
     detail = f"{entries} entries, {matched} mention a brand, {skipped} skipped, {_ms(started)} ms"
     if entries == 0 and skipped:
-        return Check(name, "warn", f"{detail}: every entry was skipped ({ctx.skipped[0][0] if ctx.skipped else poll.skipped[0][0]})")
+        return Check(
+            name,
+            "warn",
+            f"{detail}: every entry was skipped ({ctx.skipped[0][0] if ctx.skipped else poll.skipped[0][0]})",
+        )
     return Check(name, "ok", detail)
 
 
@@ -220,7 +261,9 @@ async def check_channels(config: Config, *, send_test: bool = False) -> list[Che
         else:
             body = json.dumps(slack.render(event)).encode("utf-8")
         if not send_test:
-            checks.append(Check(name, "ok", f"{channel.kind} message builds ({len(body)} bytes); not sent (use --send-test)"))
+            checks.append(
+                Check(name, "ok", f"{channel.kind} message builds ({len(body)} bytes); not sent (use --send-test)")
+            )
             continue
         checks.append(await _send_test(config, channel))
     return checks

@@ -66,7 +66,9 @@ class FeedServer:
 
         self.httpd = _Server((host, port), _Handler)
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="feedserver", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="feedserver", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -102,7 +104,16 @@ class FeedServer:
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else b""
         with self._lock:
-            self.requests.append({"path": parts.path, "query": parts.query, "headers": dict(req.headers.items()), "body": body, "method": req.command, "at": time.time()})
+            self.requests.append(
+                {
+                    "path": parts.path,
+                    "query": parts.query,
+                    "headers": dict(req.headers.items()),
+                    "body": body,
+                    "method": req.command,
+                    "at": time.time(),
+                }
+            )
         resource = self.resources.get(parts.path)
         if resource is None:
             req.send_response(404)
@@ -116,15 +127,15 @@ class FeedServer:
             return
         if resource.delay:
             time.sleep(resource.delay)
-        if resource.conditional and resource.status == 200:
-            if req.headers.get("If-None-Match") == resource.etag or (
-                req.headers.get("If-Modified-Since") == LAST_MODIFIED and not req.headers.get("If-None-Match")
-            ):
-                req.send_response(304)
-                req.send_header("ETag", resource.etag)
-                req.send_header("Content-Length", "0")
-                req.end_headers()
-                return
+        if (resource.conditional and resource.status == 200) and (
+            req.headers.get("If-None-Match") == resource.etag
+            or (req.headers.get("If-Modified-Since") == LAST_MODIFIED and not req.headers.get("If-None-Match"))
+        ):
+            req.send_response(304)
+            req.send_header("ETag", resource.etag)
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+            return
         payload = resource.body
         req.send_response(resource.status)
         req.send_header("Content-Type", resource.content_type)

@@ -157,7 +157,10 @@ async def fetch(
     if wait > limits.timeout:  # sleeping through a long Retry-After/backoff would only end in a timeout
         raise HTTPStatusError(
             f"{host} asked for a pause ({wait:.0f}s left of its Retry-After or backoff); not calling it before then",
-            url=url, status=429, retry_after=wait, source_id=source_id,
+            url=url,
+            status=429,
+            retry_after=wait,
+            source_id=source_id,
         )
     try:
         return await _fetch(client, url, limits, params, headers, etag, last_modified, politeness, source_id, started)
@@ -195,7 +198,9 @@ async def _fetch(
         request = client.build_request("GET", current, params=query, headers=request_headers)
         current = str(request.url)
         if current in seen:
-            raise TooManyRedirects(f"redirect loop at {current} (after {' -> '.join(seen)})", url=url, source_id=source_id)
+            raise TooManyRedirects(
+                f"redirect loop at {current} (after {' -> '.join(seen)})", url=url, source_id=source_id
+            )
         seen.append(current)
         host = request.url.host
         if politeness is not None:
@@ -207,7 +212,11 @@ async def _fetch(
             target = urljoin(current, result)
             scheme = urlsplit(target).scheme.lower()
             if scheme not in ("http", "https"):
-                raise BadRedirect(f"{current} redirects to a {scheme or 'relative'}: URL ({target[:200]}); only http(s) is followed", url=url, source_id=source_id)
+                raise BadRedirect(
+                    f"{current} redirects to a {scheme or 'relative'}: URL ({target[:200]}); only http(s) is followed",
+                    url=url,
+                    source_id=source_id,
+                )
             current, query = target, None
             continue
         status, resp_headers, body = result
@@ -255,7 +264,11 @@ async def _send(
     except httpx.InvalidURL as exc:
         # httpx builds the next request of a redirect even when it will not follow it, and
         # fails on a Location such as "javascript:..." or "mailto:..." (tests/test_hostile.py).
-        raise BadRedirect(f"{request.url} redirects to a URL that is not a usable http(s) URL ({exc}); only http(s) is followed", url=url, source_id=source_id) from exc
+        raise BadRedirect(
+            f"{request.url} redirects to a URL that is not a usable http(s) URL ({exc}); only http(s) is followed",
+            url=url,
+            source_id=source_id,
+        ) from exc
     try:
         headers = {k.lower(): v for k, v in response.headers.items()}
         status = response.status_code
@@ -287,7 +300,9 @@ async def _send(
     except httpx.TimeoutException as exc:
         raise FetchTimeout(f"{request.url} timed out while reading the body", url=url, source_id=source_id) from exc
     except httpx.HTTPError as exc:
-        raise FetchError(f"{request.url} failed while reading: {type(exc).__name__}: {exc}", url=url, source_id=source_id) from exc
+        raise FetchError(
+            f"{request.url} failed while reading: {type(exc).__name__}: {exc}", url=url, source_id=source_id
+        ) from exc
     finally:
         await response.aclose()
 
@@ -338,7 +353,9 @@ async def _read_capped(
         if len(response.content) > max_bytes:
             raise BodyTooLarge(
                 f"body of {source_id or url} is {_human(len(response.content))}, over fetch.max_bytes ({_human(max_bytes)})",
-                url=url, limit=max_bytes, source_id=source_id,
+                url=url,
+                limit=max_bytes,
+                source_id=source_id,
             )
         return response.content
     encoding = headers.get("content-encoding", "identity").strip().lower()
@@ -346,7 +363,9 @@ async def _read_capped(
     if encoding in ("identity", "") and declared and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(
             f"body of {source_id or url} declares {_human(int(declared))}, over fetch.max_bytes ({_human(max_bytes)})",
-            url=url, limit=max_bytes, source_id=source_id,
+            url=url,
+            limit=max_bytes,
+            source_id=source_id,
         )
     decoder: zlib._Decompress | None = None
     if encoding in ("gzip", "x-gzip"):
@@ -367,7 +386,9 @@ async def _read_capped(
                 try:
                     piece = decoder.decompress(data, max_bytes + 1 - len(out))
                 except zlib.error as exc:
-                    raise FetchError(f"{url} sent a corrupt {encoding} body: {exc}", url=url, source_id=source_id) from exc
+                    raise FetchError(
+                        f"{url} sent a corrupt {encoding} body: {exc}", url=url, source_id=source_id
+                    ) from exc
                 out += piece
                 data = decoder.unconsumed_tail
                 if len(out) > max_bytes:
@@ -376,6 +397,8 @@ async def _read_capped(
             how = f" while decompressing {_human(raw_read)} of {encoding}" if decoder else ""
             raise BodyTooLarge(
                 f"body of {source_id or url} exceeded fetch.max_bytes ({_human(max_bytes)}){how}",
-                url=url, limit=max_bytes, source_id=source_id,
+                url=url,
+                limit=max_bytes,
+                source_id=source_id,
             )
     return bytes(out)

@@ -101,9 +101,16 @@ class Pipeline:
             except StoreError:
                 count = self._unrecorded_failure(source.id)
             return PollResult(source.id, "error", {}, f"{type(exc).__name__}: {exc}", retry_after, count, _ms(started))
-        log.debug("source.fetched", entries=len(poll.mentions), ms=round(_ms(started)))  # parse done; match, classify, store next
+        log.debug(
+            "source.fetched", entries=len(poll.mentions), ms=round(_ms(started))
+        )  # parse done; match, classify, store next
         try:
-            counts = self.ingest(source.id, poll.mentions, skipped=len(ctx.skipped) + len(poll.skipped), state=self._new_state(ctx, poll, state))
+            counts = self.ingest(
+                source.id,
+                poll.mentions,
+                skipped=len(ctx.skipped) + len(poll.skipped),
+                state=self._new_state(ctx, poll, state),
+            )
         except StoreError as exc:
             return self._store_failed(source, exc, started)
         for reason, detail in [*ctx.skipped, *poll.skipped][:20]:
@@ -136,9 +143,20 @@ class Pipeline:
         self._unrecorded[source_id] = self._unrecorded.get(source_id, 0) + 1
         return self.store.consecutive_errors(source_id) + self._unrecorded[source_id]
 
-    def ingest(self, source_id: str, mentions: Sequence[Mention], *, skipped: int = 0, state: SourceState | None = None) -> dict[str, int]:
+    def ingest(
+        self, source_id: str, mentions: Sequence[Mention], *, skipped: int = 0, state: SourceState | None = None
+    ) -> dict[str, int]:
         """Match, dedupe, classify, route and store a batch; returns the poll's counts."""
-        counts = {"entries": len(mentions), "new": 0, "duplicate": 0, "dropped_no_brand": 0, "skipped": skipped, "support": 0, "advocacy": 0, "classify_errors": 0}
+        counts = {
+            "entries": len(mentions),
+            "new": 0,
+            "duplicate": 0,
+            "dropped_no_brand": 0,
+            "skipped": skipped,
+            "support": 0,
+            "advocacy": 0,
+            "classify_errors": 0,
+        }
         candidates: list[tuple[Mention, tuple[str, ...], Match]] = []
         for mention in mentions:
             match = self.matcher.match(mention)
@@ -156,7 +174,9 @@ class Pipeline:
             batch_keys.update(keys)
             fresh.append((mention, keys, match))
         items = self._classify(fresh, counts)
-        saved = self.store.save_poll(source_id, items, state=state, seen=len(mentions), skipped=skipped, channels=self.channels)
+        saved = self.store.save_poll(
+            source_id, items, state=state, seen=len(mentions), skipped=skipped, channels=self.channels
+        )
         if saved.beacon_ids:
             link_threads(self.store, self.routing.grouping)  # posts about the same problem become one thread
         counts["new"] = saved.new
@@ -208,7 +228,9 @@ class Pipeline:
             if isinstance(result, Exception):
                 counts["classify_errors"] += 1
                 log.error("mention.classify_failed", url=mention.url, error=f"{type(result).__name__}: {result}")
-                items.append(Item(mention, keys, match, None, None, classify_error=f"{type(result).__name__}: {result}"))
+                items.append(
+                    Item(mention, keys, match, None, None, classify_error=f"{type(result).__name__}: {result}")
+                )
             else:
                 items.append(Item(mention, keys, match, result, route(mention, match, result, self.rules)))
         return items
@@ -226,9 +248,15 @@ class Pipeline:
         ) -> Fetched:
             use = conditional and not ctx.conditional_used
             fetched = await fetch(
-                self.client, url, limits=self.limits, params=params, headers=headers,
-                etag=state.etag if use else None, last_modified=state.last_modified if use else None,
-                politeness=self.politeness, source_id=source.id,
+                self.client,
+                url,
+                limits=self.limits,
+                params=params,
+                headers=headers,
+                etag=state.etag if use else None,
+                last_modified=state.last_modified if use else None,
+                politeness=self.politeness,
+                source_id=source.id,
             )
             if use:
                 ctx.conditional_used = True
@@ -248,7 +276,9 @@ def _ms(started: float) -> float:
     return (time.monotonic() - started) * 1000
 
 
-def classify_texts(items: Sequence[tuple[str, str]], matcher: BrandMatcher, classifier: Classifier) -> list[dict[str, Any]]:
+def classify_texts(
+    items: Sequence[tuple[str, str]], matcher: BrandMatcher, classifier: Classifier
+) -> list[dict[str, Any]]:
     """Match, classify and route (title, text) pairs with no I/O: the ``beacons classify`` contract."""
     from datetime import UTC, datetime
 
@@ -256,7 +286,10 @@ def classify_texts(items: Sequence[tuple[str, str]], matcher: BrandMatcher, clas
 
     now = datetime.now(UTC)
     # Input may be raw HTML (a scraped post): clean it as a collector would.
-    mentions = [Mention("classify", None, None, one_line(title), html_to_text(text), None, None, now, "{}") for title, text in items]
+    mentions = [
+        Mention("classify", None, None, one_line(title), html_to_text(text), None, None, now, "{}")
+        for title, text in items
+    ]
     matches = [matcher.match(m) for m in mentions]
     results = classifier.classify_many([(m.full_text, match) for m, match in zip(mentions, matches, strict=True)])
     records = []

@@ -84,7 +84,9 @@ class BeaconNotFound(QueueError):
 class TransitionConflict(QueueError):
     """The beacon is not in a state that allows the action (someone else got there first)."""
 
-    def __init__(self, beacon_id: int, action: str, status: str, assignee: str | None, message: str | None = None) -> None:
+    def __init__(
+        self, beacon_id: int, action: str, status: str, assignee: str | None, message: str | None = None
+    ) -> None:
         self.beacon_id, self.action, self.status, self.assignee = beacon_id, action, status, assignee
         who = f" by {assignee}" if assignee and status != "new" else ""
         super().__init__(message or f"cannot {action} beacon {beacon_id}: it is already {status}{who}")
@@ -153,7 +155,12 @@ class Detail:
     thread: list[dict[str, Any]] = field(default_factory=list)  # the other beacons of its thread
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.entry.to_json(), "notes": self.notes, "history": [e.to_json() for e in self.history], "thread": self.thread}
+        return {
+            **self.entry.to_json(),
+            "notes": self.notes,
+            "history": [e.to_json() for e in self.history],
+            "thread": self.thread,
+        }
 
 
 # -- input checks ----------------------------------------------------------------
@@ -239,7 +246,11 @@ def list_entries(store: Store, f: QueueFilter | None = None, *, grouping: Groupi
         where.append("(b.priority < ? OR (b.priority = ? AND b.id < ?))")
         args += [prio, prio, last_id]
     limit = max(1, min(int(f.limit), 1000))
-    sql = Store._BEACON_SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY b.priority DESC, b.id DESC LIMIT ?"
+    sql = (
+        Store._BEACON_SELECT
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY b.priority DESC, b.id DESC LIMIT ?"
+    )
     beacons = [_beacon(r) for r in store.db.execute(sql, [*args, limit + 1]).fetchall()]
     more = len(beacons) > limit
     beacons = beacons[:limit]
@@ -252,7 +263,9 @@ def iter_entries(store: Store, f: QueueFilter, *, page_size: int = 500) -> Itera
     """Every matching entry, page by page (for exports)."""
     cursor = f.cursor
     while True:
-        page = list_entries(store, QueueFilter(f.queue, f.status, f.brand, f.product, f.team, page_size, cursor, f.threads))
+        page = list_entries(
+            store, QueueFilter(f.queue, f.status, f.brand, f.product, f.team, page_size, cursor, f.threads)
+        )
         yield from page.entries
         if not page.next_cursor:
             return
@@ -294,10 +307,21 @@ def get_detail(store: Store, beacon_id: int) -> Detail | None:
         return None
     notes = [
         {"id": r[0], "at": r[1], "author": r[2], "text": r[3]}
-        for r in store.db.execute("SELECT id, at, author, text FROM beacon_notes WHERE beacon_id = ? ORDER BY id", [beacon_id])
+        for r in store.db.execute(
+            "SELECT id, at, author, text FROM beacon_notes WHERE beacon_id = ? ORDER BY id", [beacon_id]
+        )
     ]
     thread = [
-        {"id": r[0], "status": r[1], "queue": r[2], "priority": r[3], "title": r[4], "source": r[5], "author": r[6], "assignee": r[7]}
+        {
+            "id": r[0],
+            "status": r[1],
+            "queue": r[2],
+            "priority": r[3],
+            "title": r[4],
+            "source": r[5],
+            "author": r[6],
+            "assignee": r[7],
+        }
         for r in store.db.execute(
             "SELECT b.id, b.status, b.queue, b.priority, m.title, m.source_id, m.author, b.assignee FROM beacon_threads t"
             " JOIN beacons b ON b.id = t.beacon_id JOIN mentions m ON m.id = b.mention_id WHERE t.thread_id = ? AND b.id != ?"
@@ -322,8 +346,14 @@ def facets(store: Store) -> dict[str, list[str]]:
     """The brands, products and teams in the queues, for the page's filters."""
     out: dict[str, list[str]] = {}
     for key, sql in (
-        ("brands", "SELECT DISTINCT m.brand FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.queue != 'none' AND m.brand IS NOT NULL"),
-        ("products", "SELECT DISTINCT m.product FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.queue != 'none' AND m.product IS NOT NULL"),
+        (
+            "brands",
+            "SELECT DISTINCT m.brand FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.queue != 'none' AND m.brand IS NOT NULL",
+        ),
+        (
+            "products",
+            "SELECT DISTINCT m.product FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.queue != 'none' AND m.product IS NOT NULL",
+        ),
         ("teams", "SELECT DISTINCT team FROM beacons WHERE queue != 'none' AND team IS NOT NULL"),
     ):
         out[key] = sorted((r[0] for r in store.db.execute(sql)), key=str.lower)
@@ -339,9 +369,13 @@ def version(store: Store) -> str:
 def metric_counts(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Rows for /metrics: beacons by queue and status, polls and errors per source, the alert backlog."""
     return {
-        "beacons": store.db.execute("SELECT queue, status, COUNT(*) FROM beacons GROUP BY queue, status ORDER BY 1, 2").fetchall(),
+        "beacons": store.db.execute(
+            "SELECT queue, status, COUNT(*) FROM beacons GROUP BY queue, status ORDER BY 1, 2"
+        ).fetchall(),
         "sources": store.db.execute("SELECT id, polls, errors, consecutive_errors FROM sources ORDER BY id").fetchall(),
-        "outbox": store.db.execute("SELECT channel, status, COUNT(*) FROM outbox WHERE status != 'sent' GROUP BY channel, status ORDER BY 1, 2").fetchall(),
+        "outbox": store.db.execute(
+            "SELECT channel, status, COUNT(*) FROM outbox WHERE status != 'sent' GROUP BY channel, status ORDER BY 1, 2"
+        ).fetchall(),
     }
 
 
@@ -357,12 +391,28 @@ def routing_input(store: Store, beacon_id: int) -> tuple[Mention, Match | None, 
     if row is None or beacon is None:
         return None
     mention = Mention(
-        row[0], row[1], row[2], row[3], row[4], row[5], datetime.fromisoformat(row[6]) if row[6] else None,
-        datetime.fromisoformat(row[7]), row[8], row[9], row[10],
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        datetime.fromisoformat(row[6]) if row[6] else None,
+        datetime.fromisoformat(row[7]),
+        row[8],
+        row[9],
+        row[10],
     )
     classification = Classification(
-        row[12], row[12] == "support", row[13], float(row[14]), float(row[15]), json.loads(row[16] or "{}"),
-        json.loads(row[17] or "{}"), row[10], row[18] or "unknown",
+        row[12],
+        row[12] == "support",
+        row[13],
+        float(row[14]),
+        float(row[15]),
+        json.loads(row[16] or "{}"),
+        json.loads(row[17] or "{}"),
+        row[10],
+        row[18] or "unknown",
     )
     return mention, _match_from_json(row[11]), classification, beacon
 
@@ -379,7 +429,17 @@ def feedback_examples(store: Store) -> list[dict[str, Any]]:
 # -- changing --------------------------------------------------------------------
 
 
-def _event(conn: sqlite3.Connection, beacon_id: int, actor: str, action: str, before: tuple[str, str], after: tuple[str, str], assignee: str | None, detail: str | None, now: str) -> None:
+def _event(
+    conn: sqlite3.Connection,
+    beacon_id: int,
+    actor: str,
+    action: str,
+    before: tuple[str, str],
+    after: tuple[str, str],
+    assignee: str | None,
+    detail: str | None,
+    now: str,
+) -> None:
     conn.execute(
         "INSERT INTO beacon_events (beacon_id, at, actor, action, from_status, to_status, from_queue, to_queue, assignee, detail)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -394,7 +454,16 @@ def _current(conn: sqlite3.Connection, beacon_id: int) -> tuple[str, str, str | 
     return row[0], row[1], row[2]
 
 
-def _transition(store: Store, beacon_id: int, by: str, action: str, to_status: str, *, assignee: str | None = None, note: str | None = None) -> Beacon:
+def _transition(
+    store: Store,
+    beacon_id: int,
+    by: str,
+    action: str,
+    to_status: str,
+    *,
+    assignee: str | None = None,
+    note: str | None = None,
+) -> Beacon:
     """Move a beacon (and, when it starts a thread, the open rest of the thread) from new/claimed to ``to_status``."""
     by = clean_name(by)
     assignee = clean_name(assignee, "assignee") if assignee else None
@@ -412,7 +481,9 @@ def _transition(store: Store, beacon_id: int, by: str, action: str, to_status: s
             raise TransitionConflict(beacon_id, action, status, current_assignee)
         _event(conn, beacon_id, by, action, (status, queue), (to_status, queue), who, note, now)
         if note:
-            conn.execute("INSERT INTO beacon_notes (beacon_id, at, author, text) VALUES (?, ?, ?, ?)", [beacon_id, now, by, note])
+            conn.execute(
+                "INSERT INTO beacon_notes (beacon_id, at, author, text) VALUES (?, ?, ?, ?)", [beacon_id, now, by, note]
+            )
         members = conn.execute(
             f"SELECT b.id, b.status, b.queue, b.assignee FROM beacon_threads t JOIN beacons b ON b.id = t.beacon_id"
             f" WHERE t.thread_id = ? AND b.id != ? AND b.status IN ({marks})",
@@ -420,8 +491,21 @@ def _transition(store: Store, beacon_id: int, by: str, action: str, to_status: s
         ).fetchall()
         for member_id, m_status, m_queue, m_assignee in members:
             m_who = who if action == "claim" or m_status == "new" else m_assignee
-            conn.execute("UPDATE beacons SET status = ?, assignee = ?, updated_at = ? WHERE id = ?", [to_status, m_who, now, member_id])
-            _event(conn, member_id, by, action, (m_status, m_queue), (to_status, m_queue), m_who, f"with its thread #{beacon_id}", now)
+            conn.execute(
+                "UPDATE beacons SET status = ?, assignee = ?, updated_at = ? WHERE id = ?",
+                [to_status, m_who, now, member_id],
+            )
+            _event(
+                conn,
+                member_id,
+                by,
+                action,
+                (m_status, m_queue),
+                (to_status, m_queue),
+                m_who,
+                f"with its thread #{beacon_id}",
+                now,
+            )
     return _get(store, beacon_id)
 
 
@@ -452,7 +536,9 @@ def add_note(store: Store, beacon_id: int, by: str, text: Any) -> dict[str, Any]
     now = now_iso()
     with store.transaction() as conn:
         status, queue, assignee = _current(conn, beacon_id)
-        cur = conn.execute("INSERT INTO beacon_notes (beacon_id, at, author, text) VALUES (?, ?, ?, ?)", [beacon_id, now, by, body])
+        cur = conn.execute(
+            "INSERT INTO beacon_notes (beacon_id, at, author, text) VALUES (?, ?, ?, ?)", [beacon_id, now, by, body]
+        )
         conn.execute("UPDATE beacons SET updated_at = ? WHERE id = ?", [now, beacon_id])
         _event(conn, beacon_id, by, "note", (status, queue), (status, queue), assignee, None, now)
     return {"id": int(cur.lastrowid or 0), "at": now, "author": by, "text": body}
@@ -476,11 +562,23 @@ def reroute(store: Store, beacon_id: int, by: str, queue: str, *, note: str | No
     with store.transaction() as conn:
         status, old_queue, assignee = _current(conn, beacon_id)
         if old_queue == queue:
-            raise TransitionConflict(beacon_id, "reroute", status, assignee, f"beacon {beacon_id} is already in the {queue} queue")
+            raise TransitionConflict(
+                beacon_id, "reroute", status, assignee, f"beacon {beacon_id} is already in the {queue} queue"
+            )
         new_status, new_assignee = ("new", None) if status == "claimed" else (status, assignee)
         cur = conn.execute(
             "UPDATE beacons SET queue = ?, priority = ?, is_beacon = ?, status = ?, assignee = ?, reason = ?, updated_at = ? WHERE id = ? AND queue = ?",
-            [queue, value, int(queue == "support"), new_status, new_assignee, f"re-routed by {by} from {old_queue}", now, beacon_id, old_queue],
+            [
+                queue,
+                value,
+                int(queue == "support"),
+                new_status,
+                new_assignee,
+                f"re-routed by {by} from {old_queue}",
+                now,
+                beacon_id,
+                old_queue,
+            ],
         )
         if cur.rowcount != 1:
             raise TransitionConflict(beacon_id, "reroute", status, assignee)
@@ -491,17 +589,31 @@ def reroute(store: Store, beacon_id: int, by: str, queue: str, *, note: str | No
         )
         _event(conn, beacon_id, by, "reroute", (status, old_queue), (new_status, queue), new_assignee, text, now)
         if text:
-            conn.execute("INSERT INTO beacon_notes (beacon_id, at, author, text) VALUES (?, ?, ?, ?)", [beacon_id, now, by, text])
+            conn.execute(
+                "INSERT INTO beacon_notes (beacon_id, at, author, text) VALUES (?, ?, ?, ?)", [beacon_id, now, by, text]
+            )
         _leave_thread(conn, beacon_id)
     return _get(store, beacon_id)
 
 
 def _leave_thread(conn: sqlite3.Connection, beacon_id: int) -> None:
     """A re-routed beacon is about something else: it starts its own thread, and its old thread gets a new first beacon."""
-    rest = [r[0] for r in conn.execute("SELECT beacon_id FROM beacon_threads WHERE thread_id = ? AND beacon_id != ? ORDER BY beacon_id", [beacon_id, beacon_id])]
+    rest = [
+        r[0]
+        for r in conn.execute(
+            "SELECT beacon_id FROM beacon_threads WHERE thread_id = ? AND beacon_id != ? ORDER BY beacon_id",
+            [beacon_id, beacon_id],
+        )
+    ]
     if rest:
-        conn.execute("UPDATE beacon_threads SET thread_id = ? WHERE thread_id = ? AND beacon_id != ?", [rest[0], beacon_id, beacon_id])
-    conn.execute("UPDATE beacon_threads SET thread_id = beacon_id, queue = (SELECT queue FROM beacons WHERE id = ?) WHERE beacon_id = ?", [beacon_id, beacon_id])
+        conn.execute(
+            "UPDATE beacon_threads SET thread_id = ? WHERE thread_id = ? AND beacon_id != ?",
+            [rest[0], beacon_id, beacon_id],
+        )
+    conn.execute(
+        "UPDATE beacon_threads SET thread_id = beacon_id, queue = (SELECT queue FROM beacons WHERE id = ?) WHERE beacon_id = ?",
+        [beacon_id, beacon_id],
+    )
 
 
 # -- threads ---------------------------------------------------------------------
@@ -542,11 +654,21 @@ def link_threads(store: Store, grouping: GroupingConfig | None = None, *, batch:
 
 
 def _similar_thread(
-    conn: sqlite3.Connection, beacon_id: int, queue: str, brand: str, product: str | None, when: str, words: frozenset[str], g: GroupingConfig
+    conn: sqlite3.Connection,
+    beacon_id: int,
+    queue: str,
+    brand: str,
+    product: str | None,
+    when: str,
+    words: frozenset[str],
+    g: GroupingConfig,
 ) -> tuple[int, float] | None:
     """The open thread with the most similar earlier post (same brand, product and queue, within the window)."""
     at = datetime.fromisoformat(when)
-    lo, hi = (at - timedelta(seconds=g.window)).isoformat(timespec="seconds"), (at + timedelta(seconds=g.window)).isoformat(timespec="seconds")
+    lo, hi = (
+        (at - timedelta(seconds=g.window)).isoformat(timespec="seconds"),
+        (at + timedelta(seconds=g.window)).isoformat(timespec="seconds"),
+    )
     rows = conn.execute(
         "SELECT t.thread_id, t.words FROM beacon_threads t JOIN beacons r ON r.id = t.thread_id"
         " WHERE t.brand = ? AND t.product IS ? AND t.queue = ? AND t.at BETWEEN ? AND ? AND t.beacon_id < ?"

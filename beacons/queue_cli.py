@@ -17,8 +17,26 @@ from beacons.models import Beacon
 T = TypeVar("T")
 
 EXPORT_FIELDS = (
-    "id", "queue", "status", "priority", "brand", "product", "team", "assignee", "source", "author", "published_at",
-    "created_at", "updated_at", "sentiment", "sentiment_score", "title", "text", "url", "thread_id", "reason",
+    "id",
+    "queue",
+    "status",
+    "priority",
+    "brand",
+    "product",
+    "team",
+    "assignee",
+    "source",
+    "author",
+    "published_at",
+    "created_at",
+    "updated_at",
+    "sentiment",
+    "sentiment_score",
+    "title",
+    "text",
+    "url",
+    "thread_id",
+    "reason",
 )
 
 
@@ -27,9 +45,18 @@ def _who() -> str:
 
 
 def _common(p: argparse.ArgumentParser, *, by: bool = True) -> None:
-    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)")
+    p.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)",
+    )
     if by:
-        p.add_argument("--by", default=None, help="who is doing this, for the history (default: $BEACONS_USER, else your login name)")
+        p.add_argument(
+            "--by",
+            default=None,
+            help="who is doing this, for the history (default: $BEACONS_USER, else your login name)",
+        )
         p.add_argument("--format", choices=["text", "json"], default="text")
 
 
@@ -45,7 +72,9 @@ def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentP
         _common(p)
         p.add_argument("id", type=int)
         p.add_argument("--note", help="a note to keep with it")
-    p = q.add_parser("reroute", help="move a beacon to another queue; kept as a label for `beacons train --with-feedback`")
+    p = q.add_parser(
+        "reroute", help="move a beacon to another queue; kept as a label for `beacons train --with-feedback`"
+    )
     _common(p)
     p.add_argument("id", type=int)
     p.add_argument("queue", choices=["support", "advocacy", "none"])
@@ -57,13 +86,19 @@ def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentP
     p = q.add_parser("export", help="every matching beacon as CSV or JSON")
     _common(p, by=False)
     p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--queue", choices=["support", "advocacy", "none", "all"], help="one queue (default: support and advocacy)")
+    p.add_argument(
+        "--queue", choices=["support", "advocacy", "none", "all"], help="one queue (default: support and advocacy)"
+    )
     p.add_argument("--status", choices=["new", "claimed", "resolved", "dismissed", "open"])
     p.add_argument("--brand")
     p.add_argument("--product")
     p.add_argument("--team")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
-    r = groups[""].add_parser("route", help="explain how a stored beacon was routed", description="Re-run routing for a stored beacon with the current routing: rules and print each rule considered and the decision.")
+    r = groups[""].add_parser(
+        "route",
+        help="explain how a stored beacon was routed",
+        description="Re-run routing for a stored beacon with the current routing: rules and print each rule considered and the decision.",
+    )
     _common(r, by=False)
     r.add_argument("--explain", type=int, metavar="ID", required=True, help="beacon id")
     r.add_argument("--format", choices=["text", "json"], default="text")
@@ -163,7 +198,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     for n in detail.notes:
         print(f"  note {n['at']} {n['author']}: {n['text']}", file=out)
     for e in detail.history:
-        print(f"  {e.at} {e.actor} {e.action} {e.from_status}->{e.to_status} {e.from_queue}->{e.to_queue} {e.detail or ''}".rstrip(), file=out)
+        print(
+            f"  {e.at} {e.actor} {e.action} {e.from_status}->{e.to_status} {e.from_queue}->{e.to_queue} {e.detail or ''}".rstrip(),
+            file=out,
+        )
     return EXIT_OK
 
 
@@ -224,17 +262,33 @@ def cmd_route(args: argparse.Namespace) -> int:
     decision = decide(mention, match, classification, Rules.from_config(config.routing, config.brand_models()))
     r = decision.route
     if args.format == "json":
-        print(json.dumps({
-            "id": beacon.id,
-            "decision": {"queue": r.queue, "priority": r.priority, "team": r.team, "reason": r.reason},
-            "steps": [{"rule": s.rule, "outcome": s.outcome, "detail": s.detail} for s in decision.steps],
-            "stored": {"queue": beacon.queue, "priority": beacon.priority, "team": beacon.team, "reason": beacon.reason, "status": beacon.status},
-        }, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "id": beacon.id,
+                    "decision": {"queue": r.queue, "priority": r.priority, "team": r.team, "reason": r.reason},
+                    "steps": [{"rule": s.rule, "outcome": s.outcome, "detail": s.detail} for s in decision.steps],
+                    "stored": {
+                        "queue": beacon.queue,
+                        "priority": beacon.priority,
+                        "team": beacon.team,
+                        "reason": beacon.reason,
+                        "status": beacon.status,
+                    },
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return EXIT_OK
-    print(f"beacon #{beacon.id}: {(mention.title or mention.text)[:80]!r} ({mention.source_id}, {mention.published_at or mention.fetched_at})")
+    print(
+        f"beacon #{beacon.id}: {(mention.title or mention.text)[:80]!r} ({mention.source_id}, {mention.published_at or mention.fetched_at})"
+    )
     width = max(len(s.rule) for s in decision.steps)
     for i, s in enumerate(decision.steps, 1):
         print(f"  {i}. {s.rule:<{width}}  {s.outcome:<8} {s.detail}")
     print(f"decision: {r.queue}, priority {r.priority}, team {r.team or '-'} ({r.reason})")
-    print(f"stored:   {beacon.queue}, priority {beacon.priority}, team {beacon.team or '-'}, status {beacon.status} ({beacon.reason})")
+    print(
+        f"stored:   {beacon.queue}, priority {beacon.priority}, team {beacon.team or '-'}, status {beacon.status} ({beacon.reason})"
+    )
     return EXIT_OK

@@ -116,10 +116,16 @@ class Rules:
 
     @classmethod
     def from_config(cls, routing: RoutingConfig, brands: Sequence[Brand] = ()) -> Rules:
-        product_teams = [(p.lower(), t.name, f"routing.teams[{i}]") for i, t in enumerate(routing.teams) for p in t.products]
-        brand_teams = [(b.lower(), t.name, f"routing.teams[{i}]") for i, t in enumerate(routing.teams) for b in t.brands]
+        product_teams = [
+            (p.lower(), t.name, f"routing.teams[{i}]") for i, t in enumerate(routing.teams) for p in t.products
+        ]
+        brand_teams = [
+            (b.lower(), t.name, f"routing.teams[{i}]") for i, t in enumerate(routing.teams) for b in t.brands
+        ]
         for brand in brands:
-            product_teams += [(p.name.lower(), p.team, f"brands: {brand.name} / {p.name}") for p in brand.products if p.team]
+            product_teams += [
+                (p.name.lower(), p.team, f"brands: {brand.name} / {p.name}") for p in brand.products if p.team
+            ]
             if brand.team:
                 brand_teams.append((brand.name.lower(), brand.team, f"brands: {brand.name}"))
         overrides = tuple(
@@ -137,10 +143,15 @@ class Rules:
             for r in routing.rules
         )
         return cls(
-            routing.support_threshold, routing.advocacy_threshold, routing.relevance_threshold, routing.non_english,
+            routing.support_threshold,
+            routing.advocacy_threshold,
+            routing.relevance_threshold,
+            routing.non_english,
             frozenset(a.lower().lstrip("@") for a in routing.drop.authors),
             tuple(d.lower().strip(".") for d in routing.drop.domains),
-            overrides, tuple(product_teams), tuple(brand_teams),
+            overrides,
+            tuple(product_teams),
+            tuple(brand_teams),
         )
 
 
@@ -187,7 +198,9 @@ def urgency(mention: Mention, classification: Classification) -> float:
     return max([0.0, *(float(classification.intents.get(i, 0.0)) for i in URGENT_INTENTS)])
 
 
-def priority_terms(mention: Mention, classification: Classification, queue: Queue, *, now: datetime | None = None) -> dict[str, float]:
+def priority_terms(
+    mention: Mention, classification: Classification, queue: Queue, *, now: datetime | None = None
+) -> dict[str, float]:
     """The weighted terms of the priority formula for ``queue``; their sum is the raw priority."""
     now = now or datetime.now(UTC)
     s = classification.sentiment_score
@@ -211,10 +224,12 @@ def priority_terms(mention: Mention, classification: Classification, queue: Queu
     return {}
 
 
-def priority(mention: Mention, classification: Classification, *, queue: Queue | None = None, now: datetime | None = None) -> int:
+def priority(
+    mention: Mention, classification: Classification, *, queue: Queue | None = None, now: datetime | None = None
+) -> int:
     """The documented formula, 0..100, for ``queue`` (default: the classifier's queue)."""
     terms = priority_terms(mention, classification, queue or classification.queue, now=now)
-    return int(round(min(100.0, max(0.0, sum(terms.values()))))) if terms else 0
+    return round(min(100.0, max(0.0, sum(terms.values())))) if terms else 0
 
 
 def _proposed(classification: Classification, rules: Rules) -> tuple[Queue, str]:
@@ -224,10 +239,19 @@ def _proposed(classification: Classification, rules: Rules) -> tuple[Queue, str]
     if classification.relevance < rules.relevance_threshold:
         return "none", f"relevance {classification.relevance:.2f} < relevance_threshold {rules.relevance_threshold:.2f}"
     if support >= rules.support_threshold and support >= advocacy:
-        return "support", f"support score {support:.2f} >= support_threshold {rules.support_threshold:.2f} (advocacy {advocacy:.2f})"
+        return (
+            "support",
+            f"support score {support:.2f} >= support_threshold {rules.support_threshold:.2f} (advocacy {advocacy:.2f})",
+        )
     if advocacy >= rules.advocacy_threshold:
-        return "advocacy", f"advocacy score {advocacy:.2f} >= advocacy_threshold {rules.advocacy_threshold:.2f} (support {support:.2f})"
-    return "none", f"support {support:.2f} < {rules.support_threshold:.2f} and advocacy {advocacy:.2f} < {rules.advocacy_threshold:.2f}"
+        return (
+            "advocacy",
+            f"advocacy score {advocacy:.2f} >= advocacy_threshold {rules.advocacy_threshold:.2f} (support {support:.2f})",
+        )
+    return (
+        "none",
+        f"support {support:.2f} < {rules.support_threshold:.2f} and advocacy {advocacy:.2f} < {rules.advocacy_threshold:.2f}",
+    )
 
 
 def _dropped(mention: Mention, rules: Rules) -> str | None:
@@ -251,7 +275,14 @@ def _team(match: Match, override: Override | None, rules: Rules) -> tuple[str | 
     return None, "no team configured for this brand or product"
 
 
-def decide(mention: Mention, match: Match | None, classification: Classification, rules: Rules = DEFAULT_RULES, *, now: datetime | None = None) -> Decision:
+def decide(
+    mention: Mention,
+    match: Match | None,
+    classification: Classification,
+    rules: Rules = DEFAULT_RULES,
+    *,
+    now: datetime | None = None,
+) -> Decision:
     """Route a mention and keep every step of the reasoning."""
     steps: list[Step] = []
 
@@ -288,7 +319,7 @@ def decide(mention: Mention, match: Match | None, classification: Classification
         reason = f"rule {chosen.name}: {chosen.actions()}"
     terms = priority_terms(mention, classification, queue, now=now)
     raw = sum(terms.values())
-    value = int(round(min(100.0, max(0.0, raw)))) if terms else 0
+    value = round(min(100.0, max(0.0, raw))) if terms else 0
     formula = " + ".join(f"{k} {v:.1f}" for k, v in terms.items()) + f" = {raw:.1f}" if terms else "queue none"
     if chosen is not None and chosen.min_priority is not None and value < chosen.min_priority:
         value = chosen.min_priority
@@ -299,7 +330,14 @@ def decide(mention: Mention, match: Match | None, classification: Classification
     return Decision(Route(queue, value, reason, team), tuple(steps))
 
 
-def route(mention: Mention, match: Match | None, classification: Classification, rules: Rules = DEFAULT_RULES, *, now: datetime | None = None) -> Route:
+def route(
+    mention: Mention,
+    match: Match | None,
+    classification: Classification,
+    rules: Rules = DEFAULT_RULES,
+    *,
+    now: datetime | None = None,
+) -> Route:
     """The queue, priority, team and reason for a classified mention (see ``decide``)."""
     return decide(mention, match, classification, rules, now=now).route
 
@@ -308,11 +346,121 @@ def route(mention: Mention, match: Match | None, classification: Classification,
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'._-]*[a-z0-9]|[a-z0-9]", re.IGNORECASE)
 STOPWORDS = frozenset(
-    """a about after again all also am an and any anyone are as at be been before but by can cannot could did do does
-    doing done for from get got had has have having he her here hey hi how i i'm if in into is it it's its just know let
-    like me my no not now of on or our out over please really same so some still than thanks that the their them then
-    there these they this to too up us very via was we were what when where which while who why will with would yet you
-    your anybody else ever every everyone getting help today since""".split()
+    [
+        "a",
+        "about",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "anyone",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "but",
+        "by",
+        "can",
+        "cannot",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "done",
+        "for",
+        "from",
+        "get",
+        "got",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hey",
+        "hi",
+        "how",
+        "i",
+        "i'm",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "it's",
+        "its",
+        "just",
+        "know",
+        "let",
+        "like",
+        "me",
+        "my",
+        "no",
+        "not",
+        "now",
+        "of",
+        "on",
+        "or",
+        "our",
+        "out",
+        "over",
+        "please",
+        "really",
+        "same",
+        "so",
+        "some",
+        "still",
+        "than",
+        "thanks",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "too",
+        "up",
+        "us",
+        "very",
+        "via",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "yet",
+        "you",
+        "your",
+        "anybody",
+        "else",
+        "ever",
+        "every",
+        "everyone",
+        "getting",
+        "help",
+        "today",
+        "since",
+    ]
 )
 
 
@@ -326,7 +474,9 @@ def _stem(word: str) -> str:
 def content_words(text: str, names: Iterable[str] = ()) -> frozenset[str]:
     """The words that say what a post is about: lower-cased, crudely stemmed, without stopwords or the brand's names."""
     skip = {w for name in names for w in name.lower().split()}
-    return frozenset(_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOPWORDS and w not in skip)
+    return frozenset(
+        _stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in STOPWORDS and w not in skip
+    )
 
 
 def similarity(a: frozenset[str], b: frozenset[str]) -> tuple[float, int]:

@@ -133,7 +133,7 @@ def coerce(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
                 return MISSING
         if SECRET in meta:
             if not isinstance(value, str):
-                problems.append(Problem(loc, "expected a string (usually \"${ENV_VAR}\")"))
+                problems.append(Problem(loc, 'expected a string (usually "${ENV_VAR}")'))
                 return MISSING
             return value
         return coerce(base, value, loc, problems)

@@ -168,7 +168,9 @@ class Store:
             for migration_set in MIGRATION_SETS:
                 migration_set.apply(self.db)
         except (sqlite3.Error, OSError) as exc:  # OSError: the folder cannot be created
-            raise StoreError(f"cannot open database {self.path}: {exc} (check the database: path and its folder's permissions)") from exc
+            raise StoreError(
+                f"cannot open database {self.path}: {exc} (check the database: path and its folder's permissions)"
+            ) from exc
 
     def close(self) -> None:
         self.db.conn.close()
@@ -191,7 +193,9 @@ class Store:
             _rollback(conn)
             if isinstance(exc, sqlite3.Error):
                 # A full disk, a read-only file or a lock met mid-write: nothing of it stays.
-                raise StoreError(f"write to database {self.path} failed and was rolled back: {exc}{fault_hint(exc)}") from exc
+                raise StoreError(
+                    f"write to database {self.path} failed and was rolled back: {exc}{fault_hint(exc)}"
+                ) from exc
             raise
         else:
             try:
@@ -255,7 +259,14 @@ class Store:
                             "INSERT OR IGNORE INTO outbox (event_id, channel, beacon_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
                             [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels],
                         )
-            sets = ["last_poll_at = ?", "last_status = ?", "polls = polls + 1", "items_seen = items_seen + ?", "items_new = items_new + ?", "skipped = skipped + ?"]
+            sets = [
+                "last_poll_at = ?",
+                "last_status = ?",
+                "polls = polls + 1",
+                "items_seen = items_seen + ?",
+                "items_new = items_new + ?",
+                "skipped = skipped + ?",
+            ]
             args: list[Any] = [now, status, seen, new, skipped]
             if status in ("ok", "not_modified"):
                 sets += ["last_ok_at = ?", "consecutive_errors = 0", "last_error = NULL"]
@@ -308,14 +319,29 @@ class Store:
             " brand, product, match_json, raw, classify_status, classify_error, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                m.source_id, m.url, m.guid, m.title, m.text, m.author, m.author_reach, _iso(m.published_at),
-                _iso(m.fetched_at), (item.classification.lang if item.classification else None) or m.lang,
-                item.match.brand if item.match else None, item.match.product if item.match else None,
-                match_json, m.raw, status, item.classify_error, now,
+                m.source_id,
+                m.url,
+                m.guid,
+                m.title,
+                m.text,
+                m.author,
+                m.author_reach,
+                _iso(m.published_at),
+                _iso(m.fetched_at),
+                (item.classification.lang if item.classification else None) or m.lang,
+                item.match.brand if item.match else None,
+                item.match.product if item.match else None,
+                match_json,
+                m.raw,
+                status,
+                item.classify_error,
+                now,
             ],
         )
         mention_id = int(cur.lastrowid or 0)
-        conn.executemany("INSERT OR IGNORE INTO mention_keys (key, mention_id) VALUES (?, ?)", [(k, mention_id) for k in item.keys])
+        conn.executemany(
+            "INSERT OR IGNORE INTO mention_keys (key, mention_id) VALUES (?, ?)", [(k, mention_id) for k in item.keys]
+        )
         return mention_id
 
     def _insert_beacon(self, conn: sqlite3.Connection, mention_id: int, item: Item, now: str) -> int:
@@ -326,8 +352,20 @@ class Store:
             " scores_json, intents_json, model, reason, team, created_at, updated_at)"
             " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                mention_id, r.queue, r.priority, int(r.queue == "support"), c.sentiment, c.sentiment_score, c.relevance,
-                json.dumps(c.scores), json.dumps(c.intents), c.model, r.reason, r.team, now, now,
+                mention_id,
+                r.queue,
+                r.priority,
+                int(r.queue == "support"),
+                c.sentiment,
+                c.sentiment_score,
+                c.relevance,
+                json.dumps(c.scores),
+                json.dumps(c.intents),
+                c.model,
+                r.reason,
+                r.team,
+                now,
+                now,
             ],
         )
         return int(cur.lastrowid or 0)
@@ -344,8 +382,17 @@ class Store:
         out = []
         for row in rows:
             mention = Mention(
-                row[1], row[2], row[3], row[4], row[5], row[6],
-                datetime.fromisoformat(row[7]) if row[7] else None, datetime.fromisoformat(row[8]), row[9], row[10], row[11],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                datetime.fromisoformat(row[7]) if row[7] else None,
+                datetime.fromisoformat(row[8]),
+                row[9],
+                row[10],
+                row[11],
             )
             out.append((int(row[0]), mention, _match_from_json(row[12])))
         return out
@@ -380,14 +427,23 @@ class Store:
         elif f.queue != "all":
             where.append("b.queue = ?")
             args.append(f.queue)
-        for column, value in (("b.status", f.status), ("m.brand", f.brand), ("m.product", f.product), ("b.team", f.team)):
+        for column, value in (
+            ("b.status", f.status),
+            ("m.brand", f.brand),
+            ("m.product", f.product),
+            ("b.team", f.team),
+        ):
             if value:
                 where.append(f"{column} = ? COLLATE NOCASE")
                 args.append(value)
         if f.after_id is not None:
             where.append("b.id < ?")
             args.append(f.after_id)
-        sql = self._BEACON_SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY b.priority DESC, b.id DESC LIMIT ?"
+        sql = (
+            self._BEACON_SELECT
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY b.priority DESC, b.id DESC LIMIT ?"
+        )
         return [_beacon(r) for r in self.db.execute(sql, [*args, max(1, min(f.limit, 10_000))]).fetchall()]
 
     def get_beacon(self, beacon_id: int) -> Beacon | None:
@@ -423,8 +479,27 @@ def _match_from_json(text: str | None) -> Match | None:
 
 def _beacon(row: Sequence[Any]) -> Beacon:
     return Beacon(
-        id=row[0], queue=row[1], status=row[2], priority=row[3], brand=row[4], product=row[5], title=row[6], text=row[7],
-        url=row[8], source=row[9], author=row[10], published_at=row[11], sentiment=row[12], is_beacon=bool(row[13]),
-        sentiment_score=row[14], scores=json.loads(row[15] or "{}"), reason=row[16] or "", team=row[17], assignee=row[18],
-        created_at=row[19], updated_at=row[20], fetched_at=row[21], author_reach=row[22],
+        id=row[0],
+        queue=row[1],
+        status=row[2],
+        priority=row[3],
+        brand=row[4],
+        product=row[5],
+        title=row[6],
+        text=row[7],
+        url=row[8],
+        source=row[9],
+        author=row[10],
+        published_at=row[11],
+        sentiment=row[12],
+        is_beacon=bool(row[13]),
+        sentiment_score=row[14],
+        scores=json.loads(row[15] or "{}"),
+        reason=row[16] or "",
+        team=row[17],
+        assignee=row[18],
+        created_at=row[19],
+        updated_at=row[20],
+        fetched_at=row[21],
+        author_reach=row[22],
     )

@@ -71,19 +71,29 @@ class Receiver:
 
 def store_beacon(store: Store, n: int, channels: list[str]) -> int:
     now = datetime.now(UTC)
-    mention = Mention("bench", f"https://forum.example/t/{n}", f"g{n}", f"RouterX wifi #{n}", TEXT, "sam", now, now, "{}")
+    mention = Mention(
+        "bench", f"https://forum.example/t/{n}", f"g{n}", f"RouterX wifi #{n}", TEXT, "sam", now, now, "{}"
+    )
     start = mention.full_text.index("Acme")
     match = Match("Acme", "RouterX", (MatchSpan(start, start + 4, "Acme", "Acme", None, "name"),))
     c = Classification("support", True, "negative", -0.5, 0.9, {"support": 0.9})
-    return store.save_poll("bench", [Item(mention, (f"k{n}",), match, c, Route("support", 80, "bench"))], channels=channels).beacon_ids[0]
+    return store.save_poll(
+        "bench", [Item(mention, (f"k{n}",), match, c, Route("support", 80, "bench"))], channels=channels
+    ).beacon_ids[0]
 
 
 async def latency_run(kind: str, tick: float, beacons: int, every: float) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")
         recv = Receiver()
-        channel = AlertChannel(kind=kind, url=recv.url, name="bench", secret="bench-secret-0123456789",  # type: ignore[arg-type]
-                               rate_limit=10_000, spikes=SpikeRule(enabled=False))
+        channel = AlertChannel(
+            kind=kind,
+            url=recv.url,
+            name="bench",
+            secret="bench-secret-0123456789",  # type: ignore[arg-type]
+            rate_limit=10_000,
+            spikes=SpikeRule(enabled=False),
+        )
         sender = ChannelSender(channel, Outbox(store), tick=tick)
         stop = asyncio.Event()
         task = asyncio.create_task(sender.run(stop))
@@ -110,7 +120,14 @@ async def backlog_run(size: int) -> float:
         for n in range(size):
             store_beacon(store, n, ["bench"])
         recv = Receiver()
-        channel = AlertChannel(kind="webhook", url=recv.url, name="bench", secret="bench-secret-0123456789", rate_limit=100_000, spikes=SpikeRule(enabled=False))
+        channel = AlertChannel(
+            kind="webhook",
+            url=recv.url,
+            name="bench",
+            secret="bench-secret-0123456789",
+            rate_limit=100_000,
+            spikes=SpikeRule(enabled=False),
+        )
         sender = ChannelSender(channel, Outbox(store))
         started = time.monotonic()
         await sender.drain(budget=120)
@@ -130,7 +147,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--beacons", type=int, default=300)
     parser.add_argument("--every", type=float, default=0.02, help="seconds between stored beacons")
-    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout (the table goes to stderr)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the figures on stdout (the table goes to stderr)",
+    )
     args = parser.parse_args()
     out = sys.stderr if args.json else sys.stdout
     configure("error")
@@ -139,10 +160,20 @@ def main() -> None:
     for kind in ("webhook", "slack"):
         for tick in (0.1, 0.02):  # 0.1 s is the default tick
             lat = asyncio.run(latency_run(kind, tick, args.beacons, args.every))
-            print(f"{kind:8} {tick:6.2f} {len(lat):5} {pct(lat, 50):8.1f} {pct(lat, 95):8.1f} {max(lat):8.1f}", file=out)
-            figures["latency_ms"][f"{kind}@{tick:g}"] = {"n": len(lat), "p50": round(pct(lat, 50), 1), "p95": round(pct(lat, 95), 1), "max": round(max(lat), 1)}
+            print(
+                f"{kind:8} {tick:6.2f} {len(lat):5} {pct(lat, 50):8.1f} {pct(lat, 95):8.1f} {max(lat):8.1f}", file=out
+            )
+            figures["latency_ms"][f"{kind}@{tick:g}"] = {
+                "n": len(lat),
+                "p50": round(pct(lat, 50), 1),
+                "p95": round(pct(lat, 95), 1),
+                "max": round(max(lat), 1),
+            }
     figures["backlog_per_s"] = round(asyncio.run(backlog_run(1000)))
-    print(f"backlog of 1000 webhook alerts drained at {figures['backlog_per_s']} alerts/s (one channel, no rate limit)", file=out)
+    print(
+        f"backlog of 1000 webhook alerts drained at {figures['backlog_per_s']} alerts/s (one channel, no rate limit)",
+        file=out,
+    )
     if args.json:
         print(json.dumps(figures))
 

@@ -21,7 +21,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--posts", type=int, default=20_000, help="posts to classify (the corpus, repeated)")
     parser.add_argument("--model", help="model directory (default: shipped)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout (the table goes to stderr)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the figures on stdout (the table goes to stderr)",
+    )
     args = parser.parse_args()
     out = sys.stderr if args.json else sys.stdout
     if hasattr(os, "sched_setaffinity"):
@@ -61,8 +65,13 @@ def main() -> int:
     print(f"{'model load time (s)':34} {load_s:12.2f} {'< 2':>10}", file=out)
     print(f"{'model size on disk (MB)':34} {size / 1e6:12.1f} {'< 30':>10}", file=out)
     if args.json:
-        figures = {"posts": len(items), "posts_per_s": round(len(items) / model_s), "vader_posts_per_s": round(len(items) / vader_s),
-                   "load_s": round(load_s, 2), "size_mb": round(size / 1e6, 1)}
+        figures = {
+            "posts": len(items),
+            "posts_per_s": round(len(items) / model_s),
+            "vader_posts_per_s": round(len(items) / vader_s),
+            "load_s": round(load_s, 2),
+            "size_mb": round(size / 1e6, 1),
+        }
         print(json.dumps(figures))
     return 0
 

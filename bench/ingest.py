@@ -102,7 +102,10 @@ def make_feeds(feeds: int, entries: int, brand_share: float, seed: int = 7) -> l
             else:
                 text = rng.choice(_PLAIN)
             paragraphs = [text, *rng.sample(_PLAIN, 2), rng.choice(_TAILS)]
-            html = "".join(f"<p>{escape(p)}</p>" for p in paragraphs if p) + f'<p><a href="https://site{f}.example/p/{n}">Read more</a></p>'
+            html = (
+                "".join(f"<p>{escape(p)}</p>" for p in paragraphs if p)
+                + f'<p><a href="https://site{f}.example/p/{n}">Read more</a></p>'
+            )
             when = format_datetime(start - timedelta(minutes=n), usegmt=True)
             items.append(
                 f"<item><title>{escape(text[:70])}</title><link>https://site{f}.example/p/{n}?utm_source=rss</link>"
@@ -142,7 +145,9 @@ def run(bodies: list[bytes], model: str, database: Path, *, grouping: bool = Tru
     client = httpx.AsyncClient()
     classifier = load_classifier(model)
     routing = RoutingConfig(grouping=GroupingConfig(enabled=grouping))
-    pipeline = Pipeline(store=store, client=client, classifier=classifier, brands=BRANDS, limits=FetchLimits(), routing=routing)
+    pipeline = Pipeline(
+        store=store, client=client, classifier=classifier, brands=BRANDS, limits=FetchLimits(), routing=routing
+    )
     t = Totals()
 
     def parse_only(body: bytes) -> None:
@@ -178,16 +183,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=200, help="feeds to generate (default 200)")
     parser.add_argument("--entries", type=int, default=50, help="entries per feed (default 50)")
-    parser.add_argument("--brand-share", type=float, default=0.2, help="share of entries that mention the brand (default 0.2)")
+    parser.add_argument(
+        "--brand-share", type=float, default=0.2, help="share of entries that mention the brand (default 0.2)"
+    )
     parser.add_argument("--model", default="rules", help="classifier.model: rules (default), auto or a model path")
-    parser.add_argument("--no-grouping", action="store_true", help="routing.grouping.enabled: false (skip linking similar posts into threads)")
+    parser.add_argument(
+        "--no-grouping",
+        action="store_true",
+        help="routing.grouping.enabled: false (skip linking similar posts into threads)",
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs of each stage; the best is reported (default 2)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout (the table goes to stderr)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the figures on stdout (the table goes to stderr)",
+    )
     args = parser.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
 
-    print(f"Generating {args.feeds} feeds x {args.entries} entries ({args.brand_share:.0%} mention the brand)...", file=sys.stderr)
+    print(
+        f"Generating {args.feeds} feeds x {args.entries} entries ({args.brand_share:.0%} mention the brand)...",
+        file=sys.stderr,
+    )
     bodies = make_feeds(args.feeds, args.entries, args.brand_share, args.seed)
     megabytes = sum(map(len, bodies)) / 1e6
     with tempfile.TemporaryDirectory(prefix="beacons-bench-") as tmp:
@@ -203,20 +221,40 @@ def main(argv: list[str] | None = None) -> int:
     totals = t.counts
 
     grouping = "off" if args.no_grouping else "on"
-    print(f"\nbeacons ingest benchmark: {args.feeds} feeds x {args.entries} entries, {megabytes:.1f} MB of RSS, best of {args.repeat}", file=out)
+    print(
+        f"\nbeacons ingest benchmark: {args.feeds} feeds x {args.entries} entries, {megabytes:.1f} MB of RSS, best of {args.repeat}",
+        file=out,
+    )
     print(f"classifier: {classifier} (classifier.model: {args.model}); routing.grouping: {grouping}", file=out)
     print(f"{'stage':34} {'entries':>8} {'CPU s':>7} {'wall s':>7} {'entries/s':>10}", file=out)
-    print(f"{'feedparser.parse only (floor)':34} {t.parsed:8} {t.parse_cpu:7.2f} {t.parse_wall:7.2f} {parse_rate:10.0f}", file=out)
-    print(f"{'parse + match + classify + store':34} {t.ingested:8} {t.e2e_cpu:7.2f} {t.e2e_wall:7.2f} {e2e_rate:10.0f}", file=out)
-    print(f"\nend to end = {ratio:.0%} of the parse-only rate (CPU time; target >= {TARGET:.0%}): {'OK' if ratio >= TARGET else 'BELOW TARGET'}", file=out)
+    print(
+        f"{'feedparser.parse only (floor)':34} {t.parsed:8} {t.parse_cpu:7.2f} {t.parse_wall:7.2f} {parse_rate:10.0f}",
+        file=out,
+    )
+    print(
+        f"{'parse + match + classify + store':34} {t.ingested:8} {t.e2e_cpu:7.2f} {t.e2e_wall:7.2f} {e2e_rate:10.0f}",
+        file=out,
+    )
+    print(
+        f"\nend to end = {ratio:.0%} of the parse-only rate (CPU time; target >= {TARGET:.0%}): {'OK' if ratio >= TARGET else 'BELOW TARGET'}",
+        file=out,
+    )
     print(
         f"matched {totals.get('new', 0) + totals.get('duplicate', 0)} of {t.ingested} entries; stored {totals.get('new', 0)} "
         f"(support {totals.get('support', 0)}, advocacy {totals.get('advocacy', 0)}); dropped without a brand {totals.get('dropped_no_brand', 0)}",
         file=out,
     )
     if args.json:
-        figures = {"feeds": args.feeds, "entries": args.entries, "classifier": classifier, "grouping": grouping,
-                   "parse_rate": round(parse_rate), "e2e_rate": round(e2e_rate), "ratio": round(ratio, 3), "target_ratio": TARGET}
+        figures = {
+            "feeds": args.feeds,
+            "entries": args.entries,
+            "classifier": classifier,
+            "grouping": grouping,
+            "parse_rate": round(parse_rate),
+            "e2e_rate": round(e2e_rate),
+            "ratio": round(ratio, 3),
+            "target_ratio": TARGET,
+        }
         print(json.dumps(figures))
     return 0
 

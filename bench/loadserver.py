@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import socket
@@ -112,8 +113,11 @@ class Stats:
 
     def snapshot(self) -> dict[str, object]:
         return {
-            "requests": self.requests, "statuses": self.statuses, "in_flight": self.in_flight,
-            "max_in_flight": self.max_in_flight, "max_in_flight_per_host": max(self.host_max.values(), default=0),
+            "requests": self.requests,
+            "statuses": self.statuses,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "max_in_flight_per_host": max(self.host_max.values(), default=0),
             "host_max": self.host_max,
         }
 
@@ -162,7 +166,9 @@ class LoadServer:
             self.stats.host_max = {h: n for h, n in self.stats.host_in_flight.items() if n}
         await _send(writer, 200, body, "application/json")
 
-    async def _answer(self, path: str, headers: dict[str, str], host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+    async def _answer(
+        self, path: str, headers: dict[str, str], host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> str:
         if not (path.startswith("/feed/") and path.endswith(".xml") and path[6:-4].isdigit()):
             return await _send(writer, 404, b"not found", "text/plain")
         n = int(path[6:-4])
@@ -174,10 +180,9 @@ class LoadServer:
         elif kind == "error":
             return await _send(writer, 500, b"internal error", "text/plain")
         elif kind == "hang":
-            try:  # until the client gives up (EOF) or --hang seconds
+            # until the client gives up (EOF) or --hang seconds
+            with contextlib.suppress(TimeoutError, ConnectionError):
                 await asyncio.wait_for(reader.read(1), timeout=self.args.hang)
-            except (TimeoutError, ConnectionError):
-                pass
             return "hang"
         version = 0
         if kind == "changed":
@@ -192,7 +197,9 @@ class LoadServer:
         return await _send(writer, 200, body, "application/rss+xml; charset=utf-8", etag)
 
 
-async def _send(writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str | None, etag: str | None = None) -> str:
+async def _send(
+    writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str | None, etag: str | None = None
+) -> str:
     reason = {200: "OK", 304: "Not Modified", 404: "Not Found", 500: "Internal Server Error"}[status]
     head = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}"]
     if content_type:
@@ -235,7 +242,10 @@ async def serve(args: argparse.Namespace) -> None:
     port = args.port or _free_port(["127.0.0.1", *hosts])
     server = LoadServer(args)
     server.slow_hosts = set(hosts[: args.slow_hosts])
-    servers = [await asyncio.start_server(server.handle, h, port, backlog=1024, reuse_address=True) for h in ["127.0.0.1", *hosts]]
+    servers = [
+        await asyncio.start_server(server.handle, h, port, backlog=1024, reuse_address=True)
+        for h in ["127.0.0.1", *hosts]
+    ]
     print(json.dumps({"port": port, "hosts": hosts}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -248,10 +258,8 @@ async def serve(args: argparse.Namespace) -> None:
 
     if not args.ignore_stdin:
         threading.Thread(target=watch_stdin, daemon=True).start()
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=args.max_seconds)
-    except TimeoutError:
-        pass
     for s in servers:
         s.close()
 

@@ -51,7 +51,13 @@ class Bench:
 
 def _ingest(f: dict[str, Any]) -> list[Row]:
     return [
-        Row("ingest", f"end to end / feedparser alone (CPU, {f['classifier']})", f"{f['ratio']:.0%}", f">= {f['target_ratio']:.0%}", f["ratio"] >= f["target_ratio"]),
+        Row(
+            "ingest",
+            f"end to end / feedparser alone (CPU, {f['classifier']})",
+            f"{f['ratio']:.0%}",
+            f">= {f['target_ratio']:.0%}",
+            f["ratio"] >= f["target_ratio"],
+        ),
         Row("ingest", "entries per second, parse to stored row", f"{f['e2e_rate']:,}"),
         Row("ingest", "entries per second, feedparser alone", f"{f['parse_rate']:,}"),
     ]
@@ -59,7 +65,13 @@ def _ingest(f: dict[str, Any]) -> list[Row]:
 
 def _classify(f: dict[str, Any]) -> list[Row]:
     return [
-        Row("classify", "posts per second (spaCy model, 1 core)", f"{f['posts_per_s']:,}", ">= 2,000", f["posts_per_s"] >= 2000),
+        Row(
+            "classify",
+            "posts per second (spaCy model, 1 core)",
+            f"{f['posts_per_s']:,}",
+            ">= 2,000",
+            f["posts_per_s"] >= 2000,
+        ),
         Row("classify", "model load time", f"{f['load_s']:.2f} s", "< 2 s", f["load_s"] < 2),
         Row("classify", "model size on disk", f"{f['size_mb']:.1f} MB", "< 30 MB", f["size_mb"] < 30),
     ]
@@ -69,15 +81,33 @@ def _scale(f: dict[str, Any]) -> list[Row]:
     c, s, t = f["cycle"], f["soak"], f["targets"]
     n = f"{f['sources']:,} sources"
     rows = [
-        Row("scale", f"poll cycle wall time, {n} (steady state)", f"{c['wall_s']:.1f} s", f"< {t['cycle_s']:g} s", c["wall_s"] < t["cycle_s"]),
+        Row(
+            "scale",
+            f"poll cycle wall time, {n} (steady state)",
+            f"{c['wall_s']:.1f} s",
+            f"< {t['cycle_s']:g} s",
+            c["wall_s"] < t["cycle_s"],
+        ),
         Row("scale", "requests per second in the cycle", f"{c['requests_per_s']:,.0f}"),
         Row("scale", "daemon CPU time for the cycle", f"{c['cpu_s']:.1f} s"),
         Row("scale", "first cycle, every feed new (parse, classify, store)", f"{f['cold']['wall_s']:.1f} s"),
-        Row("scale", "peak RSS of the daemon", f"{f['peak_rss_mb']:.0f} MB", f"< {t['peak_rss_mb']:g} MB", f["peak_rss_mb"] < t["peak_rss_mb"]),
+        Row(
+            "scale",
+            "peak RSS of the daemon",
+            f"{f['peak_rss_mb']:.0f} MB",
+            f"< {t['peak_rss_mb']:g} MB",
+            f["peak_rss_mb"] < t["peak_rss_mb"],
+        ),
     ]
     if s:
         rows += [
-            Row("scale", f"soak RSS growth ({s['requests']:,} polls)", f"{s['rss_growth_pct']:+.1f} %", f"< {t['rss_growth_pct']:g} %", s["rss_growth_pct"] < t["rss_growth_pct"]),
+            Row(
+                "scale",
+                f"soak RSS growth ({s['requests']:,} polls)",
+                f"{s['rss_growth_pct']:+.1f} %",
+                f"< {t['rss_growth_pct']:g} %",
+                s["rss_growth_pct"] < t["rss_growth_pct"],
+            ),
             Row("scale", "soak file descriptors leaked", f"{s['fd_leaked']}", "0", s["fd_leaked"] <= t["fd_leaked"]),
         ]
     return rows
@@ -88,7 +118,13 @@ def _alerts(f: dict[str, Any]) -> list[Row]:
     for kind in ("webhook", "slack"):
         lat = f["latency_ms"].get(f"{kind}@0.1")
         if lat:
-            rows.append(Row("alert latency", f"{kind}: beacon stored to request received, p50 / p95", f"{lat['p50']:.0f} / {lat['p95']:.0f} ms"))
+            rows.append(
+                Row(
+                    "alert latency",
+                    f"{kind}: beacon stored to request received, p50 / p95",
+                    f"{lat['p50']:.0f} / {lat['p95']:.0f} ms",
+                )
+            )
     rows.append(Row("alert latency", "backlog of 1,000 webhook alerts, drain rate", f"{f['backlog_per_s']:,} alerts/s"))
     return rows
 
@@ -137,9 +173,17 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--full", action="store_true", help="every benchmark at its default size (scale: 10,000 sources and a soak)")
-    p.add_argument("--only", action="append", choices=[b.name for b in BENCHES], help="run only this benchmark (repeatable)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"Markdown file to write (default {DEFAULT_OUT.relative_to(HERE.parent)}; - for none)")
+    p.add_argument(
+        "--full", action="store_true", help="every benchmark at its default size (scale: 10,000 sources and a soak)"
+    )
+    p.add_argument(
+        "--only", action="append", choices=[b.name for b in BENCHES], help="run only this benchmark (repeatable)"
+    )
+    p.add_argument(
+        "--out",
+        default=str(DEFAULT_OUT),
+        help=f"Markdown file to write (default {DEFAULT_OUT.relative_to(HERE.parent)}; - for none)",
+    )
     args = p.parse_args(argv)
     rows: list[Row] = []
     took: dict[str, float] = {}

@@ -60,7 +60,9 @@ from beacons.pipeline import PollResult
 from collectors.rss import Options as RssOptions
 
 HERE = Path(__file__).resolve().parent
-BRAND = BrandConfig("Acme", aliases=("Acme Corp",), products=(ProductConfig("RouterX", ("RX-200",)), ProductConfig("Acme Cloud")))
+BRAND = BrandConfig(
+    "Acme", aliases=("Acme Corp",), products=(ProductConfig("RouterX", ("RX-200",)), ProductConfig("Acme Cloud"))
+)
 TARGETS = {"cycle_s": 60.0, "peak_rss_mb": 400.0, "rss_growth_pct": 10.0, "fd_leaked": 0}
 
 
@@ -68,7 +70,15 @@ class LoadServer:
     """``bench/loadserver.py`` in a child process; its stdin is our lifeline (closing it stops the server)."""
 
     def __init__(self, *, hosts: int, entries: int, extra: list[str] | None = None) -> None:
-        cmd = [sys.executable, str(HERE / "loadserver.py"), "--hosts", str(hosts), "--entries", str(entries), *(extra or [])]
+        cmd = [
+            sys.executable,
+            str(HERE / "loadserver.py"),
+            "--hosts",
+            str(hosts),
+            "--entries",
+            str(entries),
+            *(extra or []),
+        ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -83,7 +93,9 @@ class LoadServer:
         return f"http://{self.hosts[n % len(self.hosts)]}:{self.port}/feed/{n}.xml"
 
     def stats(self, *, reset: bool = False) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats{'?reset=1' if reset else ''}", timeout=10) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/stats{'?reset=1' if reset else ''}", timeout=10
+        ) as r:
             return dict(json.loads(r.read()))
 
     def close(self) -> None:
@@ -98,8 +110,17 @@ class LoadServer:
             self.proc.stdout.close()
 
 
-def make_config(server: LoadServer, sources: int, database: Path, *, interval: float = 300.0, timeout: float = 30.0,
-                concurrency: int = 64, per_host: int = 2, model: str = "auto") -> Config:
+def make_config(
+    server: LoadServer,
+    sources: int,
+    database: Path,
+    *,
+    interval: float = 300.0,
+    timeout: float = 30.0,
+    concurrency: int = 64,
+    per_host: int = 2,
+    model: str = "auto",
+) -> Config:
     return Config(
         database=str(database),
         brands=(BRAND,),
@@ -142,8 +163,12 @@ class Progress:
         started = time.monotonic()
         while not self._stop.wait(self.every):
             s = self.server.stats()
-            print(f"  {self.label}: {time.monotonic() - started:5.0f} s, {s['requests']} requests, {s['in_flight']} in flight, "
-                  f"RSS {rss_mb():.0f} MB", file=sys.stderr, flush=True)
+            print(
+                f"  {self.label}: {time.monotonic() - started:5.0f} s, {s['requests']} requests, {s['in_flight']} in flight, "
+                f"RSS {rss_mb():.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -167,11 +192,17 @@ def cycle(server: LoadServer, config: Config, classifier: Classifier, label: str
     done = sorted(r.ms / 1000 for r in results)
     statuses = Counter(r.status for r in results)
     return {
-        "sources": len(results), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "requests": requests,
-        "requests_per_s": round(requests / wall, 1), "statuses": dict(statuses),
+        "sources": len(results),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "requests": requests,
+        "requests_per_s": round(requests / wall, 1),
+        "statuses": dict(statuses),
         "new_mentions": sum(r.counts.get("new", 0) for r in results),
-        "done_p50_s": round(statistics.median(done), 2), "done_p99_s": round(done[int(len(done) * 0.99) - 1], 2),
-        "max_in_flight": after["max_in_flight"], "max_in_flight_per_host": after["max_in_flight_per_host"],
+        "done_p50_s": round(statistics.median(done), 2),
+        "done_p99_s": round(done[int(len(done) * 0.99) - 1], 2),
+        "max_in_flight": after["max_in_flight"],
+        "max_in_flight_per_host": after["max_in_flight_per_host"],
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -183,7 +214,9 @@ class Samples:
     fds: list[int] = field(default_factory=list)
 
 
-def soak(server: LoadServer, config: Config, classifier: Classifier, *, seconds: float, sample: float) -> dict[str, Any]:
+def soak(
+    server: LoadServer, config: Config, classifier: Classifier, *, seconds: float, sample: float
+) -> dict[str, Any]:
     """The daemon's loop mode for ``seconds``; RSS and fds sampled from a thread every ``sample`` s."""
     gc.collect()
     fds_before = open_fds()
@@ -199,8 +232,12 @@ def soak(server: LoadServer, config: Config, classifier: Classifier, *, seconds:
             samples.rss.append(rss_mb())
             samples.fds.append(open_fds())
             s = server.stats()
-            print(f"  soak: {samples.at[-1]:5.0f}/{seconds:.0f} s, {s['requests'] - req0} requests, RSS {samples.rss[-1]:.0f} MB, "
-                  f"{samples.fds[-1]} fds", file=sys.stderr, flush=True)
+            print(
+                f"  soak: {samples.at[-1]:5.0f}/{seconds:.0f} s, {s['requests'] - req0} requests, RSS {samples.rss[-1]:.0f} MB, "
+                f"{samples.fds[-1]} fds",
+                file=sys.stderr,
+                flush=True,
+            )
 
     stopping: list[float] = []
 
@@ -230,11 +267,20 @@ def soak(server: LoadServer, config: Config, classifier: Classifier, *, seconds:
     tail = rss[n * 8 // 10 :] or rss[-1:]
     base, end = statistics.median(head), statistics.median(tail)
     return {
-        "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "requests": requests, "requests_per_s": round(requests / wall, 1),
-        "rss_start_mb": round(base, 1), "rss_end_mb": round(end, 1), "rss_max_mb": round(max(samples.rss, default=0), 1),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "requests": requests,
+        "requests_per_s": round(requests / wall, 1),
+        "rss_start_mb": round(base, 1),
+        "rss_end_mb": round(end, 1),
+        "rss_max_mb": round(max(samples.rss, default=0), 1),
         "rss_growth_pct": round((end - base) / base * 100, 1) if base else 0.0,
-        "fds_before": fds_before, "fds_after": fds_after, "fds_max": max(samples.fds, default=fds_before),
-        "fd_leaked": fds_after - fds_before, "samples": n, "shutdown_s": round(time.monotonic() - stopping[0], 1) if stopping else None,
+        "fds_before": fds_before,
+        "fds_after": fds_after,
+        "fds_max": max(samples.fds, default=fds_before),
+        "fd_leaked": fds_after - fds_before,
+        "samples": n,
+        "shutdown_s": round(time.monotonic() - stopping[0], 1) if stopping else None,
     }
 
 
@@ -250,14 +296,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hosts", type=int, help="loopback hosts the feeds are spread over (default 200; 20 with --quick)")
     p.add_argument("--entries", type=int, default=10, help="entries per feed (default 10)")
     p.add_argument("--duration", default="30m", help="simulated soak time (default 30m; 0 skips the soak)")
-    p.add_argument("--interval", type=float, help="real seconds between a source's polls in the soak (default 45; 3 with --quick)")
-    p.add_argument("--sim-interval", default="5m", help="the interval --interval stands for (default 5m, the default source interval)")
+    p.add_argument(
+        "--interval", type=float, help="real seconds between a source's polls in the soak (default 45; 3 with --quick)"
+    )
+    p.add_argument(
+        "--sim-interval",
+        default="5m",
+        help="the interval --interval stands for (default 5m, the default source interval)",
+    )
     p.add_argument("--sample", type=float, help="seconds between RSS/fd samples (default 5; 1 with --quick)")
-    p.add_argument("--timeout", type=float, help="fetch.timeout in seconds (default 30, the default config's; 5 with --quick)")
+    p.add_argument(
+        "--timeout", type=float, help="fetch.timeout in seconds (default 30, the default config's; 5 with --quick)"
+    )
     p.add_argument("--model", default="auto", help="classifier.model: auto (default), rules or a path")
-    p.add_argument("--log-level", default="info", help="daemon log level; logs go to a JSON file in the temporary folder (default info)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        help="daemon log level; logs go to a JSON file in the temporary folder (default info)",
+    )
     p.add_argument("--quick", action="store_true", help="CI-sized run")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout (the table goes to stderr)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the figures on stdout (the table goes to stderr)",
+    )
     args = p.parse_args(argv)
     sources = args.sources or (500 if args.quick else 10_000)
     hosts = args.hosts or (20 if args.quick else 200)
@@ -274,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         server = LoadServer(hosts=hosts, entries=args.entries)
         try:
             config = make_config(server, sources, Path(tmp) / "scale.db", timeout=timeout, model=args.model)
-            print(f"{sources} sources on {hosts} loopback hosts (load server pid {server.proc.pid}); classifier {args.model}", file=sys.stderr)
+            print(
+                f"{sources} sources on {hosts} loopback hosts (load server pid {server.proc.pid}); classifier {args.model}",
+                file=sys.stderr,
+            )
             classifier = load_classifier(args.model)
             print("cold cycle (every feed new)...", file=sys.stderr)
             cold = cycle(server, config, classifier, "cold cycle")
@@ -282,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             steady = cycle(server, config, classifier, "cycle")
             soaked: dict[str, Any] | None = None
             if soak_seconds > 0:
-                print(f"soak: {args.duration} simulated = {soak_seconds:.0f} s real (interval {interval:g} s stands for {args.sim_interval})", file=sys.stderr)
+                print(
+                    f"soak: {args.duration} simulated = {soak_seconds:.0f} s real (interval {interval:g} s stands for {args.sim_interval})",
+                    file=sys.stderr,
+                )
                 soak_config = replace(config, sources=tuple(replace(s, interval=interval) for s in config.sources))
                 soaked = soak(server, soak_config, classifier, seconds=soak_seconds, sample=sample)
             with open(log_file.name) as written:
@@ -291,8 +359,16 @@ def main(argv: list[str] | None = None) -> int:
             server.close()
             log_file.close()
     figures = {
-        "sources": sources, "hosts": hosts, "classifier": classifier.name, "cold": cold, "cycle": steady, "soak": soaked,
-        "peak_rss_mb": round(peak_rss_mb(), 1), "log_lines": log_lines, "timeout_s": timeout, "targets": TARGETS,
+        "sources": sources,
+        "hosts": hosts,
+        "classifier": classifier.name,
+        "cold": cold,
+        "cycle": steady,
+        "soak": soaked,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "log_lines": log_lines,
+        "timeout_s": timeout,
+        "targets": TARGETS,
     }
     report(figures, out)
     if args.json:
@@ -306,7 +382,10 @@ def report(f: dict[str, Any], out: Any) -> None:
     def row(name: str, value: str, target: str = "") -> None:
         print(f"{name:44} {value:>14} {target:>10}", file=out)
 
-    print(f"\nbeacons scale benchmark: {f['sources']} sources on {f['hosts']} hosts, classifier {f['classifier']}", file=out)
+    print(
+        f"\nbeacons scale benchmark: {f['sources']} sources on {f['hosts']} hosts, classifier {f['classifier']}",
+        file=out,
+    )
     row("measure", "value", "target")
     row("cold cycle wall time (every feed new)", f"{cold['wall_s']:.1f} s")
     row("cycle wall time (steady state)", f"{c['wall_s']:.1f} s", "< 60 s")

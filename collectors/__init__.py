@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 from beacons.models import Brand, Fetched, Mention, Source, SourceState
 
-
 MAX_BACKOFF = 6 * 3600.0  # a service asking for more than this is capped (same cap as Retry-After)
 
 

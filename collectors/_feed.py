@@ -89,7 +89,9 @@ def parse_feed(
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     if url:
         response_headers.setdefault("content-location", url)
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers, sanitize_html=True, resolve_relative_uris=True)
+    parsed = feedparser.parse(
+        io.BytesIO(body), response_headers=response_headers, sanitize_html=True, resolve_relative_uris=True
+    )
     entries = parsed.get("entries") or []
     if not entries:
         # An HTML page parses without bozo as often as with it, so say what it is either way.

@@ -52,7 +52,9 @@ def load_json(body: bytes, *, source_id: str | None, service: str) -> Any:
     """Decode a JSON body; ``ParseError`` naming what came instead."""
     head = body[:512].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
-        raise ParseError(f"got an HTML page, not {service} JSON (an error or login page, or a wrong base_url?)", source_id=source_id)
+        raise ParseError(
+            f"got an HTML page, not {service} JSON (an error or login page, or a wrong base_url?)", source_id=source_id
+        )
     if head.startswith((b"<?xml", b"<rss", b"<feed")):
         raise ParseError(f"got XML, not {service} JSON (check the source kind and base_url)", source_id=source_id)
     try:
@@ -64,11 +66,15 @@ def load_json(body: bytes, *, source_id: str | None, service: str) -> Any:
 def items_of(data: Any, key: str, *, source_id: str | None, service: str) -> list[Any]:
     """``data[key]`` as a list; ``ParseError`` when the top level is not what the service documents."""
     if not isinstance(data, dict):
-        raise ParseError(f"{service} answered a JSON {_type(data)}, expected an object with {key!r}", source_id=source_id)
+        raise ParseError(
+            f"{service} answered a JSON {_type(data)}, expected an object with {key!r}", source_id=source_id
+        )
     value = data.get(key)
     if not isinstance(value, list):
         found = "missing" if value is None else f"a {_type(value)}"
-        raise ParseError(f"{service} response has no {key!r} list ({found}); the API may have changed", source_id=source_id)
+        raise ParseError(
+            f"{service} response has no {key!r} list ({found}); the API may have changed", source_id=source_id
+        )
     return value
 
 
@@ -82,7 +88,9 @@ def error_body(exc: BaseException) -> bytes:
 
 
 def _type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def req(obj: Any, key: str, kind: type | tuple[type, ...] = str) -> Any:
@@ -172,7 +180,9 @@ def make_mention(
     )
 
 
-def parse_items(items: Iterable[Any], build: Callable[[Any], Mention], *, skip: Skip | None, what: str = "result") -> list[Mention]:
+def parse_items(
+    items: Iterable[Any], build: Callable[[Any], Mention], *, skip: Skip | None, what: str = "result"
+) -> list[Mention]:
     """``build`` each item; an item that raises is skipped with its reason, the rest are kept."""
     mentions: list[Mention] = []
     for i, item in enumerate(items):
@@ -254,13 +264,17 @@ async def page_back(
     for number in range(limit):
         page = await fetch_page(token)
         mentions.extend(m for m in page.mentions if is_newer(m, since))
-        reached = since is not None and any(m.published_at is not None and m.published_at <= since for m in page.mentions)
+        reached = since is not None and any(
+            m.published_at is not None and m.published_at <= since for m in page.mentions
+        )
         if reached or not page.mentions or page.next is None or ctx.retry_after is not None:
             return mentions
         token = page.next
         if since is not None and number == limit - 1:
             log.warning(
-                "collector.gap", source=ctx.source.id, pages=limit,
+                "collector.gap",
+                source=ctx.source.id,
+                pages=limit,
                 reason=f"{limit} pages (max_pages) did not reach the cursor {format_cursor(since)}; older results in between are not read",
             )
     return mentions
@@ -303,7 +317,9 @@ def finish(ctx: PollContext, mentions: Sequence[Mention], since: datetime | None
 # -- requests --------------------------------------------------------------
 
 
-def auth_headers(ctx: PollContext, env_name: str | None, *, key: str = "token_env", scheme: str = "Bearer") -> dict[str, str]:
+def auth_headers(
+    ctx: PollContext, env_name: str | None, *, key: str = "token_env", scheme: str = "Bearer"
+) -> dict[str, str]:
     """``Authorization`` from the env var named by ``key``; a missing variable is a clear error (no value shown)."""
     if not env_name:
         return {}
@@ -361,7 +377,9 @@ def check_common(options: Any) -> list[tuple[str, str]]:
     env_name = getattr(options, "token_env", None)
     if env_name is not None and not _ENV_NAME.fullmatch(env_name):
         # never echo the value: it may be a token pasted by mistake
-        problems.append(("token_env", "expected the NAME of an environment variable (like GITHUB_TOKEN), not the token itself"))
+        problems.append(
+            ("token_env", "expected the NAME of an environment variable (like GITHUB_TOKEN), not the token itself")
+        )
     return problems
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,13 +38,19 @@ class Options:
         problems = check_common(self)
         for key in ("q", "format"):
             if key in self.params:
-                problems.append((f"params.{key}", "is set by the collector; use query instead" if key == "q" else "is always rss"))
+                problems.append(
+                    (f"params.{key}", "is set by the collector; use query instead" if key == "q" else "is always rss")
+                )
         return problems
 
 
 @register("bing_news", Options)
 async def poll(ctx: PollContext, options: Options) -> Poll:
-    params = {**{str(k): str(v) for k, v in options.params.items()}, "q": require_query(ctx, options.query or ctx.default_query), "format": "rss"}
+    params = {
+        **{str(k): str(v) for k, v in options.params.items()},
+        "q": require_query(ctx, options.query or ctx.default_query),
+        "format": "rss",
+    }
     url = f"{options.base_url.rstrip('/')}/news/search"
     return await read_whole_feed(ctx, url, partial(parse, resolve_links=options.resolve_links), params=params)
 
@@ -66,7 +72,9 @@ def parse(
         link = publisher_link(entry.get("link") or "") if resolve_links else None
         return replace(mention, author=publisher or mention.author, url=canonical_url(link) if link else mention.url)
 
-    return parse_feed(body, source_id=source_id, headers=headers, url=url, skip=skip, fetched_at=fetched_at, finish=adjust)
+    return parse_feed(
+        body, source_id=source_id, headers=headers, url=url, skip=skip, fetched_at=fetched_at, finish=adjust
+    )
 
 
 def _publisher(entry: Mapping[str, Any]) -> str:

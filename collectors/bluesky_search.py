@@ -63,7 +63,11 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
     since = cursor_time(ctx.state.cursor)
     url = f"{options.base_url.rstrip('/')}/xrpc/app.bsky.feed.searchPosts"
     headers = auth_headers(ctx, options.token_env)
-    params: dict[str, str | int] = {"q": require_query(ctx, options.query or ctx.default_query), "sort": "latest", "limit": options.limit}
+    params: dict[str, str | int] = {
+        "q": require_query(ctx, options.query or ctx.default_query),
+        "sort": "latest",
+        "limit": options.limit,
+    }
     if options.lang:
         params["lang"] = options.lang
     if since is not None:
@@ -90,7 +94,9 @@ def parse_page(body: bytes, *, source_id: str, skip: Skip | None = None, fetched
     return Page(mentions, opt(data, "cursor") or None)
 
 
-def parse(body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None) -> list[Mention]:
+def parse(
+    body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None
+) -> list[Mention]:
     """Pure: JSON bytes in, mentions out. A post with missing or odd fields is skipped with a logged reason."""
     return parse_page(body, source_id=source_id, skip=skip, fetched_at=fetched_at).mentions
 

@@ -76,8 +76,17 @@ def build_query(options: Options, ctx: PollContext, since: datetime | None) -> s
 async def poll(ctx: PollContext, options: Options) -> Poll:
     since = cursor_time(ctx.state.cursor)
     url = f"{options.base_url.rstrip('/')}/search/issues"
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28", **auth_headers(ctx, options.token_env)}
-    params: dict[str, str | int] = {"q": build_query(options, ctx, since), "sort": "created", "order": "desc", "per_page": options.per_page}
+    headers = {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        **auth_headers(ctx, options.token_env),
+    }
+    params: dict[str, str | int] = {
+        "q": build_query(options, ctx, since),
+        "sort": "created",
+        "order": "desc",
+        "per_page": options.per_page,
+    }
 
     async def fetch_page(token: str | None) -> Page:
         number = int(token or 1)
@@ -101,7 +110,9 @@ def parse_page(body: bytes, *, source_id: str, skip: Skip | None = None, fetched
     return Page(parse_items(items, lambda item: _mention(item, source_id, now), skip=skip, what="item"))
 
 
-def parse(body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None) -> list[Mention]:
+def parse(
+    body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None
+) -> list[Mention]:
     """Pure: JSON bytes in, mentions out. An item with missing or odd fields is skipped with a logged reason."""
     return parse_page(body, source_id=source_id, skip=skip, fetched_at=fetched_at).mentions
 

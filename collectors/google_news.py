@@ -17,8 +17,8 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,7 +46,12 @@ class Options:
 @register("google_news", Options)
 async def poll(ctx: PollContext, options: Options) -> Poll:
     ceid = options.ceid or f"{options.gl}:{options.hl.split('-')[0]}"
-    params = {"q": require_query(ctx, options.query or ctx.default_query), "hl": options.hl, "gl": options.gl, "ceid": ceid}
+    params = {
+        "q": require_query(ctx, options.query or ctx.default_query),
+        "hl": options.hl,
+        "gl": options.gl,
+        "ceid": ceid,
+    }
     url = f"{options.base_url.rstrip('/')}/rss/search"
     return await read_whole_feed(ctx, url, partial(parse, resolve_links=options.resolve_links), params=params)
 
@@ -77,7 +82,9 @@ def parse(
         url = canonical_url(link) if link else mention.url
         return replace(mention, title=title, text=text, author=publisher or mention.author, url=url)
 
-    return parse_feed(body, source_id=source_id, headers=headers, url=url, skip=skip, fetched_at=fetched_at, finish=adjust)
+    return parse_feed(
+        body, source_id=source_id, headers=headers, url=url, skip=skip, fetched_at=fetched_at, finish=adjust
+    )
 
 
 def publisher_link(link: str) -> str | None:

@@ -73,7 +73,9 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
     return finish(ctx, mentions, since)
 
 
-def _pager(ctx: PollContext, url: str, params: dict[str, str | int], *, conditional: bool) -> Callable[[str | None], Any]:
+def _pager(
+    ctx: PollContext, url: str, params: dict[str, str | int], *, conditional: bool
+) -> Callable[[str | None], Any]:
     async def fetch_page(token: str | None) -> Page:
         number = int(token or 0)
         fetched = await ctx.fetch(url, params={**params, "page": number}, conditional=conditional and number == 0)
@@ -93,14 +95,20 @@ def parse_page(body: bytes, *, source_id: str, skip: Skip | None = None, fetched
     return Page(mentions, str(page + 1) if more and page is not None else None)
 
 
-def parse(body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None) -> list[Mention]:
+def parse(
+    body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None
+) -> list[Mention]:
     """Pure: JSON bytes in, mentions out. A hit with missing or odd fields is skipped with a logged reason."""
     return parse_page(body, source_id=source_id, skip=skip, fetched_at=fetched_at).mentions
 
 
 def _mention(hit: Any, source_id: str, now: datetime) -> Mention:
     object_id = req(hit, "objectID", (str, int))
-    created = hit.get("created_at_i") if isinstance(hit, dict) and hit.get("created_at_i") is not None else req(hit, "created_at")
+    created = (
+        hit.get("created_at_i")
+        if isinstance(hit, dict) and hit.get("created_at_i") is not None
+        else req(hit, "created_at")
+    )
     tags = opt(hit, "_tags", list) or []
     comment_text = opt(hit, "comment_text")
     if "comment" in tags or comment_text is not None:

@@ -38,8 +38,8 @@ from collectors._json import (
     opt,
     opt_int,
     page_back,
-    read_whole_feed,
     parse_items,
+    read_whole_feed,
     req,
     timestamp,
 )
@@ -107,11 +107,18 @@ def _finish_entry(entry: Mapping[str, Any], mention: Mention) -> Mention:
 
 
 def parse_feed_page(
-    body: bytes, *, source_id: str, headers: Mapping[str, str] | None = None, url: str | None = None,
-    skip: Skip | None = None, fetched_at: datetime | None = None,
+    body: bytes,
+    *,
+    source_id: str,
+    headers: Mapping[str, str] | None = None,
+    url: str | None = None,
+    skip: Skip | None = None,
+    fetched_at: datetime | None = None,
 ) -> list[Mention]:
     """Pure: the tag feed in, mentions out, each author taken from the post's ``/@user/id`` address."""
-    return parse_feed(body, source_id=source_id, headers=headers, url=url, skip=skip, fetched_at=fetched_at, finish=_finish_entry)
+    return parse_feed(
+        body, source_id=source_id, headers=headers, url=url, skip=skip, fetched_at=fetched_at, finish=_finish_entry
+    )
 
 
 # -- the JSON timeline -----------------------------------------------------
@@ -121,14 +128,18 @@ def parse_page(body: bytes, *, source_id: str, skip: Skip | None = None, fetched
     """Pure: a JSON array of Status objects in, a page of mentions out (next: the oldest id, as max_id)."""
     data = load_json(body, source_id=source_id, service=SERVICE)
     if not isinstance(data, list):
-        raise ParseError(f"{SERVICE} answered a JSON {type(data).__name__}, expected an array of statuses", source_id=source_id)
+        raise ParseError(
+            f"{SERVICE} answered a JSON {type(data).__name__}, expected an array of statuses", source_id=source_id
+        )
     now = fetched_at or datetime.now(UTC)
     mentions = parse_items(data, lambda status: _mention(status, source_id, now), skip=skip, what="status")
     ids = [s.get("id") for s in data if isinstance(s, dict) and isinstance(s.get("id"), str)]
     return Page(mentions, ids[-1] if ids else None)
 
 
-def parse(body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None) -> list[Mention]:
+def parse(
+    body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None
+) -> list[Mention]:
     """Pure: the tag feed or the JSON timeline in, mentions out. A bad post is skipped with a logged reason."""
     if body[:512].lstrip().startswith((b"[", b"{")):
         return parse_page(body, source_id=source_id, skip=skip, fetched_at=fetched_at).mentions

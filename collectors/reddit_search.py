@@ -85,7 +85,11 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
     root = OAUTH_BASE if headers and options.base_url == DEFAULT_BASE else options.base_url.rstrip("/")
     where = f"/r/{urlquote(options.subreddit)}" if options.subreddit else ""
     url = f"{root}{where}/search.{options.api}"
-    params: dict[str, str | int] = {"q": require_query(ctx, options.query or build_query(ctx.brands)), "sort": "new", "limit": options.limit}
+    params: dict[str, str | int] = {
+        "q": require_query(ctx, options.query or build_query(ctx.brands)),
+        "sort": "new",
+        "limit": options.limit,
+    }
     if options.subreddit:
         params["restrict_sr"] = "on"
     if options.api == "json":
@@ -127,10 +131,17 @@ def _finish_entry(entry: Mapping[str, Any], mention: Mention) -> Mention:
 
 
 def parse_feed_page(
-    body: bytes, *, source_id: str, headers: Mapping[str, str] | None = None, skip: Skip | None = None, fetched_at: datetime | None = None
+    body: bytes,
+    *,
+    source_id: str,
+    headers: Mapping[str, str] | None = None,
+    skip: Skip | None = None,
+    fetched_at: datetime | None = None,
 ) -> list[Mention]:
     """Pure: the search feed (Atom) in, mentions out; authors lose their ``/u/`` prefix."""
-    return parse_feed(body, source_id=source_id, headers=headers, skip=skip, fetched_at=fetched_at, finish=_finish_entry)
+    return parse_feed(
+        body, source_id=source_id, headers=headers, skip=skip, fetched_at=fetched_at, finish=_finish_entry
+    )
 
 
 # -- the JSON Listing -------------------------------------------------------
@@ -146,7 +157,9 @@ def parse_page(body: bytes, *, source_id: str, skip: Skip | None = None, fetched
     return Page(mentions, opt(listing, "after") or None)
 
 
-def parse(body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None) -> list[Mention]:
+def parse(
+    body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None
+) -> list[Mention]:
     """Pure: a search feed or Listing in, mentions out. A post with missing or odd fields is skipped with a logged reason."""
     if body[:512].lstrip().startswith((b"{", b"[")):
         return parse_page(body, source_id=source_id, skip=skip, fetched_at=fetched_at).mentions

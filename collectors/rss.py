@@ -26,5 +26,7 @@ class Options:
 @register("rss", Options)
 async def poll(ctx: PollContext, options: Options) -> Poll:
     fetched = await ctx.fetch(options.url)
-    mentions = parse_feed(fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=fetched.url, skip=ctx.skip)
+    mentions = parse_feed(
+        fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=fetched.url, skip=ctx.skip
+    )
     return Poll(mentions)

@@ -75,8 +75,12 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
     mentions: list[Mention] = []
     for query in queries or [require_query(ctx, "")]:
         params: dict[str, str | int] = {
-            "q": query, "site": options.site, "sort": "creation", "order": "desc",
-            "pagesize": options.pagesize, "filter": options.filter,
+            "q": query,
+            "site": options.site,
+            "sort": "creation",
+            "order": "desc",
+            "pagesize": options.pagesize,
+            "filter": options.filter,
         }
         if options.tagged:
             params["tagged"] = options.tagged
@@ -126,7 +130,10 @@ def _explain(ctx: PollContext, exc: HTTPStatusError, url: str) -> SourceError:
         ctx.backoff(retry_after, url)
     return HTTPStatusError(
         f"{SERVICE} answered HTTP {exc.status} {name}: {message}",
-        url=exc.url, status=exc.status, retry_after=retry_after, source_id=ctx.source.id,
+        url=exc.url,
+        status=exc.status,
+        retry_after=retry_after,
+        source_id=ctx.source.id,
     )
 
 
@@ -134,7 +141,9 @@ def parse_page(body: bytes, *, source_id: str, skip: Skip | None = None, fetched
     """Pure: one response wrapper in, a page of mentions, the next page and the backoff/quota fields out."""
     data = load_json(body, source_id=source_id, service=SERVICE)
     if isinstance(data, dict) and isinstance(data.get("error_name"), str):
-        raise SourceError(f"{SERVICE} error {data['error_name']}: {str(data.get('error_message'))[:300]}", source_id=source_id)
+        raise SourceError(
+            f"{SERVICE} error {data['error_name']}: {str(data.get('error_message'))[:300]}", source_id=source_id
+        )
     items = items_of(data, "items", source_id=source_id, service=SERVICE)
     now = fetched_at or datetime.now(UTC)
     mentions = parse_items(items, lambda item: _mention(item, source_id, now), skip=skip, what="item")
@@ -143,7 +152,9 @@ def parse_page(body: bytes, *, source_id: str, skip: Skip | None = None, fetched
     return Page(mentions, "more" if opt(data, "has_more", bool) else None, meta)
 
 
-def parse(body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None) -> list[Mention]:
+def parse(
+    body: bytes, *, source_id: str, skip: Skip | None = None, fetched_at: datetime | None = None
+) -> list[Mention]:
     """Pure: JSON bytes in, mentions out. An item with missing or odd fields is skipped with a logged reason."""
     return parse_page(body, source_id=source_id, skip=skip, fetched_at=fetched_at).mentions
 

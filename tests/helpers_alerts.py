@@ -9,6 +9,7 @@ server stops) or, with ``down()``, nothing at all (connection refused), then
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -117,10 +118,8 @@ class Receiver:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(OSError):
                     self.wfile.write(reply.body)
-                except OSError:
-                    pass
 
         self._release.clear()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -168,7 +167,9 @@ def add_beacon(
     """Store one routed mention the way the pipeline does (save_poll writes the outbox rows); its beacon id."""
     n = next(_counter)
     now = datetime.now(UTC)
-    mention = Mention(source_id, url or f"https://forum.example/t/{n}", f"guid-{n}", title, text, author, now, now, "{}")
+    mention = Mention(
+        source_id, url or f"https://forum.example/t/{n}", f"guid-{n}", title, text, author, now, now, "{}"
+    )
     full = mention.full_text
     spans = []
     for term, kind in ((brand, "name"), (product, "product")):

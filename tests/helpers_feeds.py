@@ -102,9 +102,17 @@ def rules_classifier() -> RulesClassifier:
     return RulesClassifier()
 
 
-def make_pipeline(store: Store, client: httpx.AsyncClient, *, brands: Sequence[Brand] = (ACME,), limits: FetchLimits | None = None) -> Pipeline:
+def make_pipeline(
+    store: Store, client: httpx.AsyncClient, *, brands: Sequence[Brand] = (ACME,), limits: FetchLimits | None = None
+) -> Pipeline:
     """A Pipeline with the rules classifier and no politeness delay."""
-    return Pipeline(store=store, client=client, classifier=rules_classifier(), brands=brands, limits=limits or FetchLimits(timeout=5.0))
+    return Pipeline(
+        store=store,
+        client=client,
+        classifier=rules_classifier(),
+        brands=brands,
+        limits=limits or FetchLimits(timeout=5.0),
+    )
 
 
 def rss_source_config(sources: Mapping[str, str], **extra: Any) -> dict[str, Any]:
@@ -123,7 +131,8 @@ def rss_source_config(sources: Mapping[str, str], **extra: Any) -> dict[str, Any
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY lol "lol">\n'
     + b"".join(
-        b'<!ENTITY lol%d "%s">\n' % (i, b"".join(b"&lol%s;" % (b"" if i == 2 else str(i - 1).encode()) for _ in range(10)))
+        b'<!ENTITY lol%d "%s">\n'
+        % (i, b"".join(b"&lol%s;" % (b"" if i == 2 else str(i - 1).encode()) for _ in range(10)))
         for i in range(2, 10)
     )
     + b']>\n<rss version="2.0"><channel><title>t</title><item><title>Acme RouterX is down &lol9;</title>'
@@ -134,7 +143,9 @@ EXTERNAL_ENTITY = (
     b'<rss version="2.0"><channel><title>t</title><item><title>Acme RouterX &xxe;</title>'
     b"<link>http://feeds.example.org/xxe</link><description>Acme RouterX is broken &xxe;</description></item></channel></rss>"
 )
-HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Acme</title></head><body><h1>Acme RouterX</h1><p>Buy now</p></body></html>"
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Acme</title></head><body><h1>Acme RouterX</h1><p>Buy now</p></body></html>"
+)
 JSON_BODY = b'{"items": [{"title": "Acme RouterX is broken", "url": "http://feeds.example.org/j"}]}'
 
 

@@ -37,42 +37,99 @@ BRANDS: list[dict[str, Any]] = [
     }
 ]
 ROUTING: dict[str, Any] = {
-    "rules": [{"name": "urgent", "keywords": ["outage", "security", "data loss"], "queue": "support", "min_priority": 80}],
+    "rules": [
+        {"name": "urgent", "keywords": ["outage", "security", "data loss"], "queue": "support", "min_priority": 80}
+    ],
     "teams": [{"name": "networking", "products": ["RouterX"]}],
     "drop": {"authors": ["spambot"], "domains": ["spam.example"]},
 }
 
 # Realistic posts: (source, author, reach, minutes ago, title, text, url)
 POSTS: list[tuple[str, str, int | None, int, str, str, str]] = [
-    ("status-watch", "opsdiana", 5200, 4, "Acme Cloud outage? Dashboard returns 502",
-     "Is Acme Cloud down for anyone else? The dashboard returns 502 errors since 09:10 and our deploys are stuck.",
-     "https://social.example/@opsdiana/1101"),
-    ("r-selfhosted", "kmoreau", None, 9, "Acme Cloud dashboard 502 errors, deploys stuck",
-     "Getting 502 errors on the Acme Cloud dashboard too. Deploys stuck in pending. Any workaround?",
-     "https://reddit.example/r/selfhosted/comments/abc123"),
-    ("homenet-forum", "dbrennan", None, 35, "RouterX drops wifi every night around 2am",
-     "My Acme RouterX drops the 5 GHz network every night. Firmware 2.4.1, factory reset did not help. How do I fix this?",
-     "https://forum.example/t/routerx-drops-wifi/4811"),
-    ("homenet-forum", "petra_s", None, 80, "Charged twice for Acme Cloud Plus",
-     "My card shows two payments for Acme Cloud Plus this month and nobody answers my ticket. Frustrating. I want a refund for the second one, @AcmeSupport.",
-     "https://forum.example/t/charged-twice/4820"),
-    ("hn-search", "tpacket", 900, 150, "How do I set up a guest network on the RX-200?",
-     "Anyone know how to set up a separate guest network on the Acme RX-200? The setup wizard keeps failing.",
-     "https://news.example/item?id=4242"),
-    ("mastodon-tag", "lena", 12000, 20, "Six months with the Acme RouterX",
-     "Six months with the Acme RouterX and I love it. Rock solid mesh, amazing range. Highly recommend it to anyone.",
-     "https://social.example/@lena/2202"),
-    ("packets-and-coffee", "ravi", None, 240, "Thank you to the Acme support team",
-     "Huge thanks to the Acme support team, they sorted my Acme Cloud migration in an hour. Fantastic service.",
-     "https://blog.example/2026/11/thanks-acme"),
-    ("r-homelab", "jo_builds", 300, 55, "Switched to Acme RouterX, best decision",
-     "Switched from my old ISP box to the Acme RouterX. Best decision this year, so happy with it.",
-     "https://reddit.example/r/homelab/comments/def456"),
+    (
+        "status-watch",
+        "opsdiana",
+        5200,
+        4,
+        "Acme Cloud outage? Dashboard returns 502",
+        "Is Acme Cloud down for anyone else? The dashboard returns 502 errors since 09:10 and our deploys are stuck.",
+        "https://social.example/@opsdiana/1101",
+    ),
+    (
+        "r-selfhosted",
+        "kmoreau",
+        None,
+        9,
+        "Acme Cloud dashboard 502 errors, deploys stuck",
+        "Getting 502 errors on the Acme Cloud dashboard too. Deploys stuck in pending. Any workaround?",
+        "https://reddit.example/r/selfhosted/comments/abc123",
+    ),
+    (
+        "homenet-forum",
+        "dbrennan",
+        None,
+        35,
+        "RouterX drops wifi every night around 2am",
+        "My Acme RouterX drops the 5 GHz network every night. Firmware 2.4.1, factory reset did not help. How do I fix this?",
+        "https://forum.example/t/routerx-drops-wifi/4811",
+    ),
+    (
+        "homenet-forum",
+        "petra_s",
+        None,
+        80,
+        "Charged twice for Acme Cloud Plus",
+        "My card shows two payments for Acme Cloud Plus this month and nobody answers my ticket. Frustrating. I want a refund for the second one, @AcmeSupport.",
+        "https://forum.example/t/charged-twice/4820",
+    ),
+    (
+        "hn-search",
+        "tpacket",
+        900,
+        150,
+        "How do I set up a guest network on the RX-200?",
+        "Anyone know how to set up a separate guest network on the Acme RX-200? The setup wizard keeps failing.",
+        "https://news.example/item?id=4242",
+    ),
+    (
+        "mastodon-tag",
+        "lena",
+        12000,
+        20,
+        "Six months with the Acme RouterX",
+        "Six months with the Acme RouterX and I love it. Rock solid mesh, amazing range. Highly recommend it to anyone.",
+        "https://social.example/@lena/2202",
+    ),
+    (
+        "packets-and-coffee",
+        "ravi",
+        None,
+        240,
+        "Thank you to the Acme support team",
+        "Huge thanks to the Acme support team, they sorted my Acme Cloud migration in an hour. Fantastic service.",
+        "https://blog.example/2026/11/thanks-acme",
+    ),
+    (
+        "r-homelab",
+        "jo_builds",
+        300,
+        55,
+        "Switched to Acme RouterX, best decision",
+        "Switched from my old ISP box to the Acme RouterX. Best decision this year, so happy with it.",
+        "https://reddit.example/r/homelab/comments/def456",
+    ),
 ]
 
 
-def config_data(db_path: Path, *, serve: dict[str, Any] | None = None, routing: dict[str, Any] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"database": str(db_path), "brands": BRANDS, "routing": routing if routing is not None else ROUTING, "logging": {"level": "warning"}}
+def config_data(
+    db_path: Path, *, serve: dict[str, Any] | None = None, routing: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "database": str(db_path),
+        "brands": BRANDS,
+        "routing": routing if routing is not None else ROUTING,
+        "logging": {"level": "warning"},
+    }
     if serve is not None:
         data["serve"] = serve
     return data
@@ -84,8 +141,17 @@ def make_config(db_path: Path, *, serve: dict[str, Any] | None = None, routing: 
     return parse_config(yaml.safe_dump(config_data(db_path, serve=serve, routing=routing)), env={}, path="<test>")
 
 
-def mention(source: str, author: str | None, title: str, text: str, url: str | None, *, minutes_ago: float = 5, reach: int | None = None,
-            now: datetime | None = None) -> Mention:
+def mention(
+    source: str,
+    author: str | None,
+    title: str,
+    text: str,
+    url: str | None,
+    *,
+    minutes_ago: float = 5,
+    reach: int | None = None,
+    now: datetime | None = None,
+) -> Mention:
     now = now or datetime.now(UTC)
     published = (now - timedelta(minutes=minutes_ago)).replace(microsecond=0)
     raw = json.dumps({"title": title, "link": url})
@@ -101,7 +167,10 @@ def _pipeline(config: Config, store: Store) -> Pipeline:
     pipeline = _PIPELINES.get(brands)
     if pipeline is None:
         pipeline = Pipeline(
-            store=store, client=None, classifier=RulesClassifier(), brands=brands,  # type: ignore[arg-type]
+            store=store,
+            client=None,
+            classifier=RulesClassifier(),
+            brands=brands,  # type: ignore[arg-type]
             limits=FetchLimits.from_config(config.fetch),
         )
         _PIPELINES[brands] = pipeline
@@ -113,9 +182,14 @@ def _pipeline(config: Config, store: Store) -> Pipeline:
 
 def seed(config: Config, posts: Sequence[Mention] | None = None) -> list[int]:
     """Store posts through the pipeline's ingest (rules classifier); returns the new beacon ids in the support and advocacy queues."""
-    mentions = list(posts) if posts is not None else [
-        mention(src, author, title, text, url, minutes_ago=ago, reach=reach) for src, author, reach, ago, title, text, url in POSTS
-    ]
+    mentions = (
+        list(posts)
+        if posts is not None
+        else [
+            mention(src, author, title, text, url, minutes_ago=ago, reach=reach)
+            for src, author, reach, ago, title, text, url in POSTS
+        ]
+    )
     store = Store(config.database)
     try:
         pipeline = _pipeline(config, store)
@@ -138,15 +212,33 @@ HOSTILE_AUTHOR = '<svg onload="window.__pwned=3">'
 
 def hostile_mention(**kw: Any) -> Mention:
     """A post whose title, text, author and link try to run script in the page."""
-    return mention("evil-source", HOSTILE_AUTHOR, HOSTILE_TITLE, HOSTILE_TEXT, "javascript:alert(document.cookie)", **kw)
+    return mention(
+        "evil-source", HOSTILE_AUTHOR, HOSTILE_TITLE, HOSTILE_TEXT, "javascript:alert(document.cookie)", **kw
+    )
 
 
-def classification(queue: str = "support", *, support: float = 0.8, advocacy: float = 0.1, sentiment: float = -0.5,
-                   relevance: float = 1.0, intents: dict[str, float] | None = None, lang: str | None = "en") -> Classification:
+def classification(
+    queue: str = "support",
+    *,
+    support: float = 0.8,
+    advocacy: float = 0.1,
+    sentiment: float = -0.5,
+    relevance: float = 1.0,
+    intents: dict[str, float] | None = None,
+    lang: str | None = "en",
+) -> Classification:
     """A classifier result written by hand, for routing tests."""
     label = "negative" if sentiment <= -0.25 else "positive" if sentiment >= 0.3 else "neutral"
-    return Classification(queue, queue == "support", label, sentiment, relevance,  # type: ignore[arg-type]
-                          {"support": support, "advocacy": advocacy, "none": max(0.0, 1 - max(support, advocacy))}, intents or {}, lang)
+    return Classification(
+        queue,
+        queue == "support",
+        label,
+        sentiment,
+        relevance,  # type: ignore[arg-type]
+        {"support": support, "advocacy": advocacy, "none": max(0.0, 1 - max(support, advocacy))},
+        intents or {},
+        lang,
+    )
 
 
 def match(brand: str = "Acme", product: str | None = "RouterX") -> Match:

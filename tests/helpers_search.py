@@ -105,32 +105,86 @@ class KindSpec:
 def _github_link(name: str, q: Mapping[str, str]) -> dict[str, str]:
     if name != "page1":
         return {}
-    return {"Link": '<https://api.github.com/search/issues?q=RouterX&page=2>; rel="next", <https://api.github.com/search/issues?q=RouterX&page=2>; rel="last"'}
+    return {
+        "Link": '<https://api.github.com/search/issues?q=RouterX&page=2>; rel="next", <https://api.github.com/search/issues?q=RouterX&page=2>; rel="last"'
+    }
 
 
 SPECS: dict[str, KindSpec] = {
-    "rss": KindSpec("rss", "/feed.xml", "rss", "application/rss+xml; charset=utf-8", lambda q: "news", paged=False, fixture_dir=DEMO),
-    "google_news": KindSpec("google_news", "/rss/search", "rss", "application/xml; charset=utf-8", lambda q: "page1", {"query": "RouterX"}, paged=False),
-    "bing_news": KindSpec("bing_news", "/news/search", "rss", "application/rss+xml; charset=utf-8", lambda q: "page1", {"query": "RouterX"}, paged=False),
+    "rss": KindSpec(
+        "rss", "/feed.xml", "rss", "application/rss+xml; charset=utf-8", lambda q: "news", paged=False, fixture_dir=DEMO
+    ),
+    "google_news": KindSpec(
+        "google_news",
+        "/rss/search",
+        "rss",
+        "application/xml; charset=utf-8",
+        lambda q: "page1",
+        {"query": "RouterX"},
+        paged=False,
+    ),
+    "bing_news": KindSpec(
+        "bing_news",
+        "/news/search",
+        "rss",
+        "application/rss+xml; charset=utf-8",
+        lambda q: "page1",
+        {"query": "RouterX"},
+        paged=False,
+    ),
     "reddit_search": KindSpec(
-        "reddit_search", "/search.rss", "atom", "application/atom+xml; charset=UTF-8",
-        _by("after", {None: "page1", "t3_1p7f0aa": "page2"}), {"query": "RouterX", "limit": 3},
+        "reddit_search",
+        "/search.rss",
+        "atom",
+        "application/atom+xml; charset=UTF-8",
+        _by("after", {None: "page1", "t3_1p7f0aa": "page2"}),
+        {"query": "RouterX", "limit": 3},
     ),
     "hn_search": KindSpec(
-        "hn_search", "/api/v1/search_by_date", "json", JSON_TYPE, _by("page", {"0": "page1", "1": "page2"}), {"query": "RouterX", "hits_per_page": 3},
+        "hn_search",
+        "/api/v1/search_by_date",
+        "json",
+        JSON_TYPE,
+        _by("page", {"0": "page1", "1": "page2"}),
+        {"query": "RouterX", "hits_per_page": 3},
         first_query={"page": "0"},
     ),
-    "mastodon_tag": KindSpec("mastodon_tag", "/tags/routerx.rss", "rss", "application/rss+xml; charset=utf-8", lambda q: "page1", {"tag": "routerx"}, paged=False),
+    "mastodon_tag": KindSpec(
+        "mastodon_tag",
+        "/tags/routerx.rss",
+        "rss",
+        "application/rss+xml; charset=utf-8",
+        lambda q: "page1",
+        {"tag": "routerx"},
+        paged=False,
+    ),
     "bluesky_search": KindSpec(
-        "bluesky_search", "/xrpc/app.bsky.feed.searchPosts", "json", JSON_TYPE, _by("cursor", {None: "page1", "3": "page2"}), {"query": "RouterX", "limit": 3},
+        "bluesky_search",
+        "/xrpc/app.bsky.feed.searchPosts",
+        "json",
+        JSON_TYPE,
+        _by("cursor", {None: "page1", "3": "page2"}),
+        {"query": "RouterX", "limit": 3},
     ),
     "stackexchange_search": KindSpec(
-        "stackexchange_search", "/2.3/search/advanced", "json", JSON_TYPE, _by("page", {"1": "page1", "2": "page2"}),
-        {"query": "RouterX", "site": "superuser", "pagesize": 3}, gzip_always=True, first_query={"page": "1"},
+        "stackexchange_search",
+        "/2.3/search/advanced",
+        "json",
+        JSON_TYPE,
+        _by("page", {"1": "page1", "2": "page2"}),
+        {"query": "RouterX", "site": "superuser", "pagesize": 3},
+        gzip_always=True,
+        first_query={"page": "1"},
     ),
     "github_issues": KindSpec(
-        "github_issues", "/search/issues", "json", JSON_TYPE, _by("page", {"1": "page1", "2": "page2"}), {"query": "RouterX", "per_page": 3},
-        headers=_github_link, first_query={"page": "1"},
+        "github_issues",
+        "/search/issues",
+        "json",
+        JSON_TYPE,
+        _by("page", {"1": "page1", "2": "page2"}),
+        {"query": "RouterX", "per_page": 3},
+        headers=_github_link,
+        first_query={"page": "1"},
     ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")
@@ -156,7 +210,9 @@ class FixtureSite:
     def queries(self) -> list[dict[str, str]]:
         return [{k: v[-1] for k, v in parse_qs(r["query"], keep_blank_values=True).items()} for r in self.requests]
 
-    def fail(self, status: int, body: bytes = b"", content_type: str = "text/plain", headers: dict[str, str] | None = None) -> None:
+    def fail(
+        self, status: int, body: bytes = b"", content_type: str = "text/plain", headers: dict[str, str] | None = None
+    ) -> None:
         self.override = (status, body, content_type, headers or {})
 
     def serve_error(self, status: int, headers: dict[str, str] | None = None) -> None:
@@ -184,7 +240,15 @@ class FixtureSite:
         respond(req, 200, body, self.spec.content_type, self.spec.headers(name, query), gzip_body=zipped)
 
 
-def respond(req: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None, *, gzip_body: bool = False) -> None:
+def respond(
+    req: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    gzip_body: bool = False,
+) -> None:
     if gzip_body:
         body = gzip.compress(body)
     req.send_response(status)
@@ -228,12 +292,16 @@ async def poll_kind(
     """One collector poll over real HTTP, no database: the collector's view of the contract."""
     limits = FetchLimits(timeout=10.0)
     async with make_client(limits, transport or _loopback()) as client:
-        ctx = PollContext(source=source, state=SourceState(cursor=cursor), fetch=None, brands=brands, env=dict(env or {}))  # type: ignore[arg-type]
+        ctx = PollContext(
+            source=source, state=SourceState(cursor=cursor), fetch=None, brands=brands, env=dict(env or {})
+        )  # type: ignore[arg-type]
         polite = politeness or Politeness(per_host=2, delay=0.0)
         ctx.pause_host = polite.pause
 
         async def bound(url: str, *, params: Any = None, headers: Any = None, conditional: bool = True) -> Fetched:
-            return await fetch(client, url, limits=limits, params=params, headers=headers, politeness=polite, source_id=source.id)
+            return await fetch(
+                client, url, limits=limits, params=params, headers=headers, politeness=polite, source_id=source.id
+            )
 
         ctx.fetch = bound
         poll = await REGISTRY[source.kind].poll(ctx, source.options)
@@ -267,8 +335,13 @@ async def open_pipeline(
     # one shared blank spaCy pipeline for the matcher keeps the tests fast; the behaviour is the same
     with patch("beacons.pipeline.BrandMatcher", lambda brands: BrandMatcher(brands, nlp=_nlp())):
         pipeline = Pipeline(
-            store=store, client=make_client(limits, _loopback()), classifier=RulesClassifier(), brands=[ACME], limits=limits,
-            politeness=politeness, env=env or {},
+            store=store,
+            client=make_client(limits, _loopback()),
+            classifier=RulesClassifier(),
+            brands=[ACME],
+            limits=limits,
+            politeness=politeness,
+            env=env or {},
         )
     try:
         yield pipeline, store, politeness
@@ -295,9 +368,23 @@ def json_variant(kind: str) -> KindSpec:
     """The JSON mode of a kind that reads a feed by default (reddit_search, mastodon_tag)."""
     if kind == "reddit_search":
         route = _by("after", {None: "listing_page1", "t3_1p7f0aa": "listing_page2"}, "listing_empty")
-        return replace(SPECS[kind], path="/search.json", ext="json", content_type=JSON_TYPE, route=route, options={**SPECS[kind].options, "api": "json"})
+        return replace(
+            SPECS[kind],
+            path="/search.json",
+            ext="json",
+            content_type=JSON_TYPE,
+            route=route,
+            options={**SPECS[kind].options, "api": "json"},
+        )
     if kind == "mastodon_tag":
         route = _by("max_id", {None: "timeline_page1", "113544000000000002": "timeline_page2"}, "timeline_empty")
-        return replace(SPECS[kind], path="/api/v1/timelines/tag/routerx", ext="json", content_type=JSON_TYPE, route=route,
-                       options={"tag": "routerx", "api": "json", "limit": 3}, paged=True)
+        return replace(
+            SPECS[kind],
+            path="/api/v1/timelines/tag/routerx",
+            ext="json",
+            content_type=JSON_TYPE,
+            route=route,
+            options={"tag": "routerx", "api": "json", "limit": 3},
+            paged=True,
+        )
     raise ValueError(kind)

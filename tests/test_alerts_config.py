@@ -34,8 +34,19 @@ alerts:
         env=ENV,
     )
     slack, ops = config.alerts
-    assert isinstance(slack, AlertChannel) and slack.url == HOOK and slack.queues == ("support",) and slack.min_priority == 60
-    assert (ops.digest, ops.health.after_errors, ops.health.remind_every, ops.spikes.k, ops.spikes.min_count) == (1800.0, 5, 7200.0, 2.5, 8)
+    assert (
+        isinstance(slack, AlertChannel)
+        and slack.url == HOOK
+        and slack.queues == ("support",)
+        and slack.min_priority == 60
+    )
+    assert (ops.digest, ops.health.after_errors, ops.health.remind_every, ops.spikes.k, ops.spikes.min_count) == (
+        1800.0,
+        5,
+        7200.0,
+        2.5,
+        8,
+    )
     assert channel_names(config) == ["slack-0", "ops"]
     assert [c.name for c in named(config.alerts)] == ["slack-0", "ops"]
 
@@ -53,14 +64,29 @@ def test_alerts_config_repr_hides_url_and_secret() -> None:
         ("  - kind: email\n    url: ${SLACK_URL}\n", "alerts[0].kind: expected one of slack, webhook"),
         ("  - kind: slack\n", "alerts[0].url: is required"),
         ("  - kind: webhook\n    url: https://x.example/h\n", "alerts[0].secret: a webhook needs a signing secret"),
-        ("  - kind: webhook\n    url: https://x.example/h\n    secret: short\n", "alerts[0].secret: a webhook needs a signing secret of at least 16"),
-        ("  - kind: slack\n    url: ${SLACK_URL}\n    queues: [support, none]\n", "alerts[0].queues[1]: expected one of support, advocacy, got 'none'"),
-        ("  - kind: slack\n    url: ${SLACK_URL}\n    min_priority: 120\n", "alerts[0].min_priority: must be 0..100, got 120"),
-        ("  - kind: slack\n    url: ${SLACK_URL}\n    digest: soon\n", 'alerts[0].digest: expected a duration like 5m, got "soon"'),
+        (
+            "  - kind: webhook\n    url: https://x.example/h\n    secret: short\n",
+            "alerts[0].secret: a webhook needs a signing secret of at least 16",
+        ),
+        (
+            "  - kind: slack\n    url: ${SLACK_URL}\n    queues: [support, none]\n",
+            "alerts[0].queues[1]: expected one of support, advocacy, got 'none'",
+        ),
+        (
+            "  - kind: slack\n    url: ${SLACK_URL}\n    min_priority: 120\n",
+            "alerts[0].min_priority: must be 0..100, got 120",
+        ),
+        (
+            "  - kind: slack\n    url: ${SLACK_URL}\n    digest: soon\n",
+            'alerts[0].digest: expected a duration like 5m, got "soon"',
+        ),
         ("  - kind: slack\n    url: ${SLACK_URL}\n    spikes: {kk: 2}\n", "alerts[0].spikes.kk: unknown key"),
         ("  - kind: slack\n    url: ${SLACK_URL}\n    beacons: false\n", "alerts[0]: receives nothing"),
         ("  - kind: slack\n    url: ${SLACK_URL}\n    rate_limit: 0\n", "alerts[0].rate_limit: must be more than 0"),
-        ("  - {kind: slack, url: '${SLACK_URL}', name: a}\n  - {kind: slack, url: '${SLACK_URL}', name: a}\n", "alerts[1].name: duplicate channel name 'a' (also alerts[0])"),
+        (
+            "  - {kind: slack, url: '${SLACK_URL}', name: a}\n  - {kind: slack, url: '${SLACK_URL}', name: a}\n",
+            "alerts[1].name: duplicate channel name 'a' (also alerts[0])",
+        ),
         ("  - kind: slack\n    url: ${SLACK_URL}\n    name: 'has space'\n", "alerts[0].name: use letters, digits"),
         ("  - kind: slack\n    url: ${MISSING_URL}\n", "alerts[0].url: environment variable MISSING_URL is not set"),
     ],

@@ -24,7 +24,14 @@ from beacons.feedserver import FeedServer, Resource
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "daemon-secret-0123456789"
 FORUM = resources.files("beacons").joinpath("data/demo/forum.atom").read_bytes()
-BRANDS = [{"name": "Acme", "aliases": ["Acme Corp"], "handles": ["@AcmeSupport"], "products": [{"name": "RouterX", "aliases": ["RX-200"]}, {"name": "Acme Cloud"}]}]
+BRANDS = [
+    {
+        "name": "Acme",
+        "aliases": ["Acme Corp"],
+        "handles": ["@AcmeSupport"],
+        "products": [{"name": "RouterX", "aliases": ["RX-200"]}, {"name": "Acme Cloud"}],
+    }
+]
 
 
 def config_text(db: Path, feed_url: str, channels: list[dict[str, Any]], interval: str = "1h") -> str:
@@ -41,7 +48,15 @@ def config_text(db: Path, feed_url: str, channels: list[dict[str, Any]], interva
 
 
 def hook(url: str, name: str = "hook", **kw: Any) -> dict[str, Any]:
-    return {"kind": "webhook", "name": name, "url": url, "secret": SECRET, "rate_limit": 100, "spikes": {"enabled": False}, **kw}
+    return {
+        "kind": "webhook",
+        "name": name,
+        "url": url,
+        "secret": SECRET,
+        "rate_limit": 100,
+        "spikes": {"enabled": False},
+        **kw,
+    }
 
 
 def outbox(db: Path) -> list[tuple[str, str, str | None]]:
@@ -63,7 +78,9 @@ def test_alerts_daemon_sigkill_mid_send_delivers_after_restart(tmp_path: Path, f
         r.default = HANG  # the first send hangs: the beacon is stored, its alert is not delivered
         cfg.write_text(config_text(db, forum.url("/forum.atom"), [hook(r.url, timeout="1.5s")], interval="1s"))
         with (tmp_path / "daemon.log").open("w") as log:
-            proc = subprocess.Popen([sys.executable, "daemon.py", "--config", str(cfg)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "daemon.py", "--config", str(cfg)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
             try:
                 r.wait_for(1, timeout=30)
             finally:
@@ -77,7 +94,14 @@ def test_alerts_daemon_sigkill_mid_send_delivers_after_restart(tmp_path: Path, f
         lease_ends = max(epoch(n) or 0.0 for _, s, n in rows if s == "sending")
         time.sleep(max(0.0, lease_ends - time.time() + 0.1))
         r.default = Reply(200)
-        done = subprocess.run([sys.executable, "daemon.py", "--config", str(cfg), "--once"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "daemon.py", "--config", str(cfg), "--once"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         delivered = [x.key for x in r.requests[1:]]
     event_ids = [e for e, _, _ in rows]
@@ -86,17 +110,28 @@ def test_alerts_daemon_sigkill_mid_send_delivers_after_restart(tmp_path: Path, f
     assert [s for _, s, _ in outbox(db)] == ["sent"] * len(rows)
 
 
-def test_alerts_daemon_hung_receiver_blocks_neither_polling_nor_other_channels(tmp_path: Path, forum: FeedServer) -> None:
+def test_alerts_daemon_hung_receiver_blocks_neither_polling_nor_other_channels(
+    tmp_path: Path, forum: FeedServer
+) -> None:
     db = tmp_path / "beacons.db"
     with Receiver() as slow, Receiver() as fast:
         slow.default = HANG
-        config = parse_config(config_text(db, forum.url("/forum.atom"), [hook(slow.url, "slow", timeout="5s"), hook(fast.url, "fast")], interval="1s"))
+        config = parse_config(
+            config_text(
+                db,
+                forum.url("/forum.atom"),
+                [hook(slow.url, "slow", timeout="5s"), hook(fast.url, "fast")],
+                interval="1s",
+            )
+        )
 
         async def scenario() -> None:
             stop = asyncio.Event()
             task = asyncio.create_task(run(config, stop=stop, install_signals=False))
             deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not (len(forum.hits("/forum.atom")) >= 2 and fast.requests and len(fast.requests) >= len(outbox(db)) // 2):
+            while time.monotonic() < deadline and not (
+                len(forum.hits("/forum.atom")) >= 2 and fast.requests and len(fast.requests) >= len(outbox(db)) // 2
+            ):
                 await asyncio.sleep(0.05)
             stop.set()
             await asyncio.wait_for(task, 5)
@@ -110,7 +145,9 @@ def test_alerts_daemon_hung_receiver_blocks_neither_polling_nor_other_channels(t
         assert sorted(x.key or "" for x in fast.requests) == sorted(e for e, _, _ in rows if e.endswith("-fast"))
 
 
-def test_alerts_daemon_once_drains_and_alerts_test_cli(tmp_path: Path, forum: FeedServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_alerts_daemon_once_drains_and_alerts_test_cli(
+    tmp_path: Path, forum: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     from beacons.cli import main
 
     db = tmp_path / "beacons.db"
@@ -121,7 +158,9 @@ def test_alerts_daemon_once_drains_and_alerts_test_cli(tmp_path: Path, forum: Fe
         assert len(r.requests) == len(outbox(db)) >= 3 and {s for _, s, _ in outbox(db)} == {"sent"}
         capsys.readouterr()
         assert main(["alerts", "test", "hook", "--config", str(cfg)]) == 0
-        assert r.requests[-1].json["type"] == "test" and "sent a test alert to hook: HTTP 200" in capsys.readouterr().out
+        assert (
+            r.requests[-1].json["type"] == "test" and "sent a test alert to hook: HTTP 200" in capsys.readouterr().out
+        )
         r.default = Reply(500, b"nope")
         assert main(["alerts", "test", "hook", "--config", str(cfg)]) == 1
         assert "HTTP 500: nope" in capsys.readouterr().err

@@ -22,7 +22,15 @@ SECRET = "whsec-test-0123456789abcdef"
 
 
 def channel(url: str, **kw: Any) -> AlertChannel:
-    opts: dict[str, Any] = {"kind": "webhook", "name": "hook", "secret": SECRET, "timeout": 1.0, "retry_base": 0.2, "rate_limit": 200.0, "spikes": SpikeRule(enabled=False)}
+    opts: dict[str, Any] = {
+        "kind": "webhook",
+        "name": "hook",
+        "secret": SECRET,
+        "timeout": 1.0,
+        "retry_base": 0.2,
+        "rate_limit": 200.0,
+        "spikes": SpikeRule(enabled=False),
+    }
     opts.update(kw)
     return AlertChannel(url=url, **opts)
 
@@ -117,7 +125,9 @@ def test_alerts_delivery_obeys_429_retry_after(tmp_path: Path) -> None:
     assert statuses(store) == ["sent", "sent"]
 
 
-def test_alerts_delivery_dead_after_max_attempts_then_cli_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_alerts_delivery_dead_after_max_attempts_then_cli_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from beacons.cli import main
 
     store = open_store(tmp_path)
@@ -128,14 +138,22 @@ def test_alerts_delivery_dead_after_max_attempts_then_cli_retry(tmp_path: Path, 
         asyncio.run(run_for([sender], 5, until=lambda: statuses(store) == ["dead"]))
         assert len(r.requests) == 3
         row = Outbox(store).rows()[0]
-        assert row.status == "dead" and row.attempts == 3 and row.last_error == "HTTP 500: ok" and row.http_status == 500
+        assert (
+            row.status == "dead" and row.attempts == 3 and row.last_error == "HTTP 500: ok" and row.http_status == 500
+        )
         cfg = tmp_path / "config.yaml"
-        cfg.write_text(f"database: {store.path}\nalerts:\n  - kind: webhook\n    name: hook\n    url: {r.url}\n    secret: {SECRET}\n")
+        cfg.write_text(
+            f"database: {store.path}\nalerts:\n  - kind: webhook\n    name: hook\n    url: {r.url}\n    secret: {SECRET}\n"
+        )
         assert main(["alerts", "list", "--config", str(cfg), "--status", "dead"]) == 0
         assert f"beacon-{beacon_id}-hook" in capsys.readouterr().out
         assert main(["alerts", "retry", "--config", str(cfg), "--dead"]) == 0
         r.default = Reply(200)
-        asyncio.run(run_for([ChannelSender(channel(r.url), Outbox(store), tick=0.01)], 5, until=lambda: statuses(store) == ["sent"]))
+        asyncio.run(
+            run_for(
+                [ChannelSender(channel(r.url), Outbox(store), tick=0.01)], 5, until=lambda: statuses(store) == ["sent"]
+            )
+        )
         assert len(r.requests) == 4 and r.requests[-1].key == f"beacon-{beacon_id}-hook"
     assert statuses(store) == ["sent"]
 
@@ -145,7 +163,11 @@ def test_alerts_delivery_permanent_4xx_is_dead_at_once(tmp_path: Path) -> None:
     add_beacon(store, ["hook"])
     with Receiver() as r:
         r.default = Reply(404, b"channel_not_found")
-        asyncio.run(run_for([ChannelSender(channel(r.url), Outbox(store), tick=0.01)], 5, until=lambda: statuses(store) == ["dead"]))
+        asyncio.run(
+            run_for(
+                [ChannelSender(channel(r.url), Outbox(store), tick=0.01)], 5, until=lambda: statuses(store) == ["dead"]
+            )
+        )
         assert len(r.requests) == 1
     row = Outbox(store).rows()[0]
     assert (row.status, row.last_error) == ("dead", "HTTP 404: channel_not_found")
@@ -176,14 +198,30 @@ def test_alerts_delivery_timeout_and_connection_refused_are_retried(tmp_path: Pa
     add_beacon(store, ["hook"])
     with Receiver() as r:
         r.script(HANG)
-        asyncio.run(run_for([ChannelSender(channel(r.url, timeout=0.3, retry_base=10), Outbox(store), tick=0.01)], 3, until=lambda: Outbox(store).rows()[0].attempts == 1))
+        asyncio.run(
+            run_for(
+                [ChannelSender(channel(r.url, timeout=0.3, retry_base=10), Outbox(store), tick=0.01)],
+                3,
+                until=lambda: Outbox(store).rows()[0].attempts == 1,
+            )
+        )
         row = Outbox(store).rows()[0]
         assert (row.status, row.attempts, row.last_error) == ("pending", 1, "timed out after 0.3s")
         url = r.url
     Outbox(store).retry(ids=[row.id], now=time.time())  # due now, and the receiver is down
-    asyncio.run(run_for([ChannelSender(channel(url, retry_base=10), Outbox(store), tick=0.01)], 3, until=lambda: Outbox(store).rows()[0].attempts == 1))
+    asyncio.run(
+        run_for(
+            [ChannelSender(channel(url, retry_base=10), Outbox(store), tick=0.01)],
+            3,
+            until=lambda: Outbox(store).rows()[0].attempts == 1,
+        )
+    )
     row = Outbox(store).rows()[0]
-    assert row.status == "pending" and row.last_error is not None and row.last_error.startswith("request failed: ConnectError")
+    assert (
+        row.status == "pending"
+        and row.last_error is not None
+        and row.last_error.startswith("request failed: ConnectError")
+    )
     assert "127.0.0.1" not in row.last_error or "/hook" not in row.last_error
 
 
@@ -192,7 +230,13 @@ def test_alerts_delivery_rate_limit_spaces_requests(tmp_path: Path) -> None:
     for _ in range(4):
         add_beacon(store, ["hook"])
     with Receiver() as r:
-        asyncio.run(run_for([ChannelSender(channel(r.url, rate_limit=5.0), Outbox(store), tick=0.01)], 5, until=lambda: statuses(store) == ["sent"] * 4))
+        asyncio.run(
+            run_for(
+                [ChannelSender(channel(r.url, rate_limit=5.0), Outbox(store), tick=0.01)],
+                5,
+                until=lambda: statuses(store) == ["sent"] * 4,
+            )
+        )
         got = r.requests
     assert len(got) == 4
     assert got[-1].at - got[0].at >= 3 * 0.2 - 0.02  # 5 per second: four requests span at least 0.6 s

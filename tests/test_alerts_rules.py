@@ -50,7 +50,9 @@ def test_alerts_spike_stats_quiet_history_needs_min_count() -> None:
 def test_alerts_spike_stats_compares_with_mean_plus_k_stddev() -> None:
     rule = SpikeRule(window=HOUR, baseline=24 * HOUR, k=3, min_count=2)
     now = 10_000_000.0
-    history = [now - HOUR - 10 - h * HOUR for h in range(24) for _ in range(4 if h % 2 else 2)]  # 2, 4, 2, 4... per hour
+    history = [
+        now - HOUR - 10 - h * HOUR for h in range(24) for _ in range(4 if h % 2 else 2)
+    ]  # 2, 4, 2, 4... per hour
     stats = spikes.spike_stats(history + [now - 5] * 6, rule, now=now)
     assert stats.mean == pytest.approx(3.0) and stats.stddev == pytest.approx(1.0)
     assert stats.threshold == 7.0 and stats.count == 6 and not stats.is_spike  # 6 is not above 3 + 3*1
@@ -65,12 +67,18 @@ def test_alerts_spike_groups_a_burst_into_one_incident(tmp_path: Path) -> None:
         drain(store, chan)
         assert [x.json["type"] for x in r.requests] == ["beacon", "beacon"]  # under the threshold: one each
         burst = [add_beacon(store, ["hook"]) for _ in range(6)]
-        add_beacon(store, ["hook"], product="Acme Cloud", text="Acme Cloud billing question")  # another product: its own alert
+        add_beacon(
+            store, ["hook"], product="Acme Cloud", text="Acme Cloud billing question"
+        )  # another product: its own alert
         drain(store, chan)
         types = [x.json["type"] for x in r.requests]
         incident = next(x.json for x in r.requests if x.json["type"] == "incident")
     assert types.count("incident") == 1 and types.count("beacon") == 3  # 6 pings became one incident
-    assert incident["data"]["state"] == "open" and incident["data"]["count"] == 8 and incident["data"]["product"] == "RouterX"
+    assert (
+        incident["data"]["state"] == "open"
+        and incident["data"]["count"] == 8
+        and incident["data"]["product"] == "RouterX"
+    )
     assert {b["id"] for b in incident["data"]["beacons"]} == {*first, *burst}  # the posts of the window, listed
     rows = {r.beacon_id: r.status for r in Outbox(store).rows(channel="hook", limit=100) if r.kind == "beacon"}
     assert [rows[i] for i in burst] == ["grouped"] * 6
@@ -98,8 +106,19 @@ def test_alerts_spike_reaches_ops_channel_that_takes_no_beacons(tmp_path: Path) 
 def test_alerts_digest_sends_one_summary(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     with Receiver() as r:
-        chan = AlertChannel(kind="slack", url=r.url, name="adv", queues=("advocacy",), digest=0.3, spikes=SpikeRule(enabled=False), timeout=2.0)
-        ids = [add_beacon(store, ["adv"], queue="advocacy", text=f"I love my Acme RouterX #{i}", priority=20 + i) for i in range(3)]
+        chan = AlertChannel(
+            kind="slack",
+            url=r.url,
+            name="adv",
+            queues=("advocacy",),
+            digest=0.3,
+            spikes=SpikeRule(enabled=False),
+            timeout=2.0,
+        )
+        ids = [
+            add_beacon(store, ["adv"], queue="advocacy", text=f"I love my Acme RouterX #{i}", priority=20 + i)
+            for i in range(3)
+        ]
         add_beacon(store, ["adv"], queue="support")  # filtered out
         drain(store, chan)
         assert r.requests == []  # queued, not yet due
@@ -141,7 +160,12 @@ def test_alerts_health_alerts_ops_channel_once_then_recovery(tmp_path: Path) -> 
     store = open_store(tmp_path)
     feed = Source("acme-blog", "rss", 300.0, None)
     quiet = Source("quiet-feed", "rss", 300.0, None, expect_every=HOUR)
-    _set_source(store, "acme-blog", consecutive_errors=3, last_error="HTTPStatusError: 500 from https://x.example/feed?token=abc123")
+    _set_source(
+        store,
+        "acme-blog",
+        consecutive_errors=3,
+        last_error="HTTPStatusError: 500 from https://x.example/feed?token=abc123",
+    )
     _set_source(store, "quiet-feed", last_new_at="2020-01-01T00:00:00+00:00")
     with Receiver() as r:
         chan = hook(r.url, name="ops", beacons=False, ops=True)
@@ -153,5 +177,9 @@ def test_alerts_health_alerts_ops_channel_once_then_recovery(tmp_path: Path) -> 
         drain(store, chan, sources=(feed, quiet))
         last = r.requests[-1].json["data"]
     assert first == [("acme-blog", "failing"), ("quiet-feed", "failing")]
-    assert failing["reason"] == "3 failed polls in a row" and "abc123" not in failing["last_error"] and "token=[redacted]" in failing["last_error"]
+    assert (
+        failing["reason"] == "3 failed polls in a row"
+        and "abc123" not in failing["last_error"]
+        and "token=[redacted]" in failing["last_error"]
+    )
     assert (last["source"], last["state"]) == ("acme-blog", "recovered") and len(r.requests) == 3

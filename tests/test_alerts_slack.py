@@ -62,9 +62,12 @@ def test_alerts_slack_escapes_every_injection(tmp_path: Path) -> None:
         author=f"mallory {hostile}",
         url="https://forum.example/t/1|click here>",
     )
-    texts = mrkdwn_texts(body) + [body["text"]]
+    texts = [*mrkdwn_texts(body), body["text"]]
     assert len(texts) >= 8
-    own_links = {f"<{PUBLIC}/beacons/{beacon_id}|Beacon #{beacon_id} in beacons>", "<https://forum.example/t/1%7Cclick%20here%3E|Original post>"}
+    own_links = {
+        f"<{PUBLIC}/beacons/{beacon_id}|Beacon #{beacon_id} in beacons>",
+        "<https://forum.example/t/1%7Cclick%20here%3E|Original post>",
+    }
     for text in texts:
         for inj in INJECTIONS:
             assert inj not in text
@@ -83,7 +86,9 @@ def test_alerts_slack_escapes_every_injection(tmp_path: Path) -> None:
 def test_alerts_slack_body_has_the_issue_fields(tmp_path: Path) -> None:
     body, beacon_id = send_slack(tmp_path, author="sam", url="https://forum.example/t/9")
     flat = json.dumps(body)
-    assert body["blocks"][0]["type"] == "header" and "Support beacon: Acme / RouterX" in body["blocks"][0]["text"]["text"]
+    assert (
+        body["blocks"][0]["type"] == "header" and "Support beacon: Acme / RouterX" in body["blocks"][0]["text"]["text"]
+    )
     for label in ("*Queue*", "*Priority*", "*Brand / product*", "*Sentiment*", "*Author*", "*Source*"):
         assert label in flat
     assert f"{PUBLIC}/beacons/{beacon_id}" in flat and "https://forum.example/t/9" in flat
@@ -112,7 +117,14 @@ def test_alerts_slack_escape_is_only_the_three_control_characters() -> None:
 def test_alerts_message_excerpt_centres_on_the_match_and_cuts() -> None:
     text = "filler " * 100 + "my Acme RouterX died " + "tail " * 100
     start = text.index("Acme")
-    match = Match("Acme", "RouterX", (MatchSpan(start, start + 4, "Acme", "Acme", None, "name"), MatchSpan(start + 5, start + 12, "RouterX", "Acme", "RouterX", "product")))
+    match = Match(
+        "Acme",
+        "RouterX",
+        (
+            MatchSpan(start, start + 4, "Acme", "Acme", None, "name"),
+            MatchSpan(start + 5, start + 12, "RouterX", "Acme", "RouterX", "product"),
+        ),
+    )
     segs = excerpt(text, match, limit=120)
     joined = "".join(s.text for s in segs)
     assert joined.startswith("… ") and joined.endswith(" …") and len(joined) <= 125
@@ -127,13 +139,56 @@ def test_alerts_message_excerpt_finds_names_without_spans() -> None:
 @pytest.mark.parametrize(
     ("kind", "data", "header"),
     [
-        ("source_health", {"source": "acme-blog", "state": "failing", "reason": "3 failed polls in a row", "consecutive_errors": 3,
-                           "last_error": "HTTP 500: <!channel> <@U123> server says hi", "since": "2026-11-23T10:00:00+00:00"}, "Source acme-blog is failing"),
-        ("source_health", {"source": "acme-blog", "state": "recovered", "consecutive_errors": 0}, "Source acme-blog recovered"),
-        ("incident", {"state": "open", "brand": "Acme", "product": "RouterX", "window": 3600, "count": 60, "mean": 1.2, "stddev": 0.8,
-                      "threshold": 5, "beacon_ids": [1]}, "Incident: spike of support beacons for Acme / RouterX"),
-        ("incident", {"state": "ended", "brand": "Acme", "product": None, "window": 3600, "threshold": 5, "grouped": 12, "beacon_ids": [1]}, "Incident over: Acme"),
-        ("digest", {"beacon_ids": [1], "window_start": None, "window_end": "2026-11-23T10:30:00+00:00"}, "Digest: 1 beacon"),
+        (
+            "source_health",
+            {
+                "source": "acme-blog",
+                "state": "failing",
+                "reason": "3 failed polls in a row",
+                "consecutive_errors": 3,
+                "last_error": "HTTP 500: <!channel> <@U123> server says hi",
+                "since": "2026-11-23T10:00:00+00:00",
+            },
+            "Source acme-blog is failing",
+        ),
+        (
+            "source_health",
+            {"source": "acme-blog", "state": "recovered", "consecutive_errors": 0},
+            "Source acme-blog recovered",
+        ),
+        (
+            "incident",
+            {
+                "state": "open",
+                "brand": "Acme",
+                "product": "RouterX",
+                "window": 3600,
+                "count": 60,
+                "mean": 1.2,
+                "stddev": 0.8,
+                "threshold": 5,
+                "beacon_ids": [1],
+            },
+            "Incident: spike of support beacons for Acme / RouterX",
+        ),
+        (
+            "incident",
+            {
+                "state": "ended",
+                "brand": "Acme",
+                "product": None,
+                "window": 3600,
+                "threshold": 5,
+                "grouped": 12,
+                "beacon_ids": [1],
+            },
+            "Incident over: Acme",
+        ),
+        (
+            "digest",
+            {"beacon_ids": [1], "window_start": None, "window_end": "2026-11-23T10:30:00+00:00"},
+            "Digest: 1 beacon",
+        ),
         ("test", {}, "beacons test alert"),
     ],
 )
@@ -141,8 +196,25 @@ def test_alerts_slack_system_messages_are_escaped(kind: str, data: dict[str, Any
     from beacons.alerts.message import BeaconCard, Event
     from beacons.alerts.slack import render
 
-    hostile = BeaconCard(1, "support", "new", 90, "Acme", "RouterX", None, "negative", -0.8, "t", (Segment("<!here> Acme", False),),
-                         "https://x.example/1", None, "<@U999>", "forum", None, None)
+    hostile = BeaconCard(
+        1,
+        "support",
+        "new",
+        90,
+        "Acme",
+        "RouterX",
+        None,
+        "negative",
+        -0.8,
+        "t",
+        (Segment("<!here> Acme", False),),
+        "https://x.example/1",
+        None,
+        "<@U999>",
+        "forum",
+        None,
+        None,
+    )
     body = render(Event(f"{kind}-1-ops", kind, "ops", "2026-11-23T10:00:00+00:00", (hostile,), data), PUBLIC)
     assert header in body["blocks"][0]["text"]["text"]
     for text in [*mrkdwn_texts(body), body["text"]]:

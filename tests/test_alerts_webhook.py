@@ -28,7 +28,7 @@ def readme_verifier() -> Callable[..., bool]:
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert code, "the README must show the verification snippet"
     namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README snippet", "exec"), namespace)  # noqa: S102  (the README snippet is under test)
+    exec(compile(code.group(1), "README snippet", "exec"), namespace)
     fn = namespace["verify_beacons_signature"]
     assert callable(fn)
     return fn  # type: ignore[no-any-return]
@@ -36,7 +36,9 @@ def readme_verifier() -> Callable[..., bool]:
 
 def send_one(tmp_path: Path) -> tuple[Received, int]:
     store = open_store(tmp_path)
-    beacon_id = add_beacon(store, ["hook"], text="Acme RouterX lost all my settings after the update", team="networking")
+    beacon_id = add_beacon(
+        store, ["hook"], text="Acme RouterX lost all my settings after the update", team="networking"
+    )
     with Receiver() as r:
 
         async def go() -> None:
@@ -65,11 +67,34 @@ def test_alerts_webhook_body_matches_schema_v1(tmp_path: Path) -> None:
     req, beacon_id = send_one(tmp_path)
     body = req.json
     assert set(body) == {"schema", "id", "type", "channel", "created_at", "data"}
-    assert (body["schema"], body["id"], body["type"], body["channel"]) == ("beacons.alert.v1", f"beacon-{beacon_id}-hook", "beacon", "hook")
+    assert (body["schema"], body["id"], body["type"], body["channel"]) == (
+        "beacons.alert.v1",
+        f"beacon-{beacon_id}-hook",
+        "beacon",
+        "hook",
+    )
     assert req.headers["Idempotency-Key"] == body["id"] and req.headers["X-Beacons-Event"] == "beacon"
     b = body["data"]["beacon"]
-    documented = {"id", "queue", "status", "priority", "brand", "product", "team", "sentiment", "sentiment_score", "title", "excerpt",
-                  "highlights", "url", "link", "author", "source", "published_at", "created_at"}
+    documented = {
+        "id",
+        "queue",
+        "status",
+        "priority",
+        "brand",
+        "product",
+        "team",
+        "sentiment",
+        "sentiment_score",
+        "title",
+        "excerpt",
+        "highlights",
+        "url",
+        "link",
+        "author",
+        "source",
+        "published_at",
+        "created_at",
+    }
     assert set(b) == documented
     assert b["link"] == f"https://beacons.example.org/beacons/{beacon_id}" and b["team"] == "networking"
     for h in b["highlights"]:

@@ -104,7 +104,9 @@ def sign_in(client: httpx.Client, name: str = "alice", token: str = TOKEN) -> st
 
 
 @pytest.mark.parametrize("path", ["/api/beacons", "/api/beacons/3", "/api/version", "/metrics", "/openapi.json"])
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": f"Basic {TOKEN}"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": f"Basic {TOKEN}"}]
+)
 def test_api_requires_a_token(shared: httpx.Client, path: str, headers: dict[str, str]) -> None:
     r = shared.get(path, headers=headers)
     assert r.status_code == 401
@@ -135,7 +137,10 @@ def test_api_healthz_is_open_and_says_nothing(shared: httpx.Client) -> None:
 
 def test_api_security_headers(shared: httpx.Client) -> None:
     r = shared.get("/api/beacons", headers=AUTH)
-    assert "script-src 'self'" in r.headers["content-security-policy"] and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert (
+        "script-src 'self'" in r.headers["content-security-policy"]
+        and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    )
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["cache-control"] == "no-store"
 
@@ -177,21 +182,32 @@ def test_api_csrf_form_post_needs_the_page_token(client: httpx.Client, config: C
     assert r.status_code == 403 and r.json()["error"]["code"] == "csrf"
     r = client.post(f"/api/beacons/{WIFI}/claim", data={"csrf": "0" * 40})
     assert r.status_code == 403
-    r = client.post(f"/api/beacons/{WIFI}/claim", data={"csrf": csrf, "next": "/?status=open"}, headers={"Accept": "text/html"})
+    r = client.post(
+        f"/api/beacons/{WIFI}/claim", data={"csrf": csrf, "next": "/?status=open"}, headers={"Accept": "text/html"}
+    )
     assert (r.status_code, r.headers["location"]) == (303, "/?status=open")
     assert Store(config.database).get_beacon(WIFI).assignee == "alice"  # type: ignore[union-attr]  # the session's name, not a body field
 
 
-@pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}])
+@pytest.mark.parametrize(
+    "headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}]
+)
 def test_api_csrf_cross_site_requests_are_refused(client: httpx.Client, headers: dict[str, str]) -> None:
     csrf = sign_in(client)
-    assert client.post(f"/api/beacons/{WIFI}/claim", json={}, headers={**headers, "X-CSRF-Token": csrf}).status_code == 403
+    assert (
+        client.post(f"/api/beacons/{WIFI}/claim", json={}, headers={**headers, "X-CSRF-Token": csrf}).status_code == 403
+    )
     assert client.post(f"/api/beacons/{WIFI}/claim", json={}, headers=headers).status_code == 403
 
 
 def test_api_csrf_same_site_json_and_header_token_pass(client: httpx.Client) -> None:
     csrf = sign_in(client)
-    assert client.post(f"/api/beacons/{WIFI}/note", json={"text": "hi"}, headers={"Origin": str(client.base_url).rstrip("/")}).status_code == 201
+    assert (
+        client.post(
+            f"/api/beacons/{WIFI}/note", json={"text": "hi"}, headers={"Origin": str(client.base_url).rstrip("/")}
+        ).status_code
+        == 201
+    )
     assert client.post(f"/api/beacons/{WIFI}/claim", content=b"", headers={"X-CSRF-Token": csrf}).status_code == 200
 
 
@@ -211,7 +227,9 @@ def test_api_list_and_filters(shared: httpx.Client) -> None:
     assert outage["related"] == 1 and 2 not in {b["id"] for b in data["beacons"]}
     advocacy = shared.get("/api/beacons", params={"queue": "advocacy"}, headers=AUTH).json()["beacons"]
     assert {b["id"] for b in advocacy} == {6, 7, 8}
-    team = shared.get("/api/beacons", params={"team": "networking", "status": "new", "brand": "acme"}, headers=AUTH).json()["beacons"]
+    team = shared.get(
+        "/api/beacons", params={"team": "networking", "status": "new", "brand": "acme"}, headers=AUTH
+    ).json()["beacons"]
     assert {b["id"] for b in team} == {3, 5, 6, 8}
 
 
@@ -227,7 +245,10 @@ def test_api_cursor_pages(shared: httpx.Client) -> None:
     assert sorted(ids) == list(range(1, 9)) and len(ids) == 8
 
 
-@pytest.mark.parametrize("params", [{"status": "pending"}, {"queue": "urgent"}, {"limit": "0"}, {"limit": "201"}, {"limit": "ten"}, {"cursor": "zzz"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"status": "pending"}, {"queue": "urgent"}, {"limit": "0"}, {"limit": "201"}, {"limit": "ten"}, {"cursor": "zzz"}],
+)
 def test_api_list_bad_parameters(shared: httpx.Client, params: dict[str, str]) -> None:
     r = shared.get("/api/beacons", params=params, headers=AUTH)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid"
@@ -248,9 +269,17 @@ def test_api_get_one_with_notes_history_and_thread(client: httpx.Client) -> None
 
 def test_api_lifecycle(client: httpx.Client) -> None:
     r = client.post(f"/api/beacons/{WIFI}/claim", json={"by": "alice"}, headers=AUTH)
-    assert r.status_code == 200 and (r.json()["beacon"]["status"], r.json()["beacon"]["assignee"]) == ("claimed", "alice")
+    assert r.status_code == 200 and (r.json()["beacon"]["status"], r.json()["beacon"]["assignee"]) == (
+        "claimed",
+        "alice",
+    )
     r = client.post(f"/api/beacons/{WIFI}/claim", json={"by": "bob"}, headers=AUTH)
-    assert r.status_code == 409 and r.json()["error"] | {"message": ""} == {"code": "conflict", "message": "", "status": "claimed", "assignee": "alice"}
+    assert r.status_code == 409 and r.json()["error"] | {"message": ""} == {
+        "code": "conflict",
+        "message": "",
+        "status": "claimed",
+        "assignee": "alice",
+    }
     r = client.post(f"/api/beacons/{WIFI}/resolve", json={"by": "alice", "note": "firmware 2.4.2"}, headers=AUTH)
     assert r.json()["beacon"]["status"] == "resolved"
     assert client.post(f"/api/beacons/{WIFI}/dismiss", json={"by": "alice"}, headers=AUTH).status_code == 409
@@ -282,7 +311,10 @@ def test_api_bad_actions(client: httpx.Client, path: str, body: dict[str, Any], 
     [(b"[1, 2]", "application/json", 400), (b"{not json", "application/json", 400), (b"by=x", "text/plain", 415)],
 )
 def test_api_bad_bodies(client: httpx.Client, content: bytes, ctype: str, status: int) -> None:
-    assert client.post(f"/api/beacons/{WIFI}/claim", content=content, headers={**AUTH, "Content-Type": ctype}).status_code == status
+    assert (
+        client.post(f"/api/beacons/{WIFI}/claim", content=content, headers={**AUTH, "Content-Type": ctype}).status_code
+        == status
+    )
 
 
 def test_api_body_too_large(client: httpx.Client) -> None:
@@ -303,9 +335,18 @@ def test_api_concurrent_claims_exactly_one_wins(client: httpx.Client, server: We
             barrier = threading.Barrier(2)
             codes: dict[str, int] = {}
 
-            def press(person: str, beacon_id: int = beacon_id, barrier: threading.Barrier = barrier, codes: dict[str, int] = codes) -> None:
+            def press(
+                person: str,
+                beacon_id: int = beacon_id,
+                barrier: threading.Barrier = barrier,
+                codes: dict[str, int] = codes,
+            ) -> None:
                 barrier.wait()
-                codes[person] = people[person].post(f"/api/beacons/{beacon_id}/claim", json={"by": person}, headers=AUTH).status_code
+                codes[person] = (
+                    people[person]
+                    .post(f"/api/beacons/{beacon_id}/claim", json={"by": person}, headers=AUTH)
+                    .status_code
+                )
 
             threads = [threading.Thread(target=press, args=(p,)) for p in people]
             for t in threads:
@@ -327,7 +368,9 @@ def test_api_metrics(client: httpx.Client, config: Config) -> None:
     client.post(f"/api/beacons/{WIFI}/claim", json={"by": "alice"}, headers=AUTH)
     store = Store(config.database)
     store.db.execute("UPDATE sources SET polls = 7, errors = 2 WHERE id = 'homenet-forum'")
-    store.db.execute("INSERT INTO outbox (event_id, channel, beacon_id, created_at) VALUES ('e1', 'slack \"ops\"', 1, '2026-11-23T00:00:00+00:00')")
+    store.db.execute(
+        "INSERT INTO outbox (event_id, channel, beacon_id, created_at) VALUES ('e1', 'slack \"ops\"', 1, '2026-11-23T00:00:00+00:00')"
+    )
     store.close()
     r = client.get("/metrics", headers=AUTH)
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -346,7 +389,13 @@ def test_api_openapi_documents_every_api_route(shared: httpx.Client) -> None:
     routes = {(m, p) for m, p, _, _ in api.ROUTES if "{action}" not in p}
     routes |= {("POST", f"/api/beacons/{{id}}/{a}") for a in api.ACTION_NAMES}
     assert documented == routes
-    assert document()["components"]["schemas"]["Beacon"]["properties"].keys() >= {"id", "queue", "status", "priority", "thread_id"}
+    assert document()["components"]["schemas"]["Beacon"]["properties"].keys() >= {
+        "id",
+        "queue",
+        "status",
+        "priority",
+        "thread_id",
+    }
 
 
 def test_api_version_changes_when_a_beacon_arrives(client: httpx.Client, config: Config) -> None:
@@ -364,8 +413,12 @@ def test_api_page_escapes_untrusted_text(client: httpx.Client, config: Config) -
     html = client.get("/").text
     assert "<script>window" not in html and "<svg" not in html and "<img src=x" not in html
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
-    assert 'href="javascript' not in html and "javascript:alert(document.cookie)" not in html  # the post's link is not rendered at all
-    assert re.search(r'<a href="https://forum.example/t/routerx-drops-wifi/4811" rel="noopener noreferrer" target="_blank">', html)
+    assert (
+        'href="javascript' not in html and "javascript:alert(document.cookie)" not in html
+    )  # the post's link is not rendered at all
+    assert re.search(
+        r'<a href="https://forum.example/t/routerx-drops-wifi/4811" rel="noopener noreferrer" target="_blank">', html
+    )
     hostile_id = Store(config.database).db.execute("SELECT MAX(id) FROM beacons").fetchone()[0]
     detail = client.get(f"/beacons/{hostile_id}").text
     assert "&lt;img src=x onerror=" in detail and HOSTILE_TITLE not in detail and HOSTILE_AUTHOR not in detail
@@ -400,21 +453,28 @@ def test_api_loopback_without_tokens(open_server: WebServer) -> None:
     with httpx.Client(base_url=open_server.url, timeout=10, verify=SSL) as c:
         assert c.get("/api/beacons").status_code == 200
         assert c.post(f"/api/beacons/{WIFI}/claim", json={"by": "me"}).status_code == 200
-        assert c.post(f"/api/beacons/{BILLING}/claim", data={"by": "me"}).status_code == 403  # a form needs the page's CSRF token
+        assert (
+            c.post(f"/api/beacons/{BILLING}/claim", data={"by": "me"}).status_code == 403
+        )  # a form needs the page's CSRF token
         assert c.get("/").status_code == 303  # asks for a name first
         assert c.get("/api/beacons", headers={"Host": "rebind.evil.example"}).status_code == 403  # DNS rebinding
-        assert c.get("/api/beacons", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 401  # came through a proxy
+        assert (
+            c.get("/api/beacons", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 401
+        )  # came through a proxy
 
 
 def test_api_loopback_mode_refuses_a_public_host(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="serve.auth: none-on-loopback needs a loopback host"):
+    with pytest.raises(ConfigError, match=r"serve\.auth: none-on-loopback needs a loopback host"):
         make_config(tmp_path / "x.db", serve={"host": "0.0.0.0", "auth": "none-on-loopback"})
 
 
 @pytest.mark.parametrize(
     ("serve", "problem"),
-    [({}, "serve.tokens: at least one token is required"), ({"tokens": ["short"]}, "serve.tokens[0]: is shorter than 16"),
-     ({"tokens": [TOKEN], "public_url": "beacons.example.com"}, "serve.public_url: expected an http(s) URL")],
+    [
+        ({}, "serve.tokens: at least one token is required"),
+        ({"tokens": ["short"]}, "serve.tokens[0]: is shorter than 16"),
+        ({"tokens": [TOKEN], "public_url": "beacons.example.com"}, "serve.public_url: expected an http(s) URL"),
+    ],
 )
 def test_api_serve_config_errors(tmp_path: Path, serve: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(problem)):
@@ -426,7 +486,10 @@ def test_api_no_serve_section_means_no_server(tmp_path: Path) -> None:
 
     bare = parse_config("brands: [{name: Acme}]", env={})
     assert bare.serve.enabled is False and bare.serve.link(3) is None
-    assert make_config(tmp_path / "y.db", serve={"tokens": [TOKEN], "public_url": "https://q.example/"}).serve.link(3) == "https://q.example/beacons/3"
+    assert (
+        make_config(tmp_path / "y.db", serve={"tokens": [TOKEN], "public_url": "https://q.example/"}).serve.link(3)
+        == "https://q.example/beacons/3"
+    )
 
 
 # -- the daemon starts and stops the server ------------------------------------------------------------
@@ -486,10 +549,21 @@ def test_api_daemon_task_does_nothing_without_serve_or_in_once_mode(tmp_path: Pa
 
 
 def test_api_page_highlights_a_title_the_text_starts_with(client: httpx.Client, config: Config) -> None:
-    seed(config, [mention("forum", "kim", "RouterX keeps rebooting", "RouterX keeps rebooting every hour, broken since the update", "https://forum.example/t/77")])
+    seed(
+        config,
+        [
+            mention(
+                "forum",
+                "kim",
+                "RouterX keeps rebooting",
+                "RouterX keeps rebooting every hour, broken since the update",
+                "https://forum.example/t/77",
+            )
+        ],
+    )
     sign_in(client)
     html = client.get("/").text
-    assert '<mark>RouterX</mark> keeps rebooting</a></h3>' in html
+    assert "<mark>RouterX</mark> keeps rebooting</a></h3>" in html
 
 
 # -- beacons serve -------------------------------------------------------------------------------------
@@ -503,7 +577,12 @@ def test_api_beacons_serve_command(tmp_path: Path, template_db: Path) -> None:
     path.write_text(yaml.safe_dump(config_data(db, serve={"tokens": ["${QUEUE_TOKEN}"]})), encoding="utf-8")
     env = {**os.environ, "QUEUE_TOKEN": TOKEN}
     code = "import sys; from beacons.cli import main; sys.exit(main())"
-    with subprocess.Popen([sys.executable, "-c", code, "serve", "-c", str(path), "--port", "0"], stderr=subprocess.PIPE, text=True, env=env) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "-c", str(path), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
         try:
             assert proc.stderr is not None
             line = proc.stderr.readline()

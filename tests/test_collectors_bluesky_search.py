@@ -6,11 +6,11 @@ import asyncio
 import time
 
 import pytest
+from helpers_search import CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.errors import HTTPStatusError
 from beacons.feedserver import FeedServer
 from collectors.bluesky_search import parse
-from helpers_search import CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, make_source, poll_kind
 
 SPEC = SPECS["bluesky_search"]
 
@@ -36,7 +36,12 @@ def test_bluesky_search_token_is_optional_and_sent_as_bearer(site: FixtureSite) 
 
 def test_bluesky_search_xrpc_error_is_an_http_error_with_the_ratelimit_reset(site: FixtureSite) -> None:
     reset = str(int(time.time()) + 90)
-    site.fail(429, b'{"error":"RateLimitExceeded","message":"Rate Limit Exceeded"}', JSON_TYPE, {"RateLimit-Remaining": "0", "RateLimit-Reset": reset})
+    site.fail(
+        429,
+        b'{"error":"RateLimitExceeded","message":"Rate Limit Exceeded"}',
+        JSON_TYPE,
+        {"RateLimit-Remaining": "0", "RateLimit-Reset": reset},
+    )
     with pytest.raises(HTTPStatusError) as caught:
         asyncio.run(poll_kind(make_source(SPEC, site.base_url)))
     assert caught.value.retry_after is not None and 85 < caught.value.retry_after <= 90

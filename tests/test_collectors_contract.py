@@ -18,15 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
-
-from beacons.daemon import next_delay
-from beacons.errors import ParseError, SourceError
-from beacons.feedserver import FeedServer
-from beacons.models import SourceState
-from collectors import REGISTRY
-from collectors._feed import parse_feed
-from collectors._json import cursor_time, format_cursor
 from helpers_search import (
     CURSOR_LATE,
     CURSOR_MID,
@@ -39,6 +30,15 @@ from helpers_search import (
     open_pipeline,
     poll_kind,
 )
+from structlog.testing import capture_logs
+
+from beacons.daemon import next_delay
+from beacons.errors import ParseError, SourceError
+from beacons.feedserver import FeedServer
+from beacons.models import SourceState
+from collectors import REGISTRY
+from collectors._feed import parse_feed
+from collectors._json import cursor_time, format_cursor
 
 KINDS = sorted(REGISTRY)
 FIXTURE_NAMES = ("page1", "page2", "empty", "old", "schema")
@@ -142,7 +142,9 @@ def test_collectors_contract_pages_back_to_the_cursor_and_no_further(site: Fixtu
     poll, _ = asyncio.run(poll_kind(source, cursor=CURSOR_MID))
     since = cursor_time(CURSOR_MID)
     pages = ["page1", "page2"] if site.spec.paged else ["page1"]
-    expected = [m for name in pages for m in site.spec.expected(name) if datetime.fromisoformat(m["published_at"]) > since]  # type: ignore[operator]
+    expected = [
+        m for name in pages for m in site.spec.expected(name) if datetime.fromisoformat(m["published_at"]) > since
+    ]  # type: ignore[operator]
     assert [mention_record(m) for m in poll.mentions] == expected
     assert len(site.requests) == len(pages), "paging stops at the page that reaches the cursor"
     assert poll.cursor == format_cursor(max(datetime.fromisoformat(m["published_at"]) for m in expected))
@@ -204,7 +206,9 @@ def test_collectors_contract_429_retry_after_is_obeyed(site: FixtureSite, tmp_pa
 
 @pytest.mark.parametrize("site", KINDS, indirect=True)
 @pytest.mark.parametrize("failure", ["500", "html"])
-def test_collectors_contract_error_pages_fail_the_poll_not_the_daemon(site: FixtureSite, failure: str, tmp_path: Path) -> None:
+def test_collectors_contract_error_pages_fail_the_poll_not_the_daemon(
+    site: FixtureSite, failure: str, tmp_path: Path
+) -> None:
     if failure == "500":
         site.serve_error(500)
     else:
@@ -262,9 +266,9 @@ def test_collectors_contract_cursor_reads_iso_and_epoch(stored: str | None, expe
 
 
 def test_collectors_contract_future_dated_result_does_not_move_the_cursor_past_now(feed_server: FeedServer) -> None:
-    from collectors._json import finish
-    from collectors import PollContext
     from beacons.models import Mention
+    from collectors import PollContext
+    from collectors._json import finish
 
     now = datetime.now(UTC)
     source = make_source(SPECS["hn_search"], feed_server.base_url)
@@ -273,7 +277,11 @@ def test_collectors_contract_future_dated_result_does_not_move_the_cursor_past_n
     def at(when: datetime, guid: str) -> Mention:
         return Mention("s", None, guid, "t", "x", None, when, now, "{}")
 
-    poll = finish(ctx, [at(now + timedelta(days=400), "a"), at(now - timedelta(hours=1), "b"), at(now - timedelta(hours=1), "b")], None)
+    poll = finish(
+        ctx,
+        [at(now + timedelta(days=400), "a"), at(now - timedelta(hours=1), "b"), at(now - timedelta(hours=1), "b")],
+        None,
+    )
     assert [m.guid for m in poll.mentions] == ["a", "b"]
     assert poll.cursor == format_cursor(now - timedelta(hours=1))
 
@@ -281,7 +289,9 @@ def test_collectors_contract_future_dated_result_does_not_move_the_cursor_past_n
 def test_collectors_contract_missing_token_env_is_a_clear_source_error(feed_server: FeedServer) -> None:
     site = FixtureSite(feed_server, SPECS["github_issues"])
     source = make_source(site.spec, site.base_url, token_env="BEACONS_TEST_GH_TOKEN")
-    with pytest.raises(SourceError, match=r"token_env names the environment variable BEACONS_TEST_GH_TOKEN, which is not set"):
+    with pytest.raises(
+        SourceError, match=r"token_env names the environment variable BEACONS_TEST_GH_TOKEN, which is not set"
+    ):
         asyncio.run(poll_kind(source, env={}))
     assert site.requests == []
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers_search import CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, make_source, open_pipeline, poll_kind
 from structlog.testing import capture_logs
 
 from beacons.feedserver import FeedServer
@@ -15,7 +16,6 @@ from beacons.models import Brand, Product, SourceState
 from collectors import PollContext
 from collectors._json import cursor_time
 from collectors.github_issues import build_query
-from helpers_search import CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, make_source, open_pipeline, poll_kind
 
 SPEC = SPECS["github_issues"]
 TOKEN = "ghp_beaconsTestToken0123456789abcdef"
@@ -49,7 +49,16 @@ def test_github_issues_token_is_sent_as_a_header_and_never_logged(site: FixtureS
 def test_github_issues_spent_quota_on_a_200_stops_paging_until_the_reset(site: FixtureSite) -> None:
     body = SPEC.body("page1")
     reset = int(time.time()) + 300
-    site.fail(200, body, JSON_TYPE, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset), "Link": '<http://x/search/issues?page=2>; rel="next"'})
+    site.fail(
+        200,
+        body,
+        JSON_TYPE,
+        {
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset),
+            "Link": '<http://x/search/issues?page=2>; rel="next"',
+        },
+    )
     poll, ctx = asyncio.run(poll_kind(make_source(SPEC, site.base_url), cursor=CURSOR_MID))
     assert len(site.requests) == 1 and len(poll.mentions) == 3
     assert ctx.retry_after is not None and 290 < ctx.retry_after <= 300
@@ -63,7 +72,9 @@ def test_github_issues_spent_quota_on_a_200_stops_paging_until_the_reset(site: F
         (429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "{reset}"}, 600),
     ],
 )
-def test_github_issues_rate_limit_errors_become_a_wait(site: FixtureSite, tmp_path: Path, status: int, headers: dict[str, str], wait: int) -> None:
+def test_github_issues_rate_limit_errors_become_a_wait(
+    site: FixtureSite, tmp_path: Path, status: int, headers: dict[str, str], wait: int
+) -> None:
     reset = str(int(time.time()) + 600)
     site.fail(status, SPEC.body("secondary"), JSON_TYPE, {k: v.format(reset=reset) for k, v in headers.items()})
     source = make_source(SPEC, site.base_url)
@@ -79,12 +90,18 @@ def test_github_issues_rate_limit_errors_become_a_wait(site: FixtureSite, tmp_pa
 
 def test_github_issues_query_has_at_most_five_operators_and_the_cursor() -> None:
     brand = Brand(
-        "Acme", aliases=("Acme Corp", "acme.com", "Acme Inc", "ACME Labs"), products=(Product("RouterX"), Product("Acme Cloud")), exclude=("looney",)
+        "Acme",
+        aliases=("Acme Corp", "acme.com", "Acme Inc", "ACME Labs"),
+        products=(Product("RouterX"), Product("Acme Cloud")),
+        exclude=("looney",),
     )
     source = make_source(SPEC, "http://127.0.0.1:1", query=None, pull_requests=False)
     ctx = PollContext(source=source, state=SourceState(), fetch=None, brands=(brand,))  # type: ignore[arg-type]
     query = build_query(source.options, ctx, cursor_time("2026-11-22T12:00:00.500Z"))
-    assert query == 'Acme OR "Acme Corp" OR acme.com OR "Acme Inc" OR "ACME Labs" OR RouterX is:issue created:>2026-11-22T12:00:00Z'
+    assert (
+        query
+        == 'Acme OR "Acme Corp" OR acme.com OR "Acme Inc" OR "ACME Labs" OR RouterX is:issue created:>2026-11-22T12:00:00Z'
+    )
     assert query.count(" OR ") == 5
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers_search import SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.feedserver import FeedServer
 from beacons.fetch import Politeness
 from collectors.hn_search import parse
-from helpers_search import SPECS, FixtureSite, make_source, poll_kind
 
 SPEC = SPECS["hn_search"]
 
@@ -29,7 +29,10 @@ def test_hn_search_default_query_is_one_search_per_term(site: FixtureSite) -> No
 
 def test_hn_search_cursor_becomes_a_numeric_filter(site: FixtureSite) -> None:
     asyncio.run(poll_kind(make_source(SPEC, site.base_url), cursor="2026-11-22T12:00:00Z"))
-    assert [(q["numericFilters"], q["page"]) for q in site.queries()] == [("created_at_i>1795348800", "0"), ("created_at_i>1795348800", "1")]
+    assert [(q["numericFilters"], q["page"]) for q in site.queries()] == [
+        ("created_at_i>1795348800", "0"),
+        ("created_at_i>1795348800", "1"),
+    ]
 
 
 def test_hn_search_links_to_the_discussion_and_keeps_points() -> None:
@@ -41,6 +44,12 @@ def test_hn_search_links_to_the_discussion_and_keeps_points() -> None:
 
 
 def test_hn_search_pages_keep_the_per_host_spacing(site: FixtureSite) -> None:
-    asyncio.run(poll_kind(make_source(SPEC, site.base_url), cursor="2026-11-22T12:00:00Z", politeness=Politeness(per_host=2, delay=0.3)))
+    asyncio.run(
+        poll_kind(
+            make_source(SPEC, site.base_url),
+            cursor="2026-11-22T12:00:00Z",
+            politeness=Politeness(per_host=2, delay=0.3),
+        )
+    )
     first, second = (r["at"] for r in site.requests)
     assert second - first >= 0.25, "paging goes through fetch's politeness like every request"

@@ -6,12 +6,12 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from helpers_search import CURSOR_MID, SPECS, FixtureSite, json_variant, make_source, mention_record, poll_kind
 
 from beacons.config import parse_config
 from beacons.errors import ConfigError
 from beacons.feedserver import FeedServer
 from collectors.mastodon_tag import parse
-from helpers_search import CURSOR_MID, SPECS, FixtureSite, json_variant, make_source, mention_record, poll_kind
 
 JSON_SPEC = json_variant("mastodon_tag")
 NEXT = '<https://mastodon.example/api/v1/timelines/tag/routerx?limit=3&max_id=113544000000000002>; rel="next", <https://mastodon.example/api/v1/timelines/tag/routerx?limit=3&min_id=113545000000000005>; rel="prev"'
@@ -24,7 +24,11 @@ def site(feed_server: FeedServer) -> FixtureSite:
 
 def test_mastodon_tag_json_pages_with_max_id_back_to_the_cursor(site: FixtureSite) -> None:
     poll, _ = asyncio.run(poll_kind(make_source(JSON_SPEC, site.base_url), cursor=CURSOR_MID))
-    newer = [m for m in JSON_SPEC.expected("timeline_page1") + JSON_SPEC.expected("timeline_page2") if m["published_at"] > "2026-11-22T12"]
+    newer = [
+        m
+        for m in JSON_SPEC.expected("timeline_page1") + JSON_SPEC.expected("timeline_page2")
+        if m["published_at"] > "2026-11-22T12"
+    ]
     assert [mention_record(m) for m in poll.mentions] == newer
     assert [q.get("max_id") for q in site.queries()] == [None, "113544000000000002"]
     assert [m.author_reach for m in poll.mentions[:3]] == [120, 812, 2301]  # followers
@@ -47,7 +51,12 @@ def test_mastodon_tag_first_poll_reads_one_page(site: FixtureSite) -> None:
 
 def test_mastodon_tag_feed_author_comes_from_the_post_address() -> None:
     mentions = parse(SPECS["mastodon_tag"].body("page1"), source_id="m")
-    assert [m.author for m in mentions] == ["@ana@mastodon.example", "@bob@fosstodon.example", "@chloe@mastodon.example", "@gadgetwire@news.example"]
+    assert [m.author for m in mentions] == [
+        "@ana@mastodon.example",
+        "@bob@fosstodon.example",
+        "@chloe@mastodon.example",
+        "@gadgetwire@news.example",
+    ]
     assert all(m.guid == m.url for m in mentions), "both modes identify a post by its address"
 
 

@@ -6,12 +6,12 @@ import asyncio
 import base64
 
 import pytest
+from helpers_search import SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.config import parse_config
 from beacons.errors import ConfigError
 from beacons.feedserver import FeedServer
 from collectors import bing_news, google_news
-from helpers_search import SPECS, FixtureSite, make_source, poll_kind
 
 URL = b"https://example.org/a/b?x=1#f"
 
@@ -51,7 +51,10 @@ def test_google_news_sends_the_edition(feed_server: FeedServer) -> None:
 @pytest.mark.parametrize(
     ("link", "expected"),
     [
-        ("http://www.bing.com/news/apiclick.aspx?ref=FexRss&aid=&tid=X&url=https%3a%2f%2fexample.org%2fa%3fb%3d1&c=1&mkt=en-us", "https://example.org/a?b=1"),
+        (
+            "http://www.bing.com/news/apiclick.aspx?ref=FexRss&aid=&tid=X&url=https%3a%2f%2fexample.org%2fa%3fb%3d1&c=1&mkt=en-us",
+            "https://example.org/a?b=1",
+        ),
         ("http://www.bing.com/news/apiclick.aspx?ref=FexRss&url=javascript%3aalert(1)", None),
         ("https://www.bing.com/news/search?q=x", None),
         ("https://example.org/a", None),

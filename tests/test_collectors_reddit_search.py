@@ -7,12 +7,22 @@ import json
 
 import httpx
 import pytest
+from helpers_search import (
+    ACME,
+    CURSOR_MID,
+    JSON_TYPE,
+    SPECS,
+    FixtureSite,
+    json_variant,
+    make_source,
+    mention_record,
+    poll_kind,
+)
 
 from beacons.config import parse_config
 from beacons.errors import ConfigError
 from beacons.feedserver import FeedServer
 from collectors.reddit_search import build_query
-from helpers_search import ACME, CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, json_variant, make_source, mention_record, poll_kind
 
 JSON_SPEC = json_variant("reddit_search")
 
@@ -32,7 +42,12 @@ def test_reddit_search_json_pages_with_after_back_to_the_cursor(site: FixtureSit
 
 
 def test_reddit_search_spent_quota_stops_paging_until_the_reset(site: FixtureSite) -> None:
-    site.fail(200, JSON_SPEC.body("listing_page1"), JSON_TYPE, {"X-Ratelimit-Used": "100", "X-Ratelimit-Remaining": "0.0", "X-Ratelimit-Reset": "42"})
+    site.fail(
+        200,
+        JSON_SPEC.body("listing_page1"),
+        JSON_TYPE,
+        {"X-Ratelimit-Used": "100", "X-Ratelimit-Remaining": "0.0", "X-Ratelimit-Reset": "42"},
+    )
     poll, ctx = asyncio.run(poll_kind(make_source(JSON_SPEC, site.base_url), cursor=CURSOR_MID))
     assert len(site.requests) == 1 and len(poll.mentions) == 3
     assert ctx.retry_after == 42
@@ -61,7 +76,9 @@ def test_reddit_search_feed_text_loses_the_submitted_by_footer() -> None:
 
 
 def test_reddit_search_default_query_negates_exclusions() -> None:
-    assert build_query((ACME,)) == '(Acme OR "Acme Corp" OR acme.com OR RouterX OR "Acme Cloud") NOT "acme looney tunes"'
+    assert (
+        build_query((ACME,)) == '(Acme OR "Acme Corp" OR acme.com OR RouterX OR "Acme Cloud") NOT "acme looney tunes"'
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers_search import CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.errors import HTTPStatusError
 from beacons.feedserver import FeedServer
 from beacons.fetch import Politeness
-from helpers_search import CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, make_source, poll_kind
 
 SPEC = SPECS["stackexchange_search"]
 
@@ -65,11 +65,15 @@ def test_stackexchange_search_default_query_is_one_search_per_term_from_the_curs
     queries = site.queries()
     assert [q["q"] for q in queries] == ["Acme", "Acme Corp", "acme.com", "RouterX", "Acme Cloud"]
     assert {q["fromdate"] for q in queries} == {str(int(datetime(2026, 11, 23, 15, tzinfo=UTC).timestamp()) + 1)}
-    assert {(q["site"], q["sort"], q["order"], q["filter"]) for q in queries} == {("superuser", "creation", "desc", "withbody")}
+    assert {(q["site"], q["sort"], q["order"], q["filter"]) for q in queries} == {
+        ("superuser", "creation", "desc", "withbody")
+    }
     assert [m.guid for m in poll.mentions] == ["se:1891234"], "the same question from five searches is kept once"
 
 
-@pytest.mark.parametrize(("site_name", "ok"), [("superuser", True), ("math.stackexchange", True), ("Super User", False)])
+@pytest.mark.parametrize(
+    ("site_name", "ok"), [("superuser", True), ("math.stackexchange", True), ("Super User", False)]
+)
 def test_stackexchange_search_site_is_validated(site_name: str, ok: bool) -> None:
     from beacons.config import parse_config
     from beacons.errors import ConfigError

@@ -72,7 +72,12 @@ def test_config_collects_every_problem_at_once() -> None:
 
 
 def test_config_duplicate_source_ids() -> None:
-    data = {"sources": [{"kind": "rss", "url": "https://a.example.org/f"}, {"kind": "rss", "url": "https://a.example.org/f"}]}
+    data = {
+        "sources": [
+            {"kind": "rss", "url": "https://a.example.org/f"},
+            {"kind": "rss", "url": "https://a.example.org/f"},
+        ]
+    }
     assert problems_of(data) == [
         "sources[1].id: duplicate source id 'rss:https://a.example.org/f' (also sources[0]); give one an explicit id:"
     ]
@@ -146,7 +151,9 @@ def test_config_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
-def test_config_is_found_by_flag_then_env_then_cwd_then_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_is_found_by_flag_then_env_then_cwd_then_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert find_config(None, env={}) is None
     (tmp_path / "config.yaml").write_text("database: cwd.db\n")
@@ -173,7 +180,18 @@ def test_config_repo_config_yaml_loads() -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90", 90.0), ("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("1d", 86400.0), ("1h30m", 5400.0), ("250ms", 0.25), (" 5 m ", 300.0)],
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("90", 90.0),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("1h30m", 5400.0),
+        ("250ms", 0.25),
+        (" 5 m ", 300.0),
+    ],
 )
 def test_config_parse_duration(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds
@@ -187,7 +205,15 @@ def test_config_parse_duration_rejects(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "size"),
-    [(1048576, 1048576), ("512", 512), ("512KiB", 524288), ("5MiB", 5242880), ("5MB", 5000000), ("1 gib", 1073741824), ("10b", 10)],
+    [
+        (1048576, 1048576),
+        ("512", 512),
+        ("512KiB", 524288),
+        ("5MiB", 5242880),
+        ("5MB", 5000000),
+        ("1 gib", 1073741824),
+        ("10b", 10),
+    ],
 )
 def test_config_parse_bytesize(value: object, size: int) -> None:
     assert parse_bytesize(value) == size
@@ -212,9 +238,12 @@ def test_config_secret_value_never_appears_in_a_problem() -> None:
 
 
 def test_config_lone_string_is_a_one_item_list() -> None:
-    config = parse_config(textwrap.dedent("""
+    config = parse_config(
+        textwrap.dedent("""
         brands:
           - name: Acme
             aliases: Acme Corp
-    """), env={})
+    """),
+        env={},
+    )
     assert config.brands[0].aliases == ("Acme Corp",)

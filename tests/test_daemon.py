@@ -47,10 +47,14 @@ def test_daemon_next_delay_is_the_interval_with_jitter(status: str) -> None:
     assert max(delays) - min(delays) > 6  # it is jittered, not fixed
 
 
-@pytest.mark.parametrize(("errors", "base"), [(0, 60), (1, 60), (2, 120), (3, 240), (6, 1920), (7, 3600), (50, 3600), (5000, 3600)])
+@pytest.mark.parametrize(
+    ("errors", "base"), [(0, 60), (1, 60), (2, 120), (3, 240), (6, 1920), (7, 3600), (50, 3600), (5000, 3600)]
+)
 def test_daemon_next_delay_backs_off_exponentially_up_to_the_cap(errors: int, base: float) -> None:
     for status in ("error", "bug"):
-        delays = [next_delay(SRC, result(status, errors), max_backoff=3600, rng=random.Random(seed)) for seed in range(50)]
+        delays = [
+            next_delay(SRC, result(status, errors), max_backoff=3600, rng=random.Random(seed)) for seed in range(50)
+        ]
         assert all(base <= d <= base * 1.2 for d in delays), (status, errors, min(delays), max(delays))
 
 
@@ -59,10 +63,15 @@ def test_daemon_next_delay_honours_a_longer_retry_after() -> None:
     assert 240 <= next_delay(SRC, result("error", 3, retry_after=5), max_backoff=3600, rng=random.Random(1)) <= 288
 
 
-def test_daemon_run_once_survives_a_bug_in_one_source(feed_server: FeedServer, write_config: WriteConfig, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_daemon_run_once_survives_a_bug_in_one_source(
+    feed_server: FeedServer, write_config: WriteConfig, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     feed_server.add("/good.xml", Resource(texts_feed(SUPPORT_TEXTS)))
     feed_server.add("/buggy.xml", Resource(texts_feed(ADVOCACY_TEXTS)))
-    config = load_config(write_config(rss_source_config({"good": feed_server.url("/good.xml"), "buggy": feed_server.url("/buggy.xml")})), env={})
+    config = load_config(
+        write_config(rss_source_config({"good": feed_server.url("/good.xml"), "buggy": feed_server.url("/buggy.xml")})),
+        env={},
+    )
     real = Pipeline.poll_source
 
     async def poll_source(self: Pipeline, source: Source) -> PollResult:
@@ -72,7 +81,10 @@ def test_daemon_run_once_survives_a_bug_in_one_source(feed_server: FeedServer, w
 
     monkeypatch.setattr(Pipeline, "poll_source", poll_source)
     with structlog.testing.capture_logs() as logs:
-        results = {r.source_id: r for r in asyncio.run(run(config, once=True, install_signals=False, classifier=rules_classifier()))}
+        results = {
+            r.source_id: r
+            for r in asyncio.run(run(config, once=True, install_signals=False, classifier=rules_classifier()))
+        }
     assert results["good"].status == "ok" and results["good"].counts["new"] == 3
     assert results["buggy"].status == "bug" and "KeyError" in (results["buggy"].error or "")
     [bug] = [e for e in logs if e["event"] == "source.polled" and e.get("status") == "bug"]
@@ -83,7 +95,9 @@ def test_daemon_run_once_survives_a_bug_in_one_source(feed_server: FeedServer, w
     store.close()
 
 
-def test_daemon_stop_event_finishes_the_poll_in_flight(feed_server: FeedServer, write_config: WriteConfig, db_path: Path) -> None:
+def test_daemon_stop_event_finishes_the_poll_in_flight(
+    feed_server: FeedServer, write_config: WriteConfig, db_path: Path
+) -> None:
     feed_server.add("/slow.xml", Resource(texts_feed(SUPPORT_TEXTS), delay=1.0))
     config = load_config(write_config(rss_source_config({"slow": feed_server.url("/slow.xml")})), env={})
 
@@ -127,7 +141,14 @@ def test_daemon_loop_polls_again_after_the_interval(feed_server: FeedServer, wri
 
 def _start_daemon(config: Path, cwd: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "BEACONS_CONFIG"}
-    return subprocess.Popen([sys.executable, str(REPO / "daemon.py"), "--config", str(config)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "daemon.py"), "--config", str(config)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_hit(server: FeedServer, path: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
@@ -140,7 +161,9 @@ def _wait_for_hit(server: FeedServer, path: str, proc: subprocess.Popen[str], ti
         time.sleep(0.02)
 
 
-def test_daemon_sigterm_finishes_the_poll_in_flight_and_exits_0(feed_server: FeedServer, write_config: WriteConfig, db_path: Path, tmp_path: Path) -> None:
+def test_daemon_sigterm_finishes_the_poll_in_flight_and_exits_0(
+    feed_server: FeedServer, write_config: WriteConfig, db_path: Path, tmp_path: Path
+) -> None:
     feed_server.add("/slow.xml", Resource(texts_feed(SUPPORT_TEXTS), delay=1.0))
     path = write_config(rss_source_config({"slow": feed_server.url("/slow.xml")}, logging={"format": "json"}))
     proc = _start_daemon(path, tmp_path)
@@ -188,6 +211,8 @@ def test_daemon_second_signal_forces_exit(feed_server: FeedServer, write_config:
 
 def test_daemon_results_record_every_poll(feed_server: FeedServer, write_config: WriteConfig) -> None:
     feed_server.add("/a.xml", Resource(texts_feed(SUPPORT_TEXTS)))
-    config = load_config(write_config(rss_source_config({"a": feed_server.url("/a.xml"), "b": feed_server.url("/missing.xml")})), env={})
+    config = load_config(
+        write_config(rss_source_config({"a": feed_server.url("/a.xml"), "b": feed_server.url("/missing.xml")})), env={}
+    )
     results: Any = asyncio.run(run(config, once=True, install_signals=False, classifier=rules_classifier()))
     assert sorted((r.source_id, r.status) for r in results) == [("a", "ok"), ("b", "error")]

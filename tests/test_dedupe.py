@@ -14,7 +14,15 @@ from beacons.models import Mention
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
-def mention(url: str | None = None, guid: str | None = None, *, source: str = "s", title: str = "Acme down", text: str = "It is down.", author: str | None = "ann") -> Mention:
+def mention(
+    url: str | None = None,
+    guid: str | None = None,
+    *,
+    source: str = "s",
+    title: str = "Acme down",
+    text: str = "It is down.",
+    author: str | None = "ann",
+) -> Mention:
     return Mention(source, url, guid, title, text, author, None, NOW, "{}")
 
 
@@ -37,7 +45,9 @@ def test_dedupe_canonical_url(url: str, expected: str) -> None:
     assert canonical_url(url) == expected
 
 
-@pytest.mark.parametrize("url", [None, "", "   ", "mailto:acme@example.com", "ftp://example.com/a", "/relative/path", "https://"])
+@pytest.mark.parametrize(
+    "url", [None, "", "   ", "mailto:acme@example.com", "ftp://example.com/a", "/relative/path", "https://"]
+)
 def test_dedupe_canonical_url_of_non_http_is_none(url: str | None) -> None:
     assert canonical_url(url) is None
 
@@ -49,13 +59,24 @@ def test_dedupe_canonical_url_keeps_an_unparseable_url() -> None:
 _hosts = st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,10}(\.[A-Za-z]{2,5}){1,2}", fullmatch=True)
 _segments = st.lists(st.from_regex(r"[A-Za-z0-9._~%-]{1,8}", fullmatch=True), max_size=3)
 _params = st.lists(
-    st.tuples(st.sampled_from(["id", "p", "utm_source", "fbclid", "q", "UTM_medium", "page"]), st.from_regex(r"[A-Za-z0-9 +%=]{0,6}", fullmatch=True)),
+    st.tuples(
+        st.sampled_from(["id", "p", "utm_source", "fbclid", "q", "UTM_medium", "page"]),
+        st.from_regex(r"[A-Za-z0-9 +%=]{0,6}", fullmatch=True),
+    ),
     max_size=4,
 )
 
 
-@given(scheme=st.sampled_from(["http", "https", "HTTPS"]), host=_hosts, segments=_segments, params=_params, fragment=st.text(max_size=5))
-def test_dedupe_canonical_url_is_idempotent_and_drops_tracking(scheme: str, host: str, segments: list[str], params: list[tuple[str, str]], fragment: str) -> None:
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTPS"]),
+    host=_hosts,
+    segments=_segments,
+    params=_params,
+    fragment=st.text(max_size=5),
+)
+def test_dedupe_canonical_url_is_idempotent_and_drops_tracking(
+    scheme: str, host: str, segments: list[str], params: list[tuple[str, str]], fragment: str
+) -> None:
     query = "&".join(f"{k}={v}" for k, v in params)
     url = f"{scheme}://{host}/{'/'.join(segments)}?{query}#{fragment}"
     once = canonical_url(url)

@@ -65,7 +65,14 @@ def test_docs_commands_are_found() -> None:
 
 def test_docs_keys_are_found() -> None:
     keys = dict(config_keys(yaml.safe_load(default_config_text())))
-    for path in ("database", "brands[].aliases", "brands[].products[].name", "sources[].interval", "fetch.max_bytes", "logging.format"):
+    for path in (
+        "database",
+        "brands[].aliases",
+        "brands[].products[].name",
+        "sources[].interval",
+        "fetch.max_bytes",
+        "logging.format",
+    ):
         assert path in keys
 
 

@@ -38,15 +38,24 @@ def by_name(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def test_doctor_all_good_exits_zero(feed_server: FeedServer, write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_all_good_exits_zero(
+    feed_server: FeedServer, write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     feed_server.add("/feed.xml", Resource(texts_feed(SUPPORT_TEXTS)))
     Store(db_path).close()
     with Receiver() as r:
-        cfg = write_config({
-            "brands": BRANDS_YAML, "classifier": {"model": "rules"}, "fetch": FAST_FETCH,
-            "sources": [{"id": "blog", "kind": "rss", "url": feed_server.url("/feed.xml")}],
-            "alerts": [{"kind": "webhook", "name": "hook", "url": r.url, "secret": SECRET}, {"kind": "slack", "name": "team", "url": r.url}],
-        })
+        cfg = write_config(
+            {
+                "brands": BRANDS_YAML,
+                "classifier": {"model": "rules"},
+                "fetch": FAST_FETCH,
+                "sources": [{"id": "blog", "kind": "rss", "url": feed_server.url("/feed.xml")}],
+                "alerts": [
+                    {"kind": "webhook", "name": "hook", "url": r.url, "secret": SECRET},
+                    {"kind": "slack", "name": "team", "url": r.url},
+                ],
+            }
+        )
         code, report = doctor(capsys, "--config", str(cfg))
         assert r.requests == []  # a dry run sends nothing
     checks = by_name(report)
@@ -57,25 +66,33 @@ def test_doctor_all_good_exits_zero(feed_server: FeedServer, write_config: Write
     assert blog["status"] == "ok" and blog["detail"].startswith("3 entries, 3 mention a brand")
     assert len(feed_server.hits("/feed.xml")) == 1
     assert "If-None-Match" not in feed_server.hits("/feed.xml")[0]["headers"]
-    assert all(c[0]["status"] == "ok" and "not sent" in c[0]["detail"] for k, c in checks.items() if k.startswith("alert:"))
+    assert all(
+        c[0]["status"] == "ok" and "not sent" in c[0]["detail"] for k, c in checks.items() if k.startswith("alert:")
+    )
     with sqlite3.connect(db_path) as conn:  # nothing was stored by the source check
         assert conn.execute("SELECT count(*) FROM mentions").fetchone()[0] == 0
 
 
-def test_doctor_reports_what_is_wrong(feed_server: FeedServer, write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_reports_what_is_wrong(
+    feed_server: FeedServer, write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     feed_server.add("/page.html", Resource(HTML_PAGE, content_type="text/html"))
     store = Store(db_path)
     store.close()
     with Receiver() as r:
         r.default = Reply(500, b"receiver down")
-        cfg = write_config({
-            "brands": BRANDS_YAML, "classifier": {"model": "rules"}, "fetch": FAST_FETCH,
-            "sources": [
-                {"id": "page", "kind": "rss", "url": feed_server.url("/page.html")},
-                {"id": "gone", "kind": "rss", "url": feed_server.url("/missing.xml")},
-            ],
-            "alerts": [{"kind": "webhook", "name": "hook", "url": r.url, "secret": SECRET}],
-        })
+        cfg = write_config(
+            {
+                "brands": BRANDS_YAML,
+                "classifier": {"model": "rules"},
+                "fetch": FAST_FETCH,
+                "sources": [
+                    {"id": "page", "kind": "rss", "url": feed_server.url("/page.html")},
+                    {"id": "gone", "kind": "rss", "url": feed_server.url("/missing.xml")},
+                ],
+                "alerts": [{"kind": "webhook", "name": "hook", "url": r.url, "secret": SECRET}],
+            }
+        )
         code, report = doctor(capsys, "--config", str(cfg), "--send-test")
     checks = by_name(report)
     assert code == 1 and report["ok"] is False
@@ -86,7 +103,9 @@ def test_doctor_reports_what_is_wrong(feed_server: FeedServer, write_config: Wri
     assert r.url not in json.dumps(report) and SECRET not in json.dumps(report)
 
 
-def test_doctor_locked_database_is_a_warning(write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_locked_database_is_a_warning(
+    write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     Store(db_path).close()
     cfg = write_config({"brands": BRANDS_YAML, "classifier": {"model": "rules"}, "sources": []})
     locker = sqlite3.connect(db_path, isolation_level=None)
@@ -102,7 +121,9 @@ def test_doctor_locked_database_is_a_warning(write_config: WriteConfig, db_path:
     assert database[-1]["status"] == "warn" and "another process holds a write lock" in database[-1]["detail"]
 
 
-def test_doctor_corrupt_database_fails_integrity(write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_corrupt_database_fails_integrity(
+    write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = Store(db_path)
     store.close()
     data = bytearray(db_path.read_bytes())
@@ -116,8 +137,15 @@ def test_doctor_corrupt_database_fails_integrity(write_config: WriteConfig, db_p
     assert "restore" in bad["detail"]
 
 
-def test_doctor_bad_config_exits_2_listing_problems(write_config: WriteConfig, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = write_config({"sources": [{"kind": "rss", "url": "ftp://x", "intervall": "5m"}], "alerts": [{"kind": "slack", "url": "${NO_SUCH_VAR_FOR_DOCTOR}"}]})
+def test_doctor_bad_config_exits_2_listing_problems(
+    write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(
+        {
+            "sources": [{"kind": "rss", "url": "ftp://x", "intervall": "5m"}],
+            "alerts": [{"kind": "slack", "url": "${NO_SUCH_VAR_FOR_DOCTOR}"}],
+        }
+    )
     code = main(["doctor", "--config", str(cfg)])
     out = capsys.readouterr().out
     assert code == 2
@@ -131,7 +159,12 @@ def test_log_json_lines_when_not_a_tty() -> None:
     get_logger("t").info("source.polled", source="blog", status="ok", token="abc")
     structlog.reset_defaults()
     line = json.loads(stream.getvalue())
-    assert (line["event"], line["source"], line["level"], line["token"]) == ("source.polled", "blog", "info", "[redacted]")
+    assert (line["event"], line["source"], line["level"], line["token"]) == (
+        "source.polled",
+        "blog",
+        "info",
+        "[redacted]",
+    )
     assert "timestamp" in line
 
 
@@ -175,7 +208,9 @@ def test_deploy_systemd_unit_has_required_directives() -> None:
 
 def test_deploy_dockerfile_has_required_instructions() -> None:
     text = (ROOT / "deploy" / "Dockerfile").read_text()
-    lines = [ln.strip() for ln in re.sub(r"\\\n", " ", text).splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    lines = [
+        ln.strip() for ln in re.sub(r"\\\n", " ", text).splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
     instructions = [ln.split(None, 1) for ln in lines]
     ops = [op.upper() for op, _ in instructions]
     assert lines[0].startswith("FROM python:3.11-slim")

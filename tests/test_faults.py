@@ -46,16 +46,28 @@ FILLER = "Acme RouterX review part {}: it is a router on my desk."  # a brand me
 # -- helpers -------------------------------------------------------------------
 
 
-def daemon_config(db: Path, feed_url: str, hooks: list[str], *, timeout: str = "5s", retry_base: str = "10s") -> dict[str, Any]:
+def daemon_config(
+    db: Path, feed_url: str, hooks: list[str], *, timeout: str = "5s", retry_base: str = "10s"
+) -> dict[str, Any]:
     return {
         "database": str(db),
         "brands": BRANDS_YAML,
-        "sources": [{"id": "feed", "kind": "rss", "url": feed_url, "interval": "1s"}],  # 1s: the first poll's start-up stagger is at most 1 s
+        "sources": [
+            {"id": "feed", "kind": "rss", "url": feed_url, "interval": "1s"}
+        ],  # 1s: the first poll's start-up stagger is at most 1 s
         "classifier": {"model": "rules"},
         "fetch": {"per_host_delay": "0s", "timeout": timeout},
         "alerts": [
-            {"kind": "webhook", "name": f"hook{i}", "url": url, "secret": SECRET, "rate_limit": 200, "timeout": "0.5s",
-             "retry_base": retry_base, "spikes": {"enabled": False}}
+            {
+                "kind": "webhook",
+                "name": f"hook{i}",
+                "url": url,
+                "secret": SECRET,
+                "rate_limit": 200,
+                "timeout": "0.5s",
+                "retry_base": retry_base,
+                "spikes": {"enabled": False},
+            }
             for i, url in enumerate(hooks)
         ],
         "logging": {"level": "debug", "format": "json"},
@@ -64,11 +76,20 @@ def daemon_config(db: Path, feed_url: str, hooks: list[str], *, timeout: str = "
 
 def start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "daemon.py", "--config", str(cfg)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "daemon.py", "--config", str(cfg)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def run_once(cfg: Path) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "daemon.py", "--config", str(cfg), "--once"], cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    done = subprocess.run(
+        [sys.executable, "daemon.py", "--config", str(cfg), "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -117,10 +138,14 @@ def assert_alerted_once(db: Path, receivers: list[Receiver], *, after: list[int]
     beacons = [b for (b,) in query(db, "SELECT id FROM beacons WHERE queue IN ('support', 'advocacy')")]
     assert beacons
     for i, r in enumerate(receivers):
-        rows = query(db, f"SELECT event_id, status FROM outbox WHERE channel = 'hook{i}' AND kind = 'beacon' ORDER BY beacon_id")
+        rows = query(
+            db, f"SELECT event_id, status FROM outbox WHERE channel = 'hook{i}' AND kind = 'beacon' ORDER BY beacon_id"
+        )
         assert [e for e, _ in rows] == [f"beacon-{b}-hook{i}" for b in sorted(beacons)]
         assert {s for _, s in rows} == {"sent"}
-        answered = [x.key for x in r.requests[after[i]:]]  # requests made after the restart (the receiver answered them)
+        answered = [
+            x.key for x in r.requests[after[i] :]
+        ]  # requests made after the restart (the receiver answered them)
         assert sorted(k or "" for k in answered) == sorted(e for e, _ in rows)
 
 
@@ -248,8 +273,17 @@ def test_faults_grace_period_abandons_what_still_runs(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(daemon_module, "EXTRA_TASKS", [stubborn])
     monkeypatch.setattr(daemon_module, "GRACE_EXTRA", 0.3 - 1.0)  # fetch.timeout 1 s: a grace of 0.3 s
-    config = parse_config(yaml.safe_dump({"database": str(tmp_path / "b.db"), "brands": BRANDS_YAML, "sources": [],
-                                          "classifier": {"model": "rules"}, "fetch": {"timeout": "1s"}}))
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "database": str(tmp_path / "b.db"),
+                "brands": BRANDS_YAML,
+                "sources": [],
+                "classifier": {"model": "rules"},
+                "fetch": {"timeout": "1s"},
+            }
+        )
+    )
 
     async def scenario() -> float:
         stop = asyncio.Event()
@@ -321,7 +355,9 @@ def test_faults_short_lock_is_waited_out(tmp_path: Path, feed: tuple[FeedServer,
     assert_sound(tmp_path / "b.db", 203)
 
 
-def test_faults_long_lock_is_an_error_then_the_poll_is_refetched(tmp_path: Path, feed: tuple[FeedServer, Source]) -> None:
+def test_faults_long_lock_is_an_error_then_the_poll_is_refetched(
+    tmp_path: Path, feed: tuple[FeedServer, Source]
+) -> None:
     server, src = feed
     db = tmp_path / "b.db"
     store = Store(db, timeout=0.3)
@@ -351,7 +387,11 @@ def test_faults_disk_full_rolls_back_and_recovers(tmp_path: Path, feed: tuple[Fe
     store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk with 8 KiB left
     with structlog.testing.capture_logs() as logs:
         full = poll_with(store, src)
-    assert full.status == "error" and "database or disk is full" in (full.error or "") and "free space" in (full.error or "")
+    assert (
+        full.status == "error"
+        and "database or disk is full" in (full.error or "")
+        and "free space" in (full.error or "")
+    )
     assert any(e["event"] == "source.polled" and e["status"] == "error" for e in logs)
     assert store.mention_count() == 0 and store.source_state("feed").etag is None  # nothing half-written
     assert store.db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -394,7 +434,10 @@ def read_only(db: Path) -> Iterator[str]:
             db.parent.chmod(0o755)
             db.chmod(0o644)
         return
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False).returncode:
+    if (
+        shutil.which("chattr") is None
+        or subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False).returncode
+    ):
         pytest.skip("running as root without chattr +i support: chmod would not make the file read-only")
     try:
         yield "chattr +i"
@@ -412,7 +455,14 @@ def test_faults_read_only_database_file(tmp_path: Path, feed: tuple[FeedServer, 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(daemon_config(db, server.url("/feed.xml"), [])))
     with read_only(db):
-        done = subprocess.run([sys.executable, "daemon.py", "--config", str(cfg), "--once"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "daemon.py", "--config", str(cfg), "--once"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert done.returncode == 1, done.stderr[-2000:]
     assert str(db) in done.stderr and "readonly database" in done.stderr and "check permissions" in done.stderr
     assert "Traceback" not in done.stderr
@@ -423,9 +473,13 @@ def test_faults_read_only_database_file(tmp_path: Path, feed: tuple[FeedServer, 
 def tiny_filesystem(folder: Path, size: str) -> Iterator[Path]:
     """A tmpfs of ``size`` mounted at ``folder`` (needs root with CAP_SYS_ADMIN; skipped otherwise)."""
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, check=False
+    )
     if mounted.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()[:100]}); max_page_count covers disk full")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()[:100]}); max_page_count covers disk full"
+        )
     try:
         yield folder
     finally:

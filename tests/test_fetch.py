@@ -70,7 +70,9 @@ def test_fetch_decodes_deflate(feed_server: FeedServer) -> None:
         ({"last_modified": LAST_MODIFIED}, "If-Modified-Since"),
     ],
 )
-def test_fetch_conditional_get_raises_not_modified(feed_server: FeedServer, validators: dict[str, str], sent_header: str) -> None:
+def test_fetch_conditional_get_raises_not_modified(
+    feed_server: FeedServer, validators: dict[str, str], sent_header: str
+) -> None:
     feed_server.add("/feed.xml", Resource(FEED))
     with pytest.raises(NotModified):
         get(feed_server.url("/feed.xml"), etag=validators.get("etag"), last_modified=validators.get("last_modified"))
@@ -86,7 +88,9 @@ def test_fetch_changed_feed_is_fetched_despite_old_etag(feed_server: FeedServer)
 def test_fetch_gzip_bomb_stops_at_max_bytes(feed_server: FeedServer) -> None:
     bomb = gzip_bomb(64 * 1024 * 1024)
     assert len(bomb) < 200_000
-    feed_server.add("/bomb.xml", raw_handler(200, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}, bomb))
+    feed_server.add(
+        "/bomb.xml", raw_handler(200, {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}, bomb)
+    )
     limits = FetchLimits(timeout=5.0, max_bytes=1024 * 1024)
     with pytest.raises(BodyTooLarge, match=r"exceeded fetch.max_bytes \(1 MiB\) while decompressing") as info:
         get(feed_server.url("/bomb.xml"), limits)
@@ -190,7 +194,9 @@ def test_fetch_http_error_status(feed_server: FeedServer) -> None:
         (503, {"Retry-After": "30"}, 30.0),
     ],
 )
-def test_fetch_retry_after_pauses_the_host(feed_server: FeedServer, status: int, headers: dict[str, str], expected: float) -> None:
+def test_fetch_retry_after_pauses_the_host(
+    feed_server: FeedServer, status: int, headers: dict[str, str], expected: float
+) -> None:
     feed_server.add("/limited", raw_handler(status, headers))
     politeness = Politeness(per_host=2, delay=0)
 
@@ -231,7 +237,9 @@ def test_fetch_politeness_spaces_requests_to_one_host(feed_server: FeedServer) -
         limits = FetchLimits(timeout=5.0)
         async with make_client(limits) as client:
             client.event_hooks = {"request": [on_request], "response": []}
-            await asyncio.gather(*(fetch(client, feed_server.url("/feed.xml"), limits=limits, politeness=politeness) for _ in range(3)))
+            await asyncio.gather(
+                *(fetch(client, feed_server.url("/feed.xml"), limits=limits, politeness=politeness) for _ in range(3))
+            )
 
     asyncio.run(go())
     assert len(sent) == 3 and len(feed_server.hits("/feed.xml")) == 3
@@ -245,7 +253,9 @@ def test_fetch_waiting_for_a_politeness_slot_is_not_timed(feed_server: FeedServe
 
     async def go() -> list[Fetched]:
         async with make_client(limits) as client:
-            return await asyncio.gather(*(fetch(client, feed_server.url("/feed.xml"), limits=limits, politeness=politeness) for _ in range(4)))
+            return await asyncio.gather(
+                *(fetch(client, feed_server.url("/feed.xml"), limits=limits, politeness=politeness) for _ in range(4))
+            )
 
     assert [f.status for f in asyncio.run(go())] == [200] * 4  # the last one queued ~0.9 s, longer than the timeout
 

@@ -71,7 +71,9 @@ def entries_handler(n: int, item: Callable[[int], bytes]) -> Callable[[BaseHTTPR
 
 
 def realistic_item(i: int) -> bytes:
-    return rss_item(i, f"Post number {i} about routers, mesh wifi and the weather this week.", link=f"http://many.example.org/p/{i}").encode()
+    return rss_item(
+        i, f"Post number {i} about routers, mesh wifi and the weather this week.", link=f"http://many.example.org/p/{i}"
+    ).encode()
 
 
 HUGE_TITLE = "Acme RouterX " + "x" * MB
@@ -89,16 +91,27 @@ class Case:
 
 
 CASES: dict[str, Case] = {
-    "title_1mb": Case(Resource(rss_feed([rss_item(1, SUPPORT_TEXTS[0], title=HUGE_TITLE, link="http://bad.example.org/t")])), "ok", ""),
+    "title_1mb": Case(
+        Resource(rss_feed([rss_item(1, SUPPORT_TEXTS[0], title=HUGE_TITLE, link="http://bad.example.org/t")])), "ok", ""
+    ),
     "text_1mb": Case(Resource(rss_feed([rss_item(2, HUGE_TEXT, link="http://bad.example.org/x")])), "ok", ""),
     "entries_100k_over_cap": Case(entries_handler(100_000, realistic_item), "error", "exceeded fetch.max_bytes"),
-    "drip_1_byte_per_second": Case(Resource(texts_feed(SUPPORT_TEXTS, host="bad.example.org"), gzip=False, drip=1.0), "error", "FetchTimeout",
-                                   limits=FetchLimits(timeout=1.5), seconds=3.5),
+    "drip_1_byte_per_second": Case(
+        Resource(texts_feed(SUPPORT_TEXTS, host="bad.example.org"), gzip=False, drip=1.0),
+        "error",
+        "FetchTimeout",
+        limits=FetchLimits(timeout=1.5),
+        seconds=3.5,
+    ),
     "redirect_to_javascript": Case(raw_handler(302, {"Location": "javascript:alert(1)"}), "error", "BadRedirect"),
-    "redirect_to_data": Case(raw_handler(301, {"Location": "data:application/rss+xml;base64,PHJzcz4="}), "error", "BadRedirect"),
+    "redirect_to_data": Case(
+        raw_handler(301, {"Location": "data:application/rss+xml;base64,PHJzcz4="}), "error", "BadRedirect"
+    ),
     "redirect_to_mailto": Case(raw_handler(307, {"Location": "mailto:root@example.org"}), "error", "BadRedirect"),
     # Already in test_pipeline.py's cycle; here for their time and memory bounds.
-    "gzip_bomb_16mb": Case(raw_handler(200, {"Content-Encoding": "gzip"}, gzip_bomb(16 * MB)), "error", "while decompressing"),
+    "gzip_bomb_16mb": Case(
+        raw_handler(200, {"Content-Encoding": "gzip"}, gzip_bomb(16 * MB)), "error", "while decompressing"
+    ),
     "body_50mb": Case(stream_handler(50 * MB), "error", "exceeded fetch.max_bytes"),
     "billion_laughs": Case(Resource(BILLION_LAUGHS), "ok", ""),
     "external_entity": Case(Resource(EXTERNAL_ENTITY), "ok", ""),
@@ -119,7 +132,11 @@ def run_case(server: FeedServer, store: Store, case: Case) -> Outcome:
     server.add("/bad", case.serve)
     server.add("/bad/api/v1/search_by_date", case.serve)  # where hn_search asks
     server.add("/good.xml", Resource(texts_feed(SUPPORT_TEXTS)))
-    options: Any = Options(server.url("/bad")) if case.kind == "rss" else HNOptions(query="acme", base_url=server.url("/bad"), max_pages=1)
+    options: Any = (
+        Options(server.url("/bad"))
+        if case.kind == "rss"
+        else HNOptions(query="acme", base_url=server.url("/bad"), max_pages=1)
+    )
     bad, good = Source("bad", case.kind, 60.0, options), Source("good", "rss", 60.0, Options(server.url("/good.xml")))
     store.sync_sources([bad, good])
 
@@ -148,7 +165,9 @@ def test_hostile_input_is_bounded_logged_and_isolated(name: str, feed_server: Fe
     out = run_case(feed_server, store, case)
     assert out.bad.status == case.status, out.bad.error
     assert out.seconds < case.seconds
-    assert out.peak < 32 * MB, f"{out.peak / MB:.0f} MiB"  # fetch.max_bytes is 5 MiB; measured peaks are 0.3-10 MiB (Python heap)
+    assert out.peak < 32 * MB, (
+        f"{out.peak / MB:.0f} MiB"
+    )  # fetch.max_bytes is 5 MiB; measured peaks are 0.3-10 MiB (Python heap)
     [line] = [e for e in out.logs if e["event"] == "source.polled" and e.get("source") == "bad"]
     assert line["status"] == case.status
     if case.status == "error":
@@ -159,7 +178,9 @@ def test_hostile_input_is_bounded_logged_and_isolated(name: str, feed_server: Fe
 
 
 @pytest.mark.parametrize("field,limit", [("title", MAX_TITLE_CHARS), ("text", MAX_TEXT_CHARS)])
-def test_hostile_huge_fields_are_cut_not_dropped(field: str, limit: int, feed_server: FeedServer, db_path: Path) -> None:
+def test_hostile_huge_fields_are_cut_not_dropped(
+    field: str, limit: int, feed_server: FeedServer, db_path: Path
+) -> None:
     store = Store(db_path)
     run_case(feed_server, store, CASES["title_1mb" if field == "title" else "text_1mb"])
     [beacon] = [b for b in store.list_beacons(BeaconFilter(queue="all")) if b.source == "bad"]
@@ -194,11 +215,19 @@ asyncio.run(main())
 
 
 @pytest.mark.slow  # about 12 s: feedparser reads 100,000 entries
-def test_hostile_100k_entries_within_the_cap_parse_in_bounded_time_and_memory(feed_server: FeedServer, db_path: Path) -> None:
+def test_hostile_100k_entries_within_the_cap_parse_in_bounded_time_and_memory(
+    feed_server: FeedServer, db_path: Path
+) -> None:
     """100,000 minimal entries (3.3 MB, under the 5 MiB cap) in a fresh process, so ru_maxrss is this poll's peak."""
     feed_server.add("/many.xml", entries_handler(100_000, lambda i: b"<item><title>n%d</title></item>" % i))
-    done = subprocess.run([sys.executable, "-c", PROBE, feed_server.url("/many.xml"), str(db_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, feed_server.url("/many.xml"), str(db_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["status"] == "ok"

@@ -50,9 +50,26 @@ class LoadServer:
 def load_server() -> Iterator[LoadServer]:
     """Hosts 0-5 answer every feed after SLOW_DELAY s; hosts 6-13 at once; 10 % of feeds change on every poll."""
     cmd = [
-        sys.executable, str(REPO / "bench" / "loadserver.py"), "--hosts", "14", "--slow-hosts", "6",
-        "--slow-min", str(SLOW_DELAY), "--slow-max", str(SLOW_DELAY), "--changed", "0.1", "--slow", "0", "--failing", "0",
-        "--entries", "3", "--max-seconds", "120",
+        sys.executable,
+        str(REPO / "bench" / "loadserver.py"),
+        "--hosts",
+        "14",
+        "--slow-hosts",
+        "6",
+        "--slow-min",
+        str(SLOW_DELAY),
+        "--slow-max",
+        str(SLOW_DELAY),
+        "--changed",
+        "0.1",
+        "--slow",
+        "0",
+        "--failing",
+        "0",
+        "--entries",
+        "3",
+        "--max-seconds",
+        "120",
     ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdin is not None
@@ -100,7 +117,9 @@ def test_load_concurrency_stays_within_the_bounds(load_server: LoadServer, tmp_p
     # every request stays in flight long enough for the server to count it.
     sources = tuple(Source(f"slow-{n}", "rss", 300.0, Options(load_server.url(n % 6, 8000 + n))) for n in range(12))
     config = Config(
-        database=str(tmp_path / "load.db"), brands=(BrandConfig("Acme"),), sources=sources,
+        database=str(tmp_path / "load.db"),
+        brands=(BrandConfig("Acme"),),
+        sources=sources,
         fetch=FetchConfig(timeout=10.0, per_host_delay=0.0, concurrency=CONCURRENCY, per_host_concurrency=PER_HOST),
     )
     load_server.stats(reset=True)

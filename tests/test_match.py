@@ -39,7 +39,9 @@ def matcher() -> BrandMatcher:
         ("#AcmeCloud is down", "Acme Cloud", [("#AcmeCloud", "product")]),
     ],
 )
-def test_match_finds_terms_case_insensitively(matcher: BrandMatcher, text: str, product: str | None, spans: list[tuple[str, str]]) -> None:
+def test_match_finds_terms_case_insensitively(
+    matcher: BrandMatcher, text: str, product: str | None, spans: list[tuple[str, str]]
+) -> None:
     match = matcher.match_text(text)
     assert match is not None
     assert match.brand == "Acme"
@@ -116,8 +118,36 @@ def test_match_without_brands_matches_nothing() -> None:
     assert BrandMatcher([]).match_text("Acme RouterX") is None
 
 
-_WORDS = st.sampled_from(["Acme", "acme", "ACME Corp", "RouterX", "#routerx", "Router", "X", "rx-200", "@AcmeSupport", "@acme_fan", "Globex", "HammerPhone",
-                          "looney", "tunes", "Acmeville", "the", "is", "down", "!", "?", "'s", "\n", "ΣΊΣΥΦΟΣ", "İstanbul", "café", "acme.com"])
+_WORDS = st.sampled_from(
+    [
+        "Acme",
+        "acme",
+        "ACME Corp",
+        "RouterX",
+        "#routerx",
+        "Router",
+        "X",
+        "rx-200",
+        "@AcmeSupport",
+        "@acme_fan",
+        "Globex",
+        "HammerPhone",
+        "looney",
+        "tunes",
+        "Acmeville",
+        "the",
+        "is",
+        "down",
+        "!",
+        "?",
+        "'s",
+        "\n",
+        "ΣΊΣΥΦΟΣ",
+        "İstanbul",
+        "café",
+        "acme.com",
+    ]
+)
 
 
 @settings(deadline=None, max_examples=300)

@@ -37,20 +37,48 @@ def _classify(classifier: SpacyClassifier, text: str, brand: Brand = ACME):  # t
     ("case", "text", "queue"),
     [
         ("plain bug", "My Acme RouterX drops wifi every night since the update. Rebooted twice, no luck.", "support"),
-        ("sarcasm", "Oh great, the RouterX app logged me out AGAIN and the password reset email never arrives. Fantastic work, really.", "support"),
-        ("sarcastic delivery", "love how my Acme order has been 'arriving today' for six days straight. amazing service", "support"),
-        ("negation praise", "Six months with the RouterX and not a single dropout. Can't recommend it enough.", "advocacy"),
-        ("buried complaint", (
-            "Spent the weekend repainting the spare room, the kids helped and we ordered pizza. "
-            "The only downer was the Acme app, it keeps logging me out and the password reset email never arrives, so I "
-            "could not even check the router. Anyway the room looks great and the cat approves."
-        ), "support"),
+        (
+            "sarcasm",
+            "Oh great, the RouterX app logged me out AGAIN and the password reset email never arrives. Fantastic work, really.",
+            "support",
+        ),
+        (
+            "sarcastic delivery",
+            "love how my Acme order has been 'arriving today' for six days straight. amazing service",
+            "support",
+        ),
+        (
+            "negation praise",
+            "Six months with the RouterX and not a single dropout. Can't recommend it enough.",
+            "advocacy",
+        ),
+        (
+            "buried complaint",
+            (
+                "Spent the weekend repainting the spare room, the kids helped and we ordered pizza. "
+                "The only downer was the Acme app, it keeps logging me out and the password reset email never arrives, so I "
+                "could not even check the router. Anyway the room looks great and the cat approves."
+            ),
+            "support",
+        ),
         ("bare ping", "@AcmeSupport help", "support"),
         ("thanks for fix", "Acme support sorted my refund in ten minutes. Thank you, that was painless!", "advocacy"),
-        ("outage news", "Acme Corp shares fell 4% on Tuesday after the company confirmed a cloud outage that hit router owners.", "none"),
-        ("job ad", "We're hiring! Acme is looking for a senior firmware engineer, remote in the EU. Apply now.", "none"),
+        (
+            "outage news",
+            "Acme Corp shares fell 4% on Tuesday after the company confirmed a cloud outage that hit router owners.",
+            "none",
+        ),
+        (
+            "job ad",
+            "We're hiring! Acme is looking for a senior firmware engineer, remote in the EU. Apply now.",
+            "none",
+        ),
         ("giveaway", "GIVEAWAY: follow us and retweet to win a brand new Acme RouterX! Ends Friday.", "none"),
-        ("pre-purchase", "Acme RouterX or a Brightwave mesh kit for a three bedroom house? Which one should I buy?", "none"),
+        (
+            "pre-purchase",
+            "Acme RouterX or a Brightwave mesh kit for a three bedroom house? Which one should I buy?",
+            "none",
+        ),
     ],
 )
 def test_nlp_hard_cases(classifier: SpacyClassifier, case: str, text: str, queue: str) -> None:
@@ -66,7 +94,10 @@ def test_nlp_hard_cases(classifier: SpacyClassifier, case: str, text: str, queue
         "Thanks Acme for charging me twice this month, really appreciate it 🙄",
     ],
 )
-@pytest.mark.xfail(strict=True, reason="known weakness: sarcasm whose only problem words are mild reads as thanks (README, The classifier)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known weakness: sarcasm whose only problem words are mild reads as thanks (README, The classifier)",
+)
 def test_nlp_known_weakness_dry_sarcasm(classifier: SpacyClassifier, text: str) -> None:
     assert _classify(classifier, text).queue == "support"
 
@@ -86,7 +117,9 @@ def test_nlp_homonym_routes_to_none(classifier: SpacyClassifier, text: str) -> N
     assert real.queue == "support"
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness: a capitalised place name that is also the brand; use the brand's exclude: list")
+@pytest.mark.xfail(
+    strict=True, reason="known weakness: a capitalised place name that is also the brand; use the brand's exclude: list"
+)
 def test_nlp_known_weakness_capitalised_place_homonym(classifier: SpacyClassifier) -> None:
     assert _classify(classifier, "Pebble beach golf trip was worth every penny", PEBBLE).queue == "none"
 
@@ -150,11 +183,17 @@ def test_nlp_language_detection_never_defaults_non_ascii_to_english() -> None:
 def test_nlp_classify_jsonl_contract(classifier: SpacyClassifier) -> None:
     lines = [
         {"id": 1, "text": "@AcmeSupport my RouterX drops wifi every night, help"},
-        {"id": "b", "title": "Loving it", "text": "Switched to the Acme RouterX last month. Not a single dropout since!"},
+        {
+            "id": "b",
+            "title": "Loving it",
+            "text": "Switched to the Acme RouterX last month. Not a single dropout since!",
+        },
         {"id": 3, "text": "A recipe for apple pie"},
     ]
     out = io.StringIO()
-    code = classify_stream(io.StringIO("\n".join(json.dumps(x) for x in lines) + "\nnot json\n"), out, BrandMatcher([ACME]), classifier)
+    code = classify_stream(
+        io.StringIO("\n".join(json.dumps(x) for x in lines) + "\nnot json\n"), out, BrandMatcher([ACME]), classifier
+    )
     records = [json.loads(x) for x in out.getvalue().splitlines()]
     assert code == 1  # one bad line
     assert [r["id"] for r in records] == [1, "b", 3, None]
@@ -226,15 +265,19 @@ def test_nlp_train_with_feedback_reads_reroutes_from_the_database(tmp_path, writ
     from beacons.store import BeaconFilter, Store
 
     feed = (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://x/</link><description>d</description>'
-        "<item><title>Mesh review</title><link>http://x/p/1</link><description>Two Acme RouterX units fixed our dead spots. "
-        "Setup took ten minutes.</description></item></channel></rss>"
-    ).encode()
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://x/</link><description>d</description>'
+        b"<item><title>Mesh review</title><link>http://x/p/1</link><description>Two Acme RouterX units fixed our dead spots. "
+        b"Setup took ten minutes.</description></item></channel></rss>"
+    )
     with FeedServer() as server:
         server.add("/feed.xml", Resource(feed))
-        path = write_config({"brands": [{"name": "Acme", "products": [{"name": "RouterX"}]}],
-                             "sources": [{"id": "f", "kind": "rss", "url": server.url("/feed.xml")}],
-                             "fetch": {"per_host_delay": "0s"}})
+        path = write_config(
+            {
+                "brands": [{"name": "Acme", "products": [{"name": "RouterX"}]}],
+                "sources": [{"id": "f", "kind": "rss", "url": server.url("/feed.xml")}],
+                "fetch": {"per_host_delay": "0s"},
+            }
+        )
         config = load_config(path)
         asyncio.run(run(config, once=True, install_signals=False))
     store = Store(config.database)

@@ -57,7 +57,9 @@ def source(sid: str, url: str) -> Source:
     return Source(sid, "rss", 60.0, Options(url))
 
 
-def poll(store: Store, *sources: Source, pipeline: Callable[[Store, httpx.AsyncClient], Pipeline] = make_pipeline) -> list[PollResult]:
+def poll(
+    store: Store, *sources: Source, pipeline: Callable[[Store, httpx.AsyncClient], Pipeline] = make_pipeline
+) -> list[PollResult]:
     async def go() -> list[PollResult]:
         async with make_client(FetchLimits(timeout=5.0)) as client:
             p = pipeline(store, client)
@@ -137,7 +139,9 @@ def test_pipeline_dedupe_survives_restart(feed_server: FeedServer, db_path: Path
 
 def test_pipeline_same_post_through_two_sources_is_stored_once(feed_server: FeedServer, store: Store) -> None:
     body = rss_feed([rss_item(1, SUPPORT_TEXTS[0], link="https://forum.example.org/t/1?utm_source=a", guid="a-1")])
-    other = rss_feed([rss_item(1, SUPPORT_TEXTS[0], link="https://FORUM.example.org/t/1#reply", guid="b-1", author=None)])
+    other = rss_feed(
+        [rss_item(1, SUPPORT_TEXTS[0], link="https://FORUM.example.org/t/1#reply", guid="b-1", author=None)]
+    )
     feed_server.add("/a.xml", Resource(body))
     feed_server.add("/b.xml", Resource(other))
     a, b = source("a", feed_server.url("/a.xml")), source("b", feed_server.url("/b.xml"))
@@ -187,19 +191,37 @@ def test_pipeline_classify_failure_keeps_the_mention(feed_server: FeedServer, st
     assert any(e["event"] == "mention.classify_failed" and "model exploded" in e["error"] for e in logs)
 
 
-def test_pipeline_failed_classification_is_retried_once_the_classifier_works(feed_server: FeedServer, store: Store) -> None:
+def test_pipeline_failed_classification_is_retried_once_the_classifier_works(
+    feed_server: FeedServer, store: Store
+) -> None:
     feed_server.add("/feed.xml", Resource(texts_feed([SUPPORT_TEXTS[0], "Acme RouterX went boom, it will not boot"])))
     src = source("blog", feed_server.url("/feed.xml"))
     store.sync_sources([src])
 
     def flaky(store: Store, client: httpx.AsyncClient) -> Pipeline:
-        return Pipeline(store=store, client=client, classifier=FlakyClassifier(), brands=(ACME,), limits=FetchLimits(), channels=("ops",))
+        return Pipeline(
+            store=store,
+            client=client,
+            classifier=FlakyClassifier(),
+            brands=(ACME,),
+            limits=FetchLimits(),
+            channels=("ops",),
+        )
 
     poll(store, src, pipeline=flaky)
-    still_failing = Pipeline(store=store, client=httpx.AsyncClient(), classifier=FlakyClassifier(), brands=(ACME,), limits=FetchLimits())
+    still_failing = Pipeline(
+        store=store, client=httpx.AsyncClient(), classifier=FlakyClassifier(), brands=(ACME,), limits=FetchLimits()
+    )
     assert still_failing.retry_unclassified() == 0
     assert len(store.unclassified()) == 1
-    fixed = Pipeline(store=store, client=httpx.AsyncClient(), classifier=rules_classifier(), brands=(ACME,), limits=FetchLimits(), channels=("ops",))
+    fixed = Pipeline(
+        store=store,
+        client=httpx.AsyncClient(),
+        classifier=rules_classifier(),
+        brands=(ACME,),
+        limits=FetchLimits(),
+        channels=("ops",),
+    )
     with structlog.testing.capture_logs() as logs:
         assert fixed.retry_unclassified() == 1
     assert store.unclassified() == []
@@ -229,22 +251,62 @@ Serve = Callable[[str], Any]  # the case's path -> what the bad source serves th
 BAD_HOST = "bad.example.org"  # the bad feeds' posts must not share URLs with the good feed's
 BAD_INPUTS: dict[str, tuple[Serve, str, str]] = {
     # name: (what the bad source serves, expected status, reason in the log and the sources table)
-    "malformed_xml": (lambda path: Resource((FIXTURES / "rss20_illformed_entities.xml").read_bytes()), "ok", "illformed_feed"),
+    "malformed_xml": (
+        lambda path: Resource((FIXTURES / "rss20_illformed_entities.xml").read_bytes()),
+        "ok",
+        "illformed_feed",
+    ),
     "truncated_xml": (lambda path: Resource((FIXTURES / "rss20_truncated.xml").read_bytes()), "ok", "illformed_feed"),
-    "html_page": (lambda path: Resource(HTML_PAGE, content_type="text/html; charset=utf-8"), "error", "got an HTML page"),
+    "html_page": (
+        lambda path: Resource(HTML_PAGE, content_type="text/html; charset=utf-8"),
+        "error",
+        "got an HTML page",
+    ),
     "json_body": (lambda path: Resource(JSON_BODY, content_type="application/json"), "error", "got JSON"),
     "billion_laughs": (lambda path: Resource(BILLION_LAUGHS), "ok", "illformed_feed"),
     "external_entity": (lambda path: Resource(EXTERNAL_ENTITY), "ok", "illformed_feed"),
-    "gzip_bomb": (lambda path: raw_handler(200, {"Content-Encoding": "gzip"}, gzip_bomb(16 * 1024 * 1024)), "error", "BodyTooLarge"),
+    "gzip_bomb": (
+        lambda path: raw_handler(200, {"Content-Encoding": "gzip"}, gzip_bomb(16 * 1024 * 1024)),
+        "error",
+        "BodyTooLarge",
+    ),
     "body_50mb": (lambda path: stream_handler(50 * 1024 * 1024), "error", "exceeded fetch.max_bytes"),
-    "slow_drip": (lambda path: Resource(texts_feed(SUPPORT_TEXTS, host=BAD_HOST), gzip=False, drip=0.05), "error", "FetchTimeout"),
+    "slow_drip": (
+        lambda path: Resource(texts_feed(SUPPORT_TEXTS, host=BAD_HOST), gzip=False, drip=0.05),
+        "error",
+        "FetchTimeout",
+    ),
     "redirect_loop": (lambda path: raw_handler(302, {"Location": path}), "error", "redirect loop"),
     "redirect_to_file": (lambda path: raw_handler(302, {"Location": "file:///etc/passwd"}), "error", "BadRedirect"),
-    "redirect_to_ftp": (lambda path: raw_handler(301, {"Location": "ftp://127.0.0.1/feed.xml"}), "error", "BadRedirect"),
-    "missing_fields": (lambda path: Resource((FIXTURES / "rss20_missing_fields.xml").read_bytes()), "ok", "empty_entry"),
-    "wrong_encoding": (lambda path: Resource((FIXTURES / "rss20_wrong_encoding.xml").read_bytes()), "ok", "wrong_encoding"),
-    "invalid_utf8": (lambda path: Resource(texts_feed(["Acme RouterX BAD broken"], start=100, host=BAD_HOST).replace(b"BAD", b"\xff\xfe")), "ok", "wrong_encoding"),
-    "nul_bytes": (lambda path: Resource(texts_feed(["Acme RouterX is down"], start=200, host=BAD_HOST).replace(b"is down", b"is\x00 down")), "ok", "illformed_feed"),
+    "redirect_to_ftp": (
+        lambda path: raw_handler(301, {"Location": "ftp://127.0.0.1/feed.xml"}),
+        "error",
+        "BadRedirect",
+    ),
+    "missing_fields": (
+        lambda path: Resource((FIXTURES / "rss20_missing_fields.xml").read_bytes()),
+        "ok",
+        "empty_entry",
+    ),
+    "wrong_encoding": (
+        lambda path: Resource((FIXTURES / "rss20_wrong_encoding.xml").read_bytes()),
+        "ok",
+        "wrong_encoding",
+    ),
+    "invalid_utf8": (
+        lambda path: Resource(
+            texts_feed(["Acme RouterX BAD broken"], start=100, host=BAD_HOST).replace(b"BAD", b"\xff\xfe")
+        ),
+        "ok",
+        "wrong_encoding",
+    ),
+    "nul_bytes": (
+        lambda path: Resource(
+            texts_feed(["Acme RouterX is down"], start=200, host=BAD_HOST).replace(b"is down", b"is\x00 down")
+        ),
+        "ok",
+        "illformed_feed",
+    ),
     "http_500": (lambda path: raw_handler(500, {"Content-Type": "text/plain"}, b"oops"), "error", "HTTP 500"),
     "not_found": (lambda path: None, "error", "HTTP 404"),
 }
@@ -274,9 +336,14 @@ def hostile_cycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cycle]:
         raw["fetch"] = {"per_host_delay": "0s", "per_host_concurrency": 8, "timeout": "1s", "max_bytes": "5MiB"}
         config = parse_config(yaml.safe_dump(raw))
         with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-            results = {r.source_id: r for r in asyncio.run(run(config, once=True, install_signals=False, classifier=rules_classifier()))}
+            results = {
+                r.source_id: r
+                for r in asyncio.run(run(config, once=True, install_signals=False, classifier=rules_classifier()))
+            }
     store = Store(db)
-    yield Cycle(results, logs, {r["id"]: r for r in store.sources()}, store.list_beacons(BeaconFilter(queue="all", limit=1000)))
+    yield Cycle(
+        results, logs, {r["id"]: r for r in store.sources()}, store.list_beacons(BeaconFilter(queue="all", limit=1000))
+    )
     store.close()
 
 
@@ -296,13 +363,19 @@ def test_pipeline_bad_input_is_isolated_logged_and_counted(hostile_cycle: Cycle,
     if expected_status == "error":
         assert reason in (result.error or "")
         assert any(
-            e["event"] == "source.polled" and e.get("source") == case and e["status"] == "error" and reason in e["error"]
+            e["event"] == "source.polled"
+            and e.get("source") == case
+            and e["status"] == "error"
+            and reason in e["error"]
             for e in hostile_cycle.logs
         )
         assert (counters["errors"], counters["last_status"]) == (1, "error")
         assert reason in counters["last_error"]
     else:
-        assert any(e["event"] == "mention.skipped" and e.get("source") == case and e["reason"] == reason for e in hostile_cycle.logs)
+        assert any(
+            e["event"] == "mention.skipped" and e.get("source") == case and e["reason"] == reason
+            for e in hostile_cycle.logs
+        )
         assert counters["skipped"] >= 1 and counters["errors"] == 0
     for b in hostile_cycle.beacons:
         if b.source == case:
@@ -311,7 +384,16 @@ def test_pipeline_bad_input_is_isolated_logged_and_counted(hostile_cycle: Cycle,
 
 def test_pipeline_bad_entries_are_skipped_not_the_feed(hostile_cycle: Cycle) -> None:
     stored = {b.source for b in hostile_cycle.beacons}
-    for case in ("malformed_xml", "truncated_xml", "missing_fields", "wrong_encoding", "invalid_utf8", "nul_bytes", "billion_laughs", "external_entity"):
+    for case in (
+        "malformed_xml",
+        "truncated_xml",
+        "missing_fields",
+        "wrong_encoding",
+        "invalid_utf8",
+        "nul_bytes",
+        "billion_laughs",
+        "external_entity",
+    ):
         assert case in stored, case
     assert hostile_cycle.sources["missing_fields"]["skipped"] == 2
     assert hostile_cycle.results["missing_fields"].counts["new"] == 3  # kept without id, link or date

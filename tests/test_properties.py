@@ -31,7 +31,13 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 _label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 hosts = st.lists(_label, min_size=1, max_size=3).map(".".join).map(lambda h: h + ".example")
 _piece = st.text(alphabet=st.sampled_from("abcXYZ019-._~%+=/?:@!$'()*,;"), max_size=8)  # no space: a URL is stripped
-params = st.lists(st.tuples(st.sampled_from(["q", "id", "page", "utm_source", "utm_medium", "UTM_Campaign", "fbclid", "ref", "gclid"]), _piece), max_size=5)
+params = st.lists(
+    st.tuples(
+        st.sampled_from(["q", "id", "page", "utm_source", "utm_medium", "UTM_Campaign", "fbclid", "ref", "gclid"]),
+        _piece,
+    ),
+    max_size=5,
+)
 
 
 @st.composite
@@ -107,7 +113,9 @@ def test_properties_dedupe_keys_never_raise_and_always_include_a_content_hash(m:
 @FAST
 @given(mentions)
 def test_properties_dedupe_hash_ignores_spacing(m: Mention) -> None:
-    spaced = Mention(m.source_id, m.url, m.guid, f"  {m.title}\n", m.text.replace(" ", "  \n"), m.author, None, NOW, "{}")
+    spaced = Mention(
+        m.source_id, m.url, m.guid, f"  {m.title}\n", m.text.replace(" ", "  \n"), m.author, None, NOW, "{}"
+    )
     assert dedupe_keys(spaced)[-1] == dedupe_keys(m)[-1]
 
 
@@ -115,7 +123,17 @@ def test_properties_dedupe_hash_ignores_spacing(m: Mention) -> None:
 @given(http_urls(), st.text(min_size=1, max_size=60))
 def test_properties_same_post_with_tracking_params_shares_the_url_key(url: str, text: str) -> None:
     a = Mention("a", url, "1", "t", text, None, None, NOW, "{}")
-    b = Mention("b", url + ("&" if "?" in url.partition("#")[0] else "?") + "utm_source=feed", "2", "t", text + "!", None, None, NOW, "{}")
+    b = Mention(
+        "b",
+        url + ("&" if "?" in url.partition("#")[0] else "?") + "utm_source=feed",
+        "2",
+        "t",
+        text + "!",
+        None,
+        None,
+        NOW,
+        "{}",
+    )
     if url.partition("#")[0].endswith(("?", "&")) or "#" in url:
         return  # a fragment would swallow the appended parameter
     url_keys_a = [k for k in dedupe_keys(a) if k.startswith("url:")]
@@ -125,13 +143,55 @@ def test_properties_same_post_with_tracking_params_shares_the_url_key(url: str, 
 
 # -- config loader ---------------------------------------------------------------------
 
-SECTION_KEYS = ["database", "brands", "sources", "fetch", "classifier", "routing", "alerts", "logging", "serve", "bogus"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)), max_leaves=20)
-known_fields = st.sampled_from(["id", "kind", "url", "interval", "name", "aliases", "products", "timeout", "max_bytes", "level", "format", "model", "query", "secret", "rules", "queue"])
+SECTION_KEYS = [
+    "database",
+    "brands",
+    "sources",
+    "fetch",
+    "classifier",
+    "routing",
+    "alerts",
+    "logging",
+    "serve",
+    "bogus",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=20,
+)
+known_fields = st.sampled_from(
+    [
+        "id",
+        "kind",
+        "url",
+        "interval",
+        "name",
+        "aliases",
+        "products",
+        "timeout",
+        "max_bytes",
+        "level",
+        "format",
+        "model",
+        "query",
+        "secret",
+        "rules",
+        "queue",
+    ]
+)
 nested = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.one_of(known_fields, st.text(max_size=8)), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.one_of(known_fields, st.text(max_size=8)), inner, max_size=4)
+    ),
     max_leaves=25,
 )
 configs = st.dictionaries(st.sampled_from(SECTION_KEYS), st.one_of(values, nested), max_size=6)

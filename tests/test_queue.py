@@ -44,7 +44,10 @@ def test_queue_claim_then_resolve_keeps_history(store: Store) -> None:
     assert (claimed.status, claimed.assignee) == ("claimed", "alice")
     resolved = q.resolve(store, WIFI, "alice", note="Sent the firmware 2.4.2 link")
     assert (resolved.status, resolved.assignee) == ("resolved", "alice")
-    assert events(store, WIFI) == [("alice", "claim", "new", "claimed", "alice"), ("alice", "resolve", "claimed", "resolved", "alice")]
+    assert events(store, WIFI) == [
+        ("alice", "claim", "new", "claimed", "alice"),
+        ("alice", "resolve", "claimed", "resolved", "alice"),
+    ]
     assert [n["text"] for n in q.get_detail(store, WIFI).notes] == ["Sent the firmware 2.4.2 link"]  # type: ignore[union-attr]
     assert resolved.updated_at is not None
 
@@ -64,7 +67,9 @@ def test_queue_claim_for_someone_else(store: Store) -> None:
     assert events(store, WIFI) == [("lead", "claim", "new", "claimed", "carol")]
 
 
-@pytest.mark.parametrize(("first", "second"), [("resolve", "resolve"), ("dismiss", "resolve"), ("resolve", "claim"), ("dismiss", "dismiss")])
+@pytest.mark.parametrize(
+    ("first", "second"), [("resolve", "resolve"), ("dismiss", "resolve"), ("resolve", "claim"), ("dismiss", "dismiss")]
+)
 def test_queue_closed_beacons_cannot_change_state(store: Store, first: str, second: str) -> None:
     getattr(q, first)(store, WIFI, "alice")
     with pytest.raises(q.TransitionConflict):
@@ -82,7 +87,12 @@ def test_queue_concurrent_claims_exactly_one_wins(config: Config) -> None:
         barrier = threading.Barrier(2)
         outcomes: dict[str, str] = {}
 
-        def attempt(person: str, beacon_id: int = beacon_id, barrier: threading.Barrier = barrier, outcomes: dict[str, str] = outcomes) -> None:
+        def attempt(
+            person: str,
+            beacon_id: int = beacon_id,
+            barrier: threading.Barrier = barrier,
+            outcomes: dict[str, str] = outcomes,
+        ) -> None:
             store = Store(config.database)
             try:
                 barrier.wait()
@@ -112,7 +122,15 @@ def test_queue_unknown_beacon(store: Store) -> None:
     assert q.get_detail(store, 999) is None
 
 
-@pytest.mark.parametrize(("by", "message"), [("", "by: is required"), ("   ", "by: is required"), ("x" * 101, "by: is longer than 100"), (None, "by: is required")])
+@pytest.mark.parametrize(
+    ("by", "message"),
+    [
+        ("", "by: is required"),
+        ("   ", "by: is required"),
+        ("x" * 101, "by: is longer than 100"),
+        (None, "by: is required"),
+    ],
+)
 def test_queue_actions_need_a_name(store: Store, by: Any, message: str) -> None:
     with pytest.raises(q.InvalidInput, match=message):
         q.claim(store, WIFI, by)
@@ -136,10 +154,22 @@ def test_queue_reroute_is_a_training_label(store: Store) -> None:
     assert moved.priority != before.priority  # type: ignore[union-attr]  # recomputed with the advocacy formula
     assert moved.reason == "re-routed by alice from support"
     last = q.history(store, GUEST)[-1]
-    assert (last.action, last.from_queue, last.to_queue, last.detail) == ("reroute", "support", "advocacy", "pre-sales question, not a problem")
+    assert (last.action, last.from_queue, last.to_queue, last.detail) == (
+        "reroute",
+        "support",
+        "advocacy",
+        "pre-sales question, not a problem",
+    )
     q.reroute(store, GUEST, "bob", "none")
     examples = q.feedback_examples(store)
-    assert examples == [{"text": store.get_beacon(GUEST).text, "title": "How do I set up a guest network on the RX-200?", "queue": "none", "brand": "Acme"}]  # type: ignore[union-attr]
+    assert examples == [
+        {
+            "text": store.get_beacon(GUEST).text,
+            "title": "How do I set up a guest network on the RX-200?",
+            "queue": "none",
+            "brand": "Acme",
+        }
+    ]  # type: ignore[union-attr]
     assert store.db.execute("SELECT COUNT(*) FROM feedback_labels").fetchone()[0] == 2  # every correction is kept
 
 
@@ -181,8 +211,19 @@ def test_queue_a_claimed_member_shows_when_its_thread_is_filtered_out(store: Sto
 
 def test_queue_new_post_after_the_thread_closed_starts_a_new_thread(config: Config, store: Store) -> None:
     q.resolve(store, OUTAGE, "alice")
-    seed(config, [mention("status-watch", "late", "Acme Cloud dashboard 502 again", "Acme Cloud dashboard returns 502 errors again, deploys stuck.",
-                          "https://social.example/@late/1", minutes_ago=1)])
+    seed(
+        config,
+        [
+            mention(
+                "status-watch",
+                "late",
+                "Acme Cloud dashboard 502 again",
+                "Acme Cloud dashboard returns 502 errors again, deploys stuck.",
+                "https://social.example/@late/1",
+                minutes_ago=1,
+            )
+        ],
+    )
     newest = store.db.execute("SELECT MAX(id) FROM beacons").fetchone()[0]
     assert q.get_entry(store, newest).thread_id == newest  # type: ignore[union-attr]
 
@@ -230,7 +271,9 @@ def test_queue_filters(store: Store, f: q.QueueFilter, expected: set[int]) -> No
     assert {e.beacon.id for e in q.list_entries(store, f).entries} == expected
 
 
-@pytest.mark.parametrize("bad", [q.QueueFilter(status="pending"), q.QueueFilter(queue="urgent"), q.QueueFilter(cursor="not-a-cursor")])
+@pytest.mark.parametrize(
+    "bad", [q.QueueFilter(status="pending"), q.QueueFilter(queue="urgent"), q.QueueFilter(cursor="not-a-cursor")]
+)
 def test_queue_bad_filters(store: Store, bad: q.QueueFilter) -> None:
     with pytest.raises(q.InvalidInput):
         q.list_entries(store, bad)
@@ -271,12 +314,20 @@ def config_file(tmp_path: Path, config: Config) -> str:
 
 
 def test_queue_cli_lifecycle(capsys: Any, config_file: str) -> None:
-    assert cli(capsys, "queue", "claim", "3", "--by", "alice", "-c", config_file)[1].startswith("#3 support claimed (alice)")
+    assert cli(capsys, "queue", "claim", "3", "--by", "alice", "-c", config_file)[1].startswith(
+        "#3 support claimed (alice)"
+    )
     code, _, err = cli(capsys, "queue", "claim", "3", "--by", "bob", "-c", config_file)
     assert code == 1 and "already claimed by alice" in err
-    assert cli(capsys, "queue", "note", "3", "asked for logs", "--by", "alice", "-c", config_file)[1].startswith("note ")
-    assert cli(capsys, "queue", "resolve", "3", "--by", "alice", "--note", "fixed by 2.4.2", "-c", config_file)[1].startswith("#3 support resolved")
-    code, out, _ = cli(capsys, "queue", "reroute", "5", "advocacy", "--by", "bob", "--format", "json", "-c", config_file)
+    assert cli(capsys, "queue", "note", "3", "asked for logs", "--by", "alice", "-c", config_file)[1].startswith(
+        "note "
+    )
+    assert cli(capsys, "queue", "resolve", "3", "--by", "alice", "--note", "fixed by 2.4.2", "-c", config_file)[
+        1
+    ].startswith("#3 support resolved")
+    code, out, _ = cli(
+        capsys, "queue", "reroute", "5", "advocacy", "--by", "bob", "--format", "json", "-c", config_file
+    )
     assert code == 0 and json.loads(out)["queue"] == "advocacy"
     assert cli(capsys, "queue", "dismiss", "4", "--by", "bob", "-c", config_file)[0] == 0
     code, out, _ = cli(capsys, "queue", "show", "3", "--format", "json", "-c", config_file)
@@ -290,12 +341,23 @@ def test_queue_cli_lifecycle(capsys: Any, config_file: str) -> None:
 def test_queue_cli_by_defaults_to_beacons_user(capsys: Any, config_file: str, monkeypatch: Any) -> None:
     monkeypatch.setenv("BEACONS_USER", "dana")
     cli(capsys, "queue", "claim", "3", "-c", config_file)
-    code, out, _ = cli(capsys, "queue", "show", "3", "--format", "json", "-c", config_file)
+    _code, out, _ = cli(capsys, "queue", "show", "3", "--format", "json", "-c", config_file)
     assert json.loads(out)["assignee"] == "dana"
 
 
 def test_queue_cli_export_csv_neutralises_formulas(capsys: Any, config_file: str, config: Config) -> None:
-    seed(config, [mention("forum", "=HYPERLINK(\"http://evil\")", "=cmd|' /C calc'!A0 Acme RouterX broken", "RouterX is broken, help", "https://forum.example/t/9")])
+    seed(
+        config,
+        [
+            mention(
+                "forum",
+                '=HYPERLINK("http://evil")',
+                "=cmd|' /C calc'!A0 Acme RouterX broken",
+                "RouterX is broken, help",
+                "https://forum.example/t/9",
+            )
+        ],
+    )
     code, out, _ = cli(capsys, "queue", "export", "--format", "csv", "--queue", "all", "-c", config_file)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(rows) == Store(config.database).db.execute("SELECT COUNT(*) FROM beacons").fetchone()[0]
@@ -306,7 +368,9 @@ def test_queue_cli_export_csv_neutralises_formulas(capsys: Any, config_file: str
 
 def test_queue_cli_export_json_to_file(capsys: Any, config_file: str, tmp_path: Path) -> None:
     out_path = tmp_path / "export.json"
-    code, _, err = cli(capsys, "queue", "export", "--format", "json", "--status", "open", "-o", str(out_path), "-c", config_file)
+    code, _, err = cli(
+        capsys, "queue", "export", "--format", "json", "--status", "open", "-o", str(out_path), "-c", config_file
+    )
     data = json.loads(out_path.read_text(encoding="utf-8"))
     assert code == 0 and f"wrote {len(data)} beacons" in err
     assert {b["id"] for b in data} == {1, 2, 3, 4, 5, 6, 7, 8}  # exports list every post of a thread
@@ -319,5 +383,10 @@ def test_queue_cli_route_explain(capsys: Any, config_file: str) -> None:
     assert out.splitlines()[-2].startswith("decision: support, priority 9")
     code, out, _ = cli(capsys, "route", "--explain", "1", "--format", "json", "-c", config_file)
     data = json.loads(out)
-    assert data["decision"]["team"] == "cloud" and [s["rule"] for s in data["steps"]][:4] == ["brand", "drop", "language", "classifier"]
+    assert data["decision"]["team"] == "cloud" and [s["rule"] for s in data["steps"]][:4] == [
+        "brand",
+        "drop",
+        "language",
+        "classifier",
+    ]
     assert cli(capsys, "route", "--explain", "999", "-c", config_file)[0] == 1

@@ -18,12 +18,22 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def rules(routing: dict[str, Any] | None = None, brands: list[dict[str, Any]] | None = None) -> Rules:
     sources = [{"kind": "rss", "id": name, "url": f"https://{name}.example/feed"} for name in ("hn", "forum")]
-    config = parse_config(yaml.safe_dump({"brands": brands or BRANDS, "sources": sources, "routing": routing or {}}), env={})
+    config = parse_config(
+        yaml.safe_dump({"brands": brands or BRANDS, "sources": sources, "routing": routing or {}}), env={}
+    )
     return Rules.from_config(config.routing, config.brand_models())
 
 
-def post(text: str = "My RouterX keeps rebooting", *, title: str = "", source: str = "forum", author: str | None = "sam",
-         url: str | None = "https://forum.example/t/1", age: timedelta = timedelta(minutes=5), reach: int | None = None) -> Any:
+def post(
+    text: str = "My RouterX keeps rebooting",
+    *,
+    title: str = "",
+    source: str = "forum",
+    author: str | None = "sam",
+    url: str | None = "https://forum.example/t/1",
+    age: timedelta = timedelta(minutes=5),
+    reach: int | None = None,
+) -> Any:
     m = mention(source, author, title, text, url, reach=reach, now=NOW)
     return type(m)(m.source_id, m.url, m.guid, m.title, m.text, m.author, NOW - age, NOW, m.raw, reach)
 
@@ -47,7 +57,14 @@ def post(text: str = "My RouterX keeps rebooting", *, title: str = "", source: s
         # positive sentiment adds nothing to support
         ("support", {"support": 0.8, "sentiment": 0.6}, "RouterX reboots", timedelta(0), None, 60),
         # an urgent intent score stands in for an urgency word: 10 * 0.6
-        ("support", {"support": 0.8, "sentiment": -0.4, "intents": {"bug_outage": 0.6}}, "RouterX reboots", timedelta(0), None, 72),
+        (
+            "support",
+            {"support": 0.8, "sentiment": -0.4, "intents": {"bug_outage": 0.6}},
+            "RouterX reboots",
+            timedelta(0),
+            None,
+            72,
+        ),
         # everything at its maximum: 40 + 25 + 15 + 10 + 10 = 100
         ("support", {"support": 1.0, "sentiment": -1.0}, "outage", timedelta(0), 10**9, 100),
         # advocacy: 10 + 30*0.9 + 10*0.5 = 42
@@ -59,7 +76,9 @@ def post(text: str = "My RouterX keeps rebooting", *, title: str = "", source: s
         ("none", {"support": 0.1}, "RouterX is down", timedelta(0), 10**6, 0),
     ],
 )
-def test_route_priority_formula(queue: str, kw: dict[str, Any], text: str, age: timedelta, reach: int | None, expected: int) -> None:
+def test_route_priority_formula(
+    queue: str, kw: dict[str, Any], text: str, age: timedelta, reach: int | None, expected: int
+) -> None:
     c = classification(queue, **kw)
     assert priority(post(text, age=age, reach=reach), c, queue=queue, now=NOW) == expected  # type: ignore[arg-type]
 
@@ -143,20 +162,39 @@ def test_route_drop_list(author: str, url: str | None, dropped: bool) -> None:
         assert decision.reason.startswith("drop:")
 
 
-@pytest.mark.parametrize(("setting", "lang", "queue"), [("keep", "de", "support"), ("none", "de", "none"), ("drop", "fr", "none"), ("none", "en", "support"), ("none", None, "support")])
+@pytest.mark.parametrize(
+    ("setting", "lang", "queue"),
+    [
+        ("keep", "de", "support"),
+        ("none", "de", "none"),
+        ("drop", "fr", "none"),
+        ("none", "en", "support"),
+        ("none", None, "support"),
+    ],
+)
 def test_route_non_english(setting: str, lang: str | None, queue: str) -> None:
     c = classification(support=0.9, lang=lang)
     assert route(post(), match(), c, rules({"non_english": setting}), now=NOW).queue == queue
 
 
-OUTAGE_RULE = {"name": "urgent", "keywords": ["outage", "security", "data loss"], "queue": "support", "min_priority": 80}
+OUTAGE_RULE = {
+    "name": "urgent",
+    "keywords": ["outage", "security", "data loss"],
+    "queue": "support",
+    "min_priority": 80,
+}
 
 
 @pytest.mark.parametrize(
     ("text", "kw", "queue", "prio"),
     [
         # classified as advocacy, but "security" forces support at priority >= 80
-        ("Thanks Acme for the quick security patch, love it", {"support": 0.1, "advocacy": 0.9, "sentiment": 0.8}, "support", 80),
+        (
+            "Thanks Acme for the quick security patch, love it",
+            {"support": 0.1, "advocacy": 0.9, "sentiment": 0.8},
+            "support",
+            80,
+        ),
         # below every threshold, the keyword still makes it support
         ("Acme Cloud outage", {"support": 0.2, "advocacy": 0.0, "sentiment": 0.0}, "support", 80),
         # already above 80: the floor does not lower it
@@ -176,14 +214,33 @@ def test_route_keyword_override(text: str, kw: dict[str, Any], queue: str, prio:
 
 
 def test_route_override_conditions_all_hold_and_first_rule_wins() -> None:
-    r = rules({"rules": [
-        {"name": "hn-cloud", "sources": ["hn"], "products": ["Acme Cloud"], "team": "cloud-oncall", "min_priority": 70},
-        {"name": "hn", "sources": ["hn"], "queue": "advocacy"},
-    ]})
-    cloud = route(post(source="hn"), match(product="Acme Cloud"), classification(support=0.9, sentiment=0.0), r, now=NOW)
-    assert (cloud.queue, cloud.team, cloud.priority, cloud.reason) == ("support", "cloud-oncall", 70, "rule hn-cloud: min_priority 70, team cloud-oncall")
+    r = rules(
+        {
+            "rules": [
+                {
+                    "name": "hn-cloud",
+                    "sources": ["hn"],
+                    "products": ["Acme Cloud"],
+                    "team": "cloud-oncall",
+                    "min_priority": 70,
+                },
+                {"name": "hn", "sources": ["hn"], "queue": "advocacy"},
+            ]
+        }
+    )
+    cloud = route(
+        post(source="hn"), match(product="Acme Cloud"), classification(support=0.9, sentiment=0.0), r, now=NOW
+    )
+    assert (cloud.queue, cloud.team, cloud.priority, cloud.reason) == (
+        "support",
+        "cloud-oncall",
+        70,
+        "rule hn-cloud: min_priority 70, team cloud-oncall",
+    )
     router = route(post(source="HN"), match(product="RouterX"), classification(support=0.9), r, now=NOW)
-    assert router.queue == "advocacy"  # the first rule needs Acme Cloud; the second one matches (source ids ignore case)
+    assert (
+        router.queue == "advocacy"
+    )  # the first rule needs Acme Cloud; the second one matches (source ids ignore case)
     other = route(post(source="forum"), match(product="Acme Cloud"), classification(support=0.9), r, now=NOW)
     assert other.reason.startswith("classifier")
 
@@ -191,40 +248,77 @@ def test_route_override_conditions_all_hold_and_first_rule_wins() -> None:
 def test_route_override_on_classifier_queue() -> None:
     r = rules({"rules": [{"name": "promote-praise", "queues": ["advocacy"], "brands": ["acme"], "min_priority": 60}]})
     assert route(post(), match(), classification(support=0.1, advocacy=0.9, sentiment=0.5), r, now=NOW).priority == 60
-    assert route(post(), match(), classification(support=0.9, sentiment=-0.4), r, now=NOW).priority == 68  # 40 + 22.5 + 6, no floor
+    assert (
+        route(post(), match(), classification(support=0.9, sentiment=-0.4), r, now=NOW).priority == 68
+    )  # 40 + 22.5 + 6, no floor
 
 
 @pytest.mark.parametrize(
     ("product", "routing", "team"),
     [
-        ("RouterX", {"teams": [{"name": "networking", "products": ["RouterX"]}, {"name": "general", "brands": ["Acme"]}]}, "networking"),
-        (None, {"teams": [{"name": "networking", "products": ["RouterX"]}, {"name": "general", "brands": ["Acme"]}]}, "general"),
+        (
+            "RouterX",
+            {"teams": [{"name": "networking", "products": ["RouterX"]}, {"name": "general", "brands": ["Acme"]}]},
+            "networking",
+        ),
+        (
+            None,
+            {"teams": [{"name": "networking", "products": ["RouterX"]}, {"name": "general", "brands": ["Acme"]}]},
+            "general",
+        ),
         ("Acme Cloud", {}, "cloud"),  # the product's team: under brands:
         ("RouterX", {}, None),
-        ("RouterX", {"teams": [{"name": "networking", "products": ["RouterX"]}], "rules": [{"name": "r", "keywords": ["rebooting"], "team": "triage"}]}, "triage"),
+        (
+            "RouterX",
+            {
+                "teams": [{"name": "networking", "products": ["RouterX"]}],
+                "rules": [{"name": "r", "keywords": ["rebooting"], "team": "triage"}],
+            },
+            "triage",
+        ),
     ],
 )
 def test_route_team(product: str | None, routing: dict[str, Any], team: str | None) -> None:
     brands = [{**BRANDS[0], "products": [{"name": "RouterX"}, {"name": "Acme Cloud", "team": "cloud"}]}]
-    assert route(post(), match(product=product), classification(support=0.9), rules(routing, brands), now=NOW).team == team
+    assert (
+        route(post(), match(product=product), classification(support=0.9), rules(routing, brands), now=NOW).team == team
+    )
 
 
 def test_route_explain_lists_every_step() -> None:
-    r = rules({"rules": [{"name": "billing", "keywords": ["refund"], "team": "billing"}, OUTAGE_RULE], "teams": [{"name": "networking", "products": ["RouterX"]}]})
-    decision = decide(post("Acme Cloud outage, I want a refund"), match(), classification(support=0.8, sentiment=-0.4), r, now=NOW)
+    r = rules(
+        {
+            "rules": [{"name": "billing", "keywords": ["refund"], "team": "billing"}, OUTAGE_RULE],
+            "teams": [{"name": "networking", "products": ["RouterX"]}],
+        }
+    )
+    decision = decide(
+        post("Acme Cloud outage, I want a refund"), match(), classification(support=0.8, sentiment=-0.4), r, now=NOW
+    )
     steps = [(s.rule, s.outcome) for s in decision.steps]
     assert steps == [
-        ("brand", "pass"), ("drop", "pass"), ("language", "pass"), ("classifier", "decided"),
-        ("rule billing", "matched"), ("rule urgent", "skipped"), ("priority", "76"), ("team", "billing"),
+        ("brand", "pass"),
+        ("drop", "pass"),
+        ("language", "pass"),
+        ("classifier", "decided"),
+        ("rule billing", "matched"),
+        ("rule urgent", "skipped"),
+        ("priority", "76"),
+        ("team", "billing"),
     ]
     assert "keyword 'refund'" in decision.steps[4].detail
     assert "an earlier rule already matched" in decision.steps[5].detail
-    assert decision.steps[6].detail == "base 40.0 + score 20.0 + negativity 6.0 + urgency 10.0 + reach 0.0 + recency 0.0 = 76.0"
+    assert (
+        decision.steps[6].detail
+        == "base 40.0 + score 20.0 + negativity 6.0 + urgency 10.0 + reach 0.0 + recency 0.0 = 76.0"
+    )
     assert decision.route.team == "billing"
 
 
 def test_route_explain_stops_at_the_deciding_rule() -> None:
-    decision = decide(post(author="spambot"), match(), classification(), rules({"drop": {"authors": ["spambot"]}}), now=NOW)
+    decision = decide(
+        post(author="spambot"), match(), classification(), rules({"drop": {"authors": ["spambot"]}}), now=NOW
+    )
     assert [(s.rule, s.outcome) for s in decision.steps] == [("brand", "pass"), ("drop", "decided")]
 
 
@@ -236,15 +330,44 @@ def test_route_explain_stops_at_the_deciding_rule() -> None:
     [
         ({"rules": [{"name": "x", "queue": "support"}]}, "routing.rules[0]: needs at least one condition"),
         ({"rules": [{"name": "x", "keywords": ["a"]}]}, "routing.rules[0]: needs at least one action"),
-        ({"rules": [{"name": "x", "keywords": ["a"], "min_priority": 101}]}, "routing.rules[0].min_priority: must be 0..100"),
-        ({"rules": [{"name": "x", "keywords": ["a"], "queue": "urgent"}]}, "routing.rules[0].queue: expected one of support, advocacy, none"),
-        ({"rules": [{"name": "x", "brands": ["Acne"], "queue": "none"}]}, "routing.rules[0].brands[0]: unknown brand 'Acne' (did you mean \"Acme\"?)"),
-        ({"rules": [{"name": "x", "sources": ["nope"], "queue": "none"}]}, "routing.rules[0].sources[0]: unknown source 'nope'"),
-        ({"rules": [{"name": "x", "keywords": ["a"], "queue": "none"}, {"name": "x", "keywords": ["b"], "queue": "none"}]}, "routing.rules[1].name: duplicate rule name"),
-        ({"rules": [{"name": "x", "keyword": ["a"]}]}, 'routing.rules[0].keyword: unknown key (did you mean "keywords"?)'),
-        ({"teams": [{"name": "net", "products": ["RouterZ"]}]}, "routing.teams[0].products[0]: unknown product 'RouterZ'"),
+        (
+            {"rules": [{"name": "x", "keywords": ["a"], "min_priority": 101}]},
+            "routing.rules[0].min_priority: must be 0..100",
+        ),
+        (
+            {"rules": [{"name": "x", "keywords": ["a"], "queue": "urgent"}]},
+            "routing.rules[0].queue: expected one of support, advocacy, none",
+        ),
+        (
+            {"rules": [{"name": "x", "brands": ["Acne"], "queue": "none"}]},
+            "routing.rules[0].brands[0]: unknown brand 'Acne' (did you mean \"Acme\"?)",
+        ),
+        (
+            {"rules": [{"name": "x", "sources": ["nope"], "queue": "none"}]},
+            "routing.rules[0].sources[0]: unknown source 'nope'",
+        ),
+        (
+            {
+                "rules": [
+                    {"name": "x", "keywords": ["a"], "queue": "none"},
+                    {"name": "x", "keywords": ["b"], "queue": "none"},
+                ]
+            },
+            "routing.rules[1].name: duplicate rule name",
+        ),
+        (
+            {"rules": [{"name": "x", "keyword": ["a"]}]},
+            'routing.rules[0].keyword: unknown key (did you mean "keywords"?)',
+        ),
+        (
+            {"teams": [{"name": "net", "products": ["RouterZ"]}]},
+            "routing.teams[0].products[0]: unknown product 'RouterZ'",
+        ),
         ({"teams": [{"name": "net"}]}, "routing.teams[0]: needs brands or products"),
-        ({"drop": {"domains": ["https://spam.example/"]}}, "routing.drop.domains[0]: expected a host name like spam.example"),
+        (
+            {"drop": {"domains": ["https://spam.example/"]}},
+            "routing.drop.domains[0]: expected a host name like spam.example",
+        ),
         ({"support_threshold": 1.5}, "routing.support_threshold: must be between 0 and 1"),
         ({"grouping": {"window": "soon"}}, 'routing.grouping.window: expected a duration like 5m, got "soon"'),
         ({"grouping": {"similarity": 0}}, "routing.grouping.similarity: must be above 0"),
@@ -289,7 +412,11 @@ routing:
     config = parse_config(text, env={})
     assert config.routing.rules[0].keywords == ("outage", "security", "data loss")
     assert config.routing.grouping.window == 6 * 3600
-    assert Rules.from_config(config.routing, config.brand_models()).product_teams[0] == ("routerx", "networking", "routing.teams[0]")
+    assert Rules.from_config(config.routing, config.brand_models()).product_teams[0] == (
+        "routerx",
+        "networking",
+        "routing.teams[0]",
+    )
 
 
 # -- grouping words ---------------------------------------------------------------------------------
@@ -298,7 +425,11 @@ routing:
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [
-        ("Acme Cloud outage? Dashboard returns 502", "Getting 502 errors on the Acme Cloud dashboard, anyone else?", True),
+        (
+            "Acme Cloud outage? Dashboard returns 502",
+            "Getting 502 errors on the Acme Cloud dashboard, anyone else?",
+            True,
+        ),
         ("RouterX drops wifi every night", "My RouterX keeps dropping the wifi at night", True),
         ("Acme Cloud outage? Dashboard returns 502", "Charged twice for Acme Cloud Plus, I want a refund", False),
         ("RouterX drops wifi every night", "How do I set up a guest network on the RouterX?", False),

@@ -41,7 +41,13 @@ from collectors.rss import Options
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rss"
 CASES = sorted(p for p in FIXTURES.iterdir() if not p.name.endswith(".expected.json"))
-CONTENT_TYPES = {".xml": "application/rss+xml", ".rdf": "application/rdf+xml", ".atom": "application/atom+xml", ".html": "text/html", ".json": "application/json"}
+CONTENT_TYPES = {
+    ".xml": "application/rss+xml",
+    ".rdf": "application/rdf+xml",
+    ".atom": "application/atom+xml",
+    ".html": "text/html",
+    ".json": "application/json",
+}
 
 
 def expected(path: Path) -> dict[str, Any]:
@@ -51,8 +57,14 @@ def expected(path: Path) -> dict[str, Any]:
 
 def fields(mentions: list[Mention]) -> list[dict[str, Any]]:
     return [
-        {"title": m.title, "text": m.text, "url": m.url, "guid": m.guid, "author": m.author,
-         "published_at": m.published_at.isoformat() if m.published_at else None}
+        {
+            "title": m.title,
+            "text": m.text,
+            "url": m.url,
+            "guid": m.guid,
+            "author": m.author,
+            "published_at": m.published_at.isoformat() if m.published_at else None,
+        }
         for m in mentions
     ]
 
@@ -215,6 +227,7 @@ def test_rss_poll_through_context_records_skips() -> None:
     async def go() -> tuple[Any, PollContext]:
         limits = FetchLimits(timeout=5.0)
         async with make_client(limits, httpx.MockTransport(handler)) as client:
+
             async def ctx_fetch(url: str, **kw: Any) -> Any:
                 return await fetch(client, url, limits=limits)
 
@@ -228,11 +241,55 @@ def test_rss_poll_through_context_records_skips() -> None:
     assert {m.source_id for m in poll.mentions} == {"board"}
 
 
-_HTML_BITS = st.sampled_from([
-    "<", ">", "/", "p", "b", "script", "br", " ", "a", "&amp;", "&", "'", '"', "=", "x", "\n", "<p>", "</p>", "<br />", "<i>", "</i>",
-    "&#", "38;", '<a href="', '">', "<svg>", "\t", "<BR>", "&lt;", "<li>", '<img src="x" />', ' title="', "é", "<h1>", "<!--", "-->",
-    "<style>", "</style>", "<?", '<p class="a">', "Acme", "&nbsp;", "<div>", "</div>", "<table><tr><td>",
-])
+_HTML_BITS = st.sampled_from(
+    [
+        "<",
+        ">",
+        "/",
+        "p",
+        "b",
+        "script",
+        "br",
+        " ",
+        "a",
+        "&amp;",
+        "&",
+        "'",
+        '"',
+        "=",
+        "x",
+        "\n",
+        "<p>",
+        "</p>",
+        "<br />",
+        "<i>",
+        "</i>",
+        "&#",
+        "38;",
+        '<a href="',
+        '">',
+        "<svg>",
+        "\t",
+        "<BR>",
+        "&lt;",
+        "<li>",
+        '<img src="x" />',
+        ' title="',
+        "é",
+        "<h1>",
+        "<!--",
+        "-->",
+        "<style>",
+        "</style>",
+        "<?",
+        '<p class="a">',
+        "Acme",
+        "&nbsp;",
+        "<div>",
+        "</div>",
+        "<table><tr><td>",
+    ]
+)
 
 
 @settings(max_examples=400, deadline=None)

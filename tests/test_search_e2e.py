@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from helpers_search import ACME_YAML, SEARCH_KINDS, SPECS, FixtureSite, source_yaml
 
 from beacons.classify import RulesClassifier
 from beacons.config import parse_config
 from beacons.daemon import run
 from beacons.feedserver import FeedServer
 from beacons.store import BeaconFilter, Store
-from helpers_search import ACME_YAML, SEARCH_KINDS, SPECS, FixtureSite, source_yaml
 
 # url -> queue for every mention the first run must store and route
 EXPECTED = {
@@ -59,17 +59,21 @@ def _config(server: FeedServer, db: Path) -> Any:
         entry = source_yaml(SPECS[kind], server.base_url, id=kind)
         entry.pop("query", None)  # every source searches the brand's default query
         sources.append(entry)
-    text = yaml.safe_dump({
-        "database": str(db),
-        "brands": [ACME_YAML],
-        "sources": sources,
-        "fetch": {"per_host_delay": "0s", "per_host_concurrency": 4, "timeout": "10s"},
-        "logging": {"level": "warning"},
-    })
+    text = yaml.safe_dump(
+        {
+            "database": str(db),
+            "brands": [ACME_YAML],
+            "sources": sources,
+            "fetch": {"per_host_delay": "0s", "per_host_concurrency": 4, "timeout": "10s"},
+            "logging": {"level": "warning"},
+        }
+    )
     return parse_config(text, env={})
 
 
-def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
     sites = {kind: FixtureSite(feed_server, SPECS[kind]) for kind in SEARCH_KINDS}
     config = _config(feed_server, tmp_path / "e2e.db")
     assert sorted(s.kind for s in config.sources) == SEARCH_KINDS
@@ -84,7 +88,12 @@ def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(feed_se
         assert routed == EXPECTED
         by_url = {b.url: b for b in beacons}
         assert by_url["https://news.ycombinator.com/item?id=46012345"].author_reach == 23  # HN points kept for routing
-        assert by_url["https://superuser.com/questions/1891201/why-doesnt-acme-cloud-sync-exclude-node_modules-folders"].author_reach == 23811
+        assert (
+            by_url[
+                "https://superuser.com/questions/1891201/why-doesnt-acme-cloud-sync-exclude-node_modules-folders"
+            ].author_reach
+            == 23811
+        )
         assert all(b.brand == "Acme" for b in beacons)
         cursors = {row["id"]: row["cursor"] for row in store.sources()}
         assert cursors == {kind: "2026-11-23T16:40:00Z" for kind in SEARCH_KINDS}

@@ -26,8 +26,21 @@ from beacons.store import BeaconFilter, Item, Store
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def item(n: int, queue: str = "support", *, classified: bool = True, source: str = "blog", text: str | None = None) -> Item:
-    m = Mention(source, f"https://example.org/p/{n}", f"g{n}", f"Acme post {n}", text or f"Acme RouterX text {n}", "ann", NOW, NOW, f'{{"n": {n}}}', author_reach=10)
+def item(
+    n: int, queue: str = "support", *, classified: bool = True, source: str = "blog", text: str | None = None
+) -> Item:
+    m = Mention(
+        source,
+        f"https://example.org/p/{n}",
+        f"g{n}",
+        f"Acme post {n}",
+        text or f"Acme RouterX text {n}",
+        "ann",
+        NOW,
+        NOW,
+        f'{{"n": {n}}}',
+        author_reach=10,
+    )
     match = Match("Acme", "RouterX", (MatchSpan(0, 4, "Acme", "Acme", None, "name"),))
     if not classified:
         return Item(m, tuple(dedupe_keys(m)), match, None, None, classify_error="ValueError: boom")
@@ -161,7 +174,7 @@ def test_store_readers_and_a_writer_share_the_file(db_path: Path, store: Store) 
         try:
             for _ in range(30):
                 reader.list_beacons()
-        except Exception as exc:  # noqa: BLE001 (collected and asserted on below)
+        except Exception as exc:
             errors.append(exc)
         finally:
             reader.close()

@@ -37,13 +37,26 @@ from beacons.store import Store
 from beacons.web.server import WebServer
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 WIFI = 3
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="the playwright package is not installed (pip install playwright)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)"
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="the playwright package is not installed (pip install playwright)",
+    ),
 ]
 
 
@@ -82,7 +95,14 @@ def test_web_browser_work_the_queue(site: tuple[WebServer, Config, int], tmp_pat
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         # Chromium logs every 4xx as "Failed to load resource" (the 401 sign-in page, the 409 below): expected.
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(m.text)
+                if m.type == "error" and not m.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: problems.append(str(e)))
         sign_in(page, server.url)
 
@@ -119,8 +139,19 @@ def test_web_browser_work_the_queue(site: tuple[WebServer, Config, int], tmp_pat
         page.unroute("**/api/version")
 
         # A new beacon arrives: the page shows it without a reload.
-        seed(config, [mention("status-watch", "newcomer", "Acme Cloud login broken", "I can't log in to Acme Cloud since this morning, the login page is broken. How do I fix this?",
-                              "https://social.example/@newcomer/9", minutes_ago=0)])
+        seed(
+            config,
+            [
+                mention(
+                    "status-watch",
+                    "newcomer",
+                    "Acme Cloud login broken",
+                    "I can't log in to Acme Cloud since this morning, the login page is broken. How do I fix this?",
+                    "https://social.example/@newcomer/9",
+                    minutes_ago=0,
+                )
+            ],
+        )
         newest, queue = store.db.execute("SELECT id, queue FROM beacons ORDER BY id DESC LIMIT 1").fetchone()
         store.close()
         assert queue == "support"

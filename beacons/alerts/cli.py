@@ -19,7 +19,11 @@ from beacons.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, _config_arg, command, 
 
 @parser_hook
 def add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]]) -> None:
-    a = groups[""].add_parser("alerts", help="alert outbox: list, retry, test", description="See the alert outbox, replay failed alerts and send a test message to a channel.")
+    a = groups[""].add_parser(
+        "alerts",
+        help="alert outbox: list, retry, test",
+        description="See the alert outbox, replay failed alerts and send a test message to a channel.",
+    )
     asub = a.add_subparsers(dest="alerts_command", metavar="ACTION")
     al = asub.add_parser("list", help="alerts, newest first")
     _config_arg(al)
@@ -50,11 +54,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print("(no alerts)")
         return EXIT_OK
-    print(f"{'id':>6} {'channel':16} {'kind':13} {'status':8} {'tries':>5} {'created':20} {'next/sent':20}  event / last error")
+    print(
+        f"{'id':>6} {'channel':16} {'kind':13} {'status':8} {'tries':>5} {'created':20} {'next/sent':20}  event / last error"
+    )
     for r in rows:
         when = (r.sent_at if r.status == "sent" else r.next_attempt_at) or "-"
         note = f"  {r.last_error}" if r.last_error else ""
-        print(f"{r.id:6} {r.channel[:16]:16} {r.kind[:13]:13} {r.status:8} {r.attempts:5} {r.created_at[:19]:20} {when[:19]:20}  {r.event_id}{note[:100]}")
+        print(
+            f"{r.id:6} {r.channel[:16]:16} {r.kind[:13]:13} {r.status:8} {r.attempts:5} {r.created_at[:19]:20} {when[:19]:20}  {r.event_id}{note[:100]}"
+        )
     return EXIT_OK
 
 
@@ -96,7 +104,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         if outcome.status == "sent":
             print(f"sent a test alert to {channel.name}: HTTP {outcome.http_status} in {outcome.ms:.0f} ms")
             return EXIT_OK
-        print(f"beacons: test alert to {channel.name} failed: {outcome.error} (see `beacons alerts list --channel {channel.name}`)", file=sys.stderr)
+        print(
+            f"beacons: test alert to {channel.name} failed: {outcome.error} (see `beacons alerts list --channel {channel.name}`)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
     return asyncio.run(send())

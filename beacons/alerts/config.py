@@ -93,20 +93,34 @@ def check_channels(channels: Sequence[object], problems: list[Problem]) -> None:
     for i, c in enumerate(named(typed)):
         loc = f"alerts[{i}]"
         if not _NAME_RE.match(c.name):
-            problems.append(Problem(f"{loc}.name", "use letters, digits, '-', '_' or '.' (at most 64), starting with a letter or digit"))
+            problems.append(
+                Problem(
+                    f"{loc}.name", "use letters, digits, '-', '_' or '.' (at most 64), starting with a letter or digit"
+                )
+            )
         if c.name in seen:
             problems.append(Problem(f"{loc}.name", f"duplicate channel name {c.name!r} (also alerts[{seen[c.name]}])"))
         seen[c.name] = i
         if not c.url.startswith(("https://", "http://")):
-            problems.append(Problem(f"{loc}.url", "must be an http(s) URL (usually \"${ENV_VAR}\"); value not shown"))
+            problems.append(Problem(f"{loc}.url", 'must be an http(s) URL (usually "${ENV_VAR}"); value not shown'))
         if c.kind == "webhook" and len(c.secret or "") < 16:
-            problems.append(Problem(f"{loc}.secret", "a webhook needs a signing secret of at least 16 characters (usually \"${ENV_VAR}\")"))
+            problems.append(
+                Problem(
+                    f"{loc}.secret", 'a webhook needs a signing secret of at least 16 characters (usually "${ENV_VAR}")'
+                )
+            )
         for j, queue in enumerate(c.queues):
             if queue not in ALERT_QUEUES:
-                problems.append(Problem(f"{loc}.queues[{j}]", f"expected one of {', '.join(ALERT_QUEUES)}, got {queue!r}"))
+                problems.append(
+                    Problem(f"{loc}.queues[{j}]", f"expected one of {', '.join(ALERT_QUEUES)}, got {queue!r}")
+                )
         if not 0 <= c.min_priority <= 100:
             problems.append(Problem(f"{loc}.min_priority", f"must be 0..100, got {c.min_priority}"))
-        for key, value, low in (("rate_limit", c.rate_limit, 0.0), ("timeout", c.timeout, 0.0), ("retry_base", c.retry_base, 0.0)):
+        for key, value, low in (
+            ("rate_limit", c.rate_limit, 0.0),
+            ("timeout", c.timeout, 0.0),
+            ("retry_base", c.retry_base, 0.0),
+        ):
             if value <= low:
                 problems.append(Problem(f"{loc}.{key}", f"must be more than 0, got {value:g}"))
         if c.max_attempts < 1:

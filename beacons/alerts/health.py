@@ -34,7 +34,9 @@ def human(seconds: float) -> str:
     return "".join(parts) or "0s"
 
 
-def broken_reason(row: Mapping[str, Any], source: Source, rule: HealthRule, *, first_seen: float, now: float) -> str | None:
+def broken_reason(
+    row: Mapping[str, Any], source: Source, rule: HealthRule, *, first_seen: float, now: float
+) -> str | None:
     """Why the source counts as broken now, or None when it is fine."""
     errors = int(row.get("consecutive_errors") or 0)
     if errors >= rule.after_errors:
@@ -46,11 +48,20 @@ def broken_reason(row: Mapping[str, Any], source: Source, rule: HealthRule, *, f
     return None
 
 
-def transition(state: Mapping[str, Any], reason: str | None, rule: HealthRule, *, now: float) -> tuple[dict[str, Any], str | None]:
+def transition(
+    state: Mapping[str, Any], reason: str | None, rule: HealthRule, *, now: float
+) -> tuple[dict[str, Any], str | None]:
     """The next state and the alert to send (failing, remind-<n>, recovered) or None. Pure."""
     new = dict(state)
     if reason is not None and state["state"] != "failing":
-        new.update(state="failing", reason=reason, since=ts(now), episode=int(state["episode"]) + 1, reminders=0, last_alert_at=ts(now))
+        new.update(
+            state="failing",
+            reason=reason,
+            since=ts(now),
+            episode=int(state["episode"]) + 1,
+            reminders=0,
+            last_alert_at=ts(now),
+        )
         return new, "failing"
     if reason is not None:
         new["reason"] = reason
@@ -79,7 +90,15 @@ def check(outbox: Outbox, channel: AlertChannel, sources: Sequence[Source], *, n
         row = rows.get(source.id)
         if row is None:
             continue
-        old = states.get(source.id) or {"state": "ok", "reason": None, "since": None, "episode": 0, "reminders": 0, "last_alert_at": None, "first_seen": ts(now)}
+        old = states.get(source.id) or {
+            "state": "ok",
+            "reason": None,
+            "since": None,
+            "episode": 0,
+            "reminders": 0,
+            "last_alert_at": None,
+            "first_seen": ts(now),
+        }
         reason = broken_reason(row, source, channel.health, first_seen=epoch(old["first_seen"]) or now, now=now)
         new, what = transition(old, reason, channel.health, now=now)
         if what is None and source.id in states and new == old:
@@ -88,13 +107,20 @@ def check(outbox: Outbox, channel: AlertChannel, sources: Sequence[Source], *, n
         if what is not None:
             state = "still_failing" if what.startswith("remind") else what
             payload = {
-                "source": source.id, "state": state, "reason": reason or old.get("reason"),
-                "consecutive_errors": int(row.get("consecutive_errors") or 0), "last_error": scrub(row.get("last_error"), 500) or None,
-                "last_ok_at": row.get("last_ok_at"), "last_new_at": row.get("last_new_at"), "since": new.get("since") if state != "recovered" else old.get("since"),
+                "source": source.id,
+                "state": state,
+                "reason": reason or old.get("reason"),
+                "consecutive_errors": int(row.get("consecutive_errors") or 0),
+                "last_error": scrub(row.get("last_error"), 500) or None,
+                "last_ok_at": row.get("last_ok_at"),
+                "last_new_at": row.get("last_new_at"),
+                "since": new.get("since") if state != "recovered" else old.get("since"),
                 "reminder": int(new["reminders"]) if state == "still_failing" else None,
             }
             event = (event_id(channel.name, source.id, int(new["episode"]), what), payload)
             written.append(event[0])
-            log.warning("alert.source_health", channel=channel.name, source=source.id, state=state, reason=payload["reason"])
+            log.warning(
+                "alert.source_health", channel=channel.name, source=source.id, state=state, reason=payload["reason"]
+            )
         outbox.save_health(channel.name, source.id, new, event, now=now)
     return written

@@ -95,7 +95,14 @@ def cut(text: str, limit: int) -> str:
     return head.rstrip() + "…"
 
 
-def excerpt(full_text: str, match: Match | None, *, brand: str | None = None, product: str | None = None, limit: int = EXCERPT_CHARS) -> tuple[Segment, ...]:
+def excerpt(
+    full_text: str,
+    match: Match | None,
+    *,
+    brand: str | None = None,
+    product: str | None = None,
+    limit: int = EXCERPT_CHARS,
+) -> tuple[Segment, ...]:
     """The text around the first match, at most ``limit`` chars, the matched terms flagged for highlighting."""
     text = _CONTROL.sub(" ", full_text)
     spans = sorted({(s.start, s.end) for s in match.spans if 0 <= s.start < s.end <= len(text)}) if match else []
@@ -147,11 +154,23 @@ def beacon_link(public_url: str | None, beacon_id: int) -> str | None:
 def card(view: BeaconView, public_url: str | None) -> BeaconCard:
     b = view.beacon
     return BeaconCard(
-        id=b.id, queue=b.queue, status=b.status, priority=b.priority, brand=b.brand, product=b.product, team=b.team,
-        sentiment=b.sentiment, sentiment_score=b.sentiment_score, title=cut(_CONTROL.sub(" ", b.title), 200),
+        id=b.id,
+        queue=b.queue,
+        status=b.status,
+        priority=b.priority,
+        brand=b.brand,
+        product=b.product,
+        team=b.team,
+        sentiment=b.sentiment,
+        sentiment_score=b.sentiment_score,
+        title=cut(_CONTROL.sub(" ", b.title), 200),
         excerpt=excerpt(view.full_text, view.match, brand=b.brand, product=b.product),
-        url=b.url, link=beacon_link(public_url, b.id), author=cut(_CONTROL.sub(" ", b.author), 100) if b.author else None,
-        source=b.source, published_at=b.published_at, created_at=b.created_at,
+        url=b.url,
+        link=beacon_link(public_url, b.id),
+        author=cut(_CONTROL.sub(" ", b.author), 100) if b.author else None,
+        source=b.source,
+        published_at=b.published_at,
+        created_at=b.created_at,
     )
 
 
@@ -166,4 +185,12 @@ def build_event(row: Row, outbox: Outbox, public_url: str | None) -> Event:
     views = [v for v in (outbox.beacon_view(i) for i in ids[:MAX_CARDS]) if v is not None]
     views.sort(key=lambda v: (-v.beacon.priority, -v.beacon.id))
     missing = min(len(ids), MAX_CARDS) - len(views)
-    return Event(row.event_id, row.kind, row.channel, row.created_at, tuple(card(v, public_url) for v in views), row.payload, missing)
+    return Event(
+        row.event_id,
+        row.kind,
+        row.channel,
+        row.created_at,
+        tuple(card(v, public_url) for v in views),
+        row.payload,
+        missing,
+    )

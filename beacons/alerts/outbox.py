@@ -110,7 +110,9 @@ _ROW_COLUMNS = "id, event_id, channel, kind, beacon_id, payload_json, status, at
 
 
 def _row(r: Sequence[Any]) -> Row:
-    return Row(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13])
+    return Row(
+        r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}"), r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
+    )
 
 
 class Outbox:
@@ -122,10 +124,22 @@ class Outbox:
 
     # -- events -------------------------------------------------------------
 
-    def add_event(self, channel: str, event_id: str, kind: str, payload: dict[str, Any], *, now: float, beacon_id: int | None = None, conn: Any = None) -> bool:
+    def add_event(
+        self,
+        channel: str,
+        event_id: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        now: float,
+        beacon_id: int | None = None,
+        conn: Any = None,
+    ) -> bool:
         """Insert an alert row unless its event id exists; True when inserted."""
-        sql = ("INSERT OR IGNORE INTO outbox (event_id, channel, beacon_id, kind, payload_json, status, created_at, next_attempt_at)"
-               " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)")
+        sql = (
+            "INSERT OR IGNORE INTO outbox (event_id, channel, beacon_id, kind, payload_json, status, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)"
+        )
         args = [event_id, channel, beacon_id, kind, json.dumps(payload, ensure_ascii=False), ts(now), ts(now)]
         if conn is not None:
             return bool(conn.execute(sql, args).rowcount)
@@ -142,20 +156,28 @@ class Outbox:
             ).fetchone()
             if r is None:
                 return None
-            conn.execute("UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id = ?", [ts(now + lease), r[0]])
+            conn.execute(
+                "UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id = ?", [ts(now + lease), r[0]]
+            )
         return _row(r)
 
     def claim_id(self, row_id: int, *, now: float, lease: float) -> Row | None:
         """Reserve one given row if nobody holds it (``beacons alerts test``)."""
         with self.store.transaction() as conn:
-            r = conn.execute(f"SELECT {_ROW_COLUMNS} FROM outbox WHERE id = ? AND status = 'pending'", [row_id]).fetchone()
+            r = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM outbox WHERE id = ? AND status = 'pending'", [row_id]
+            ).fetchone()
             if r is None:
                 return None
-            conn.execute("UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id = ?", [ts(now + lease), r[0]])
+            conn.execute(
+                "UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id = ?", [ts(now + lease), r[0]]
+            )
         return _row(r)
 
     def next_due(self, channel: str) -> float | None:
-        r = self.db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE channel = ? AND status IN ('pending', 'sending')", [channel]).fetchone()
+        r = self.db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE channel = ? AND status IN ('pending', 'sending')", [channel]
+        ).fetchone()
         return epoch(r[0]) if r and r[0] else None
 
     def mark_sent(self, row_id: int, *, now: float, http_status: int) -> None:
@@ -179,9 +201,20 @@ class Outbox:
     def release(self, row_id: int, *, now: float) -> None:
         """Give a claimed row back without counting an attempt (shutdown during a send)."""
         with self.store.transaction() as conn:
-            conn.execute("UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ? AND status = 'sending'", [ts(now), row_id])
+            conn.execute(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ? AND status = 'sending'",
+                [ts(now), row_id],
+            )
 
-    def settle(self, row_id: int, status: str, *, parent_event_id: str | None = None, error: str | None = None, conn: Any = None) -> None:
+    def settle(
+        self,
+        row_id: int,
+        status: str,
+        *,
+        parent_event_id: str | None = None,
+        error: str | None = None,
+        conn: Any = None,
+    ) -> None:
         """Close a beacon row without a send: skipped (filters), grouped (incident), queued (digest) or dead."""
         sql = "UPDATE outbox SET status = ?, parent_event_id = ?, last_error = ?, next_attempt_at = NULL WHERE id = ?"
         if conn is not None:
@@ -200,7 +233,11 @@ class Outbox:
         if channel:
             where.append("channel = ?")
             args.append(channel)
-        sql = f"SELECT {_ROW_COLUMNS} FROM outbox" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        sql = (
+            f"SELECT {_ROW_COLUMNS} FROM outbox"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY id DESC LIMIT ?"
+        )
         return [_row(r) for r in self.db.execute(sql, [*args, max(1, limit)]).fetchall()]
 
     def get(self, key: int | str) -> Row | None:
@@ -208,7 +245,9 @@ class Outbox:
         r = self.db.execute(f"SELECT {_ROW_COLUMNS} FROM outbox WHERE {column} = ?", [key]).fetchone()
         return _row(r) if r else None
 
-    def retry(self, *, ids: Iterable[int | str] = (), dead: bool = False, channel: str | None = None, now: float) -> int:
+    def retry(
+        self, *, ids: Iterable[int | str] = (), dead: bool = False, channel: str | None = None, now: float
+    ) -> int:
         """Put rows (by id or event id, or every dead one) back to pending with a fresh attempt count."""
         changed = 0
         with self.store.transaction() as conn:
@@ -219,7 +258,10 @@ class Outbox:
                     [ts(now), key],
                 ).rowcount
             if dead:
-                sql, args = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, last_error = NULL WHERE status = 'dead'", [ts(now)]
+                sql, args = (
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, last_error = NULL WHERE status = 'dead'",
+                    [ts(now)],
+                )
                 if channel:
                     sql += " AND channel = ?"
                     args.append(channel)
@@ -229,7 +271,9 @@ class Outbox:
     def counts(self) -> dict[str, dict[str, int]]:
         """{channel: {status: n}}: the alert backlog (pending + sending) and outcomes, e.g. for /metrics."""
         out: dict[str, dict[str, int]] = {}
-        for channel, status, n in self.db.execute("SELECT channel, status, COUNT(*) FROM outbox GROUP BY channel, status"):
+        for channel, status, n in self.db.execute(
+            "SELECT channel, status, COUNT(*) FROM outbox GROUP BY channel, status"
+        ):
             out.setdefault(channel, {})[status] = n
         return out
 
@@ -239,8 +283,12 @@ class Outbox:
         beacon = self.store.get_beacon(beacon_id)
         if beacon is None:
             return None
-        r = self.db.execute("SELECT m.match_json FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = ?", [beacon_id]).fetchone()
-        mention = Mention(beacon.source, beacon.url, None, beacon.title, beacon.text, beacon.author, None, datetime.now(UTC), "{}")
+        r = self.db.execute(
+            "SELECT m.match_json FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = ?", [beacon_id]
+        ).fetchone()
+        mention = Mention(
+            beacon.source, beacon.url, None, beacon.title, beacon.text, beacon.author, None, datetime.now(UTC), "{}"
+        )
         return BeaconView(beacon, mention.full_text, _match_from_json(r[0] if r else None))
 
     # A post counts at its publication time, or when stored if it has none (or claims a future one), so a
@@ -280,9 +328,22 @@ class Outbox:
             "SELECT id, event_id, threshold, opened_at, grouped, brand, product FROM alert_incidents WHERE channel = ? AND status = 'open'",
             [channel],
         ).fetchall()
-        return [{"id": r[0], "event_id": r[1], "threshold": r[2], "opened_at": r[3], "grouped": r[4], "brand": r[5], "product": r[6]} for r in rows]
+        return [
+            {
+                "id": r[0],
+                "event_id": r[1],
+                "threshold": r[2],
+                "opened_at": r[3],
+                "grouped": r[4],
+                "brand": r[5],
+                "product": r[6],
+            }
+            for r in rows
+        ]
 
-    def create_incident(self, channel: str, brand: str, product: str | None, *, threshold: float, payload: dict[str, Any], now: float) -> str:
+    def create_incident(
+        self, channel: str, brand: str, product: str | None, *, threshold: float, payload: dict[str, Any], now: float
+    ) -> str:
         """Open an incident and write its alert row in one transaction; returns its event id."""
         with self.store.transaction() as conn:
             cur = conn.execute(
@@ -292,7 +353,14 @@ class Outbox:
             incident_id = int(cur.lastrowid or 0)
             event_id = f"incident-{incident_id}-{channel}"
             conn.execute("UPDATE alert_incidents SET event_id = ? WHERE id = ?", [event_id, incident_id])
-            self.add_event(channel, event_id, "incident", {**payload, "incident_id": incident_id, "state": "open"}, now=now, conn=conn)
+            self.add_event(
+                channel,
+                event_id,
+                "incident",
+                {**payload, "incident_id": incident_id, "state": "open"},
+                now=now,
+                conn=conn,
+            )
         return event_id
 
     def group_into(self, row_id: int, incident: dict[str, Any]) -> None:
@@ -301,13 +369,18 @@ class Outbox:
             conn.execute("UPDATE alert_incidents SET grouped = grouped + 1 WHERE id = ?", [incident["id"]])
 
     def grouped_ids(self, event_id: str, limit: int = 50) -> list[int]:
-        rows = self.db.execute("SELECT beacon_id FROM outbox WHERE parent_event_id = ? ORDER BY id DESC LIMIT ?", [event_id, limit]).fetchall()
+        rows = self.db.execute(
+            "SELECT beacon_id FROM outbox WHERE parent_event_id = ? ORDER BY id DESC LIMIT ?", [event_id, limit]
+        ).fetchall()
         return [int(r[0]) for r in rows if r[0] is not None]
 
     def close_incident(self, incident: dict[str, Any], channel: str, payload: dict[str, Any], *, now: float) -> str:
         event_id = f"{incident['event_id']}-ended"
         with self.store.transaction() as conn:
-            conn.execute("UPDATE alert_incidents SET status = 'closed', closed_at = ? WHERE id = ? AND status = 'open'", [ts(now), incident["id"]])
+            conn.execute(
+                "UPDATE alert_incidents SET status = 'closed', closed_at = ? WHERE id = ? AND status = 'open'",
+                [ts(now), incident["id"]],
+            )
             self.add_event(channel, event_id, "incident", {**payload, "state": "ended"}, now=now, conn=conn)
         return event_id
 
@@ -320,7 +393,15 @@ class Outbox:
         rows = self.db.query("SELECT * FROM alert_source_health WHERE channel = ?", [channel])
         return {r["source_id"]: dict(r) for r in rows}
 
-    def save_health(self, channel: str, source_id: str, state: dict[str, Any], event: tuple[str, dict[str, Any]] | None, *, now: float) -> None:
+    def save_health(
+        self,
+        channel: str,
+        source_id: str,
+        state: dict[str, Any],
+        event: tuple[str, dict[str, Any]] | None,
+        *,
+        now: float,
+    ) -> None:
         """Store a source's health state and, in the same transaction, the alert it causes."""
         with self.store.transaction() as conn:
             conn.execute(
@@ -328,7 +409,14 @@ class Outbox:
                 " VALUES (:channel, :source_id, :state, :reason, :since, :episode, :reminders, :last_alert_at, :first_seen)"
                 " ON CONFLICT(channel, source_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, since = excluded.since,"
                 " episode = excluded.episode, reminders = excluded.reminders, last_alert_at = excluded.last_alert_at",
-                {"channel": channel, "source_id": source_id, **{k: state.get(k) for k in ("state", "reason", "since", "episode", "reminders", "last_alert_at", "first_seen")}},
+                {
+                    "channel": channel,
+                    "source_id": source_id,
+                    **{
+                        k: state.get(k)
+                        for k in ("state", "reason", "since", "episode", "reminders", "last_alert_at", "first_seen")
+                    },
+                },
             )
             if event is not None:
                 self.add_event(channel, event[0], "source_health", event[1], now=now, conn=conn)
@@ -340,13 +428,17 @@ class Outbox:
         return epoch(r[0]) if r and r[0] else None
 
     def oldest_queued(self, channel: str) -> float | None:
-        r = self.db.execute("SELECT MIN(created_at) FROM outbox WHERE channel = ? AND status = 'queued'", [channel]).fetchone()
+        r = self.db.execute(
+            "SELECT MIN(created_at) FROM outbox WHERE channel = ? AND status = 'queued'", [channel]
+        ).fetchone()
         return epoch(r[0]) if r and r[0] else None
 
     def make_digest(self, channel: str, *, now: float, since: float | None) -> str | None:
         """Fold every queued beacon row of a channel into one digest row, atomically; its event id or None."""
         with self.store.transaction() as conn:
-            rows = conn.execute("SELECT id, beacon_id FROM outbox WHERE channel = ? AND status = 'queued' ORDER BY id", [channel]).fetchall()
+            rows = conn.execute(
+                "SELECT id, beacon_id FROM outbox WHERE channel = ? AND status = 'queued' ORDER BY id", [channel]
+            ).fetchall()
             conn.execute(
                 "INSERT INTO alert_channels (channel, last_digest_at) VALUES (?, ?) ON CONFLICT(channel) DO UPDATE SET last_digest_at = excluded.last_digest_at",
                 [channel, ts(now)],
@@ -354,7 +446,14 @@ class Outbox:
             if not rows:
                 return None
             event_id = f"digest-{rows[0][0]}-{rows[-1][0]}-{channel}"
-            payload = {"beacon_ids": [r[1] for r in rows], "window_start": ts(since) if since else None, "window_end": ts(now)}
+            payload = {
+                "beacon_ids": [r[1] for r in rows],
+                "window_start": ts(since) if since else None,
+                "window_end": ts(now),
+            }
             self.add_event(channel, event_id, "digest", payload, now=now, conn=conn)
-            conn.executemany("UPDATE outbox SET status = 'digested', parent_event_id = ? WHERE id = ?", [(event_id, r[0]) for r in rows])
+            conn.executemany(
+                "UPDATE outbox SET status = 'digested', parent_event_id = ? WHERE id = ?",
+                [(event_id, r[0]) for r in rows],
+            )
         return event_id

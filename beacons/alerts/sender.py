@@ -92,7 +92,10 @@ class ChannelSender:
         self.tick = tick
         self.stop_grace = STOP_GRACE
         self.client = httpx.AsyncClient(
-            transport=transport, timeout=httpx.Timeout(channel.timeout), follow_redirects=False, headers={"User-Agent": USER_AGENT}
+            transport=transport,
+            timeout=httpx.Timeout(channel.timeout),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
         )
         self.paused_until = 0.0  # wall clock: no request before this (Retry-After)
         self._next_send = 0.0  # monotonic: the rate limit
@@ -112,7 +115,9 @@ class ChannelSender:
                 failures = 0
             except Exception as exc:  # the task boundary of one channel
                 failures += 1
-                log.exception("alert.sender_bug", channel=self.channel.name, error=f"{type(exc).__name__}: {scrub(str(exc), 300)}")
+                log.exception(
+                    "alert.sender_bug", channel=self.channel.name, error=f"{type(exc).__name__}: {scrub(str(exc), 300)}"
+                )
                 worked = False
                 await _sleep(min(60.0, self.tick * 2**failures), stop)
             if not worked:
@@ -190,14 +195,18 @@ class ChannelSender:
             self.outbox.group_into(row.id, incident)
             return "grouped"
         if not wanted:
-            self.outbox.settle(row.id, "skipped", error="not for this channel (beacons/queues/brands/teams/min_priority)")
+            self.outbox.settle(
+                row.id, "skipped", error="not for this channel (beacons/queues/brands/teams/min_priority)"
+            )
             return "skipped"
         if self.channel.digest:
             self.outbox.settle(row.id, "queued")
             return "queued"
         return "send"
 
-    async def process(self, row: Row, stop: asyncio.Event | None, *, rate_limited: bool = True, final: bool = False) -> Outcome:
+    async def process(
+        self, row: Row, stop: asyncio.Event | None, *, rate_limited: bool = True, final: bool = False
+    ) -> Outcome:
         """Triage, build, send and record one claimed row (``final``: no retry, a failure is dead at once)."""
         now = time.time()
         if row.kind == "beacon":
@@ -246,7 +255,9 @@ class ChannelSender:
                 await asyncio.gather(task, return_exceptions=True)
                 return Outcome("released", error="stopped during the request")
         outcome = await task
-        return Outcome(outcome.status, outcome.http_status, outcome.error, (time.monotonic() - started) * 1000, outcome.retry_after)
+        return Outcome(
+            outcome.status, outcome.http_status, outcome.error, (time.monotonic() - started) * 1000, outcome.retry_after
+        )
 
     async def _request(self, body: bytes, headers: dict[str, str]) -> Outcome:
         try:
@@ -285,7 +296,14 @@ class ChannelSender:
     def record(self, row: Row, outcome: Outcome, *, final: bool = False) -> None:
         now = time.time()
         attempt = row.attempts + 1
-        fields = {"channel": self.channel.name, "event_id": row.event_id, "kind": row.kind, "attempt": attempt, "http_status": outcome.http_status, "ms": round(outcome.ms)}
+        fields = {
+            "channel": self.channel.name,
+            "event_id": row.event_id,
+            "kind": row.kind,
+            "attempt": attempt,
+            "http_status": outcome.http_status,
+            "ms": round(outcome.ms),
+        }
         if outcome.status == "released":
             self.outbox.release(row.id, now=now)
             log.info("alert.released", **fields)
@@ -296,9 +314,15 @@ class ChannelSender:
             self.outbox.mark_failed(row.id, outcome.error or "failed", retry_at=None, http_status=outcome.http_status)
             log.error("alert.dead", **fields, error=outcome.error)
         else:
-            delay = max(backoff(attempt, self.channel.retry_base, self.channel.retry_max, self.rng), outcome.retry_after or 0.0)
-            self.outbox.mark_failed(row.id, outcome.error or "failed", retry_at=now + delay, http_status=outcome.http_status)
-            log.warning("alert.retry", **fields, error=outcome.error, retry_in=round(delay, 2), next_attempt_at=ts(now + delay))
+            delay = max(
+                backoff(attempt, self.channel.retry_base, self.channel.retry_max, self.rng), outcome.retry_after or 0.0
+            )
+            self.outbox.mark_failed(
+                row.id, outcome.error or "failed", retry_at=now + delay, http_status=outcome.http_status
+            )
+            log.warning(
+                "alert.retry", **fields, error=outcome.error, retry_in=round(delay, 2), next_attempt_at=ts(now + delay)
+            )
 
     async def send_test(self) -> Outcome:
         """Write a test alert and send it now (``beacons alerts test``)."""
@@ -309,7 +333,9 @@ class ChannelSender:
         claimed = self.outbox.claim_id(row.id, now=now, lease=self.channel.lease) if row else None
         if claimed is None:
             return Outcome("dead", error="could not claim the test row")
-        return await self.process(claimed, None, rate_limited=False, final=True)  # a test is never retried behind the user's back
+        return await self.process(
+            claimed, None, rate_limited=False, final=True
+        )  # a test is never retried behind the user's back
 
 
 async def _sleep(seconds: float, stop: asyncio.Event | None) -> bool:
@@ -330,13 +356,20 @@ async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1
     if not channels:
         return
     outbox = Outbox(service.store)
-    senders = [ChannelSender(c, outbox, sources=service.config.sources, public_url=public_url(service.config), tick=tick) for c in channels]
+    senders = [
+        ChannelSender(c, outbox, sources=service.config.sources, public_url=public_url(service.config), tick=tick)
+        for c in channels
+    ]
     try:
         if stop.is_set():
             results = await asyncio.gather(*(s.drain() for s in senders), return_exceptions=True)
             for sender, result in zip(senders, results, strict=True):
                 if isinstance(result, Exception):
-                    log.error("alert.sender_bug", channel=sender.channel.name, error=f"{type(result).__name__}: {scrub(str(result), 300)}")
+                    log.error(
+                        "alert.sender_bug",
+                        channel=sender.channel.name,
+                        error=f"{type(result).__name__}: {scrub(str(result), 300)}",
+                    )
         else:
             log.info("alert.sender_started", channels=[c.name for c in channels])
             await asyncio.gather(*(s.run(stop) for s in senders))

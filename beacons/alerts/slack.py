@@ -77,14 +77,19 @@ def _beacon_blocks(b: BeaconCard) -> list[dict[str, Any]]:
         ("Source", b.source),
     ]
     return [
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": cut(f"*{k}*\n{escape(v)}", 2000)} for k, v in fields]},
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": cut(f"*{k}*\n{escape(v)}", 2000)} for k, v in fields],
+        },
         _section("> " + highlighted(b.excerpt)),
         _context(_links(b)),
     ]
 
 
 def _listed(b: BeaconCard) -> dict[str, Any]:
-    head = f"*{escape(b.queue)} · {b.priority}* · {escape(b.what)} · {escape(b.author or 'unknown')} on {escape(b.source)}"
+    head = (
+        f"*{escape(b.queue)} · {b.priority}* · {escape(b.what)} · {escape(b.author or 'unknown')} on {escape(b.source)}"
+    )
     return _section(f"{head}\n> {highlighted(b.excerpt)}\n{_links(b)}")
 
 
@@ -123,23 +128,46 @@ def render(event: Event, public_url: str | None = None) -> dict[str, Any]:
     else:
         title = ":wave: beacons test alert"
         fallback = f"{title} for channel {event.channel}"
-        blocks = [_header(title), _section(escape(f"This is a test from beacons to channel {event.channel} ({event.id}). If you can read it, alerts will arrive here."))]
+        blocks = [
+            _header(title),
+            _section(
+                escape(
+                    f"This is a test from beacons to channel {event.channel} ({event.id}). If you can read it, alerts will arrive here."
+                )
+            ),
+        ]
     return {"text": escape(cut(fallback, 300)), "blocks": blocks[:50], "unfurl_links": False, "unfurl_media": False}
 
 
 def _health(event: Event) -> tuple[str, str, list[dict[str, Any]]]:
     d = event.data
     state = d.get("state")
-    icon = {"failing": ":rotating_light:", "still_failing": ":rotating_light:", "recovered": ":white_check_mark:"}.get(str(state), ":grey_question:")
-    verb = {"failing": "is failing", "still_failing": "is still failing", "recovered": "recovered"}.get(str(state), str(state))
+    icon = {"failing": ":rotating_light:", "still_failing": ":rotating_light:", "recovered": ":white_check_mark:"}.get(
+        str(state), ":grey_question:"
+    )
+    verb = {"failing": "is failing", "still_failing": "is still failing", "recovered": "recovered"}.get(
+        str(state), str(state)
+    )
     title = f"{icon} Source {d.get('source')} {verb}"
     lines = [f"*Why*: {escape(d.get('reason'))}"] if d.get("reason") else []
-    lines.append(f"*Failed polls in a row*: {d.get('consecutive_errors', 0)} · *last ok*: {escape(d.get('last_ok_at') or 'never')} · *last new item*: {escape(d.get('last_new_at') or 'never')}")
+    lines.append(
+        f"*Failed polls in a row*: {d.get('consecutive_errors', 0)} · *last ok*: {escape(d.get('last_ok_at') or 'never')} · *last new item*: {escape(d.get('last_new_at') or 'never')}"
+    )
     if d.get("last_error") and state != "recovered":
         lines.append(f"*Last error*: {escape(scrub(d.get('last_error'), 400))}")
     if d.get("since"):
-        lines.append(f"Broken since {escape(d.get('since'))}" + (f" (reminder {d.get('reminder')})" if d.get("reminder") else ""))
-    return title, title, [_header(title), _section("\n".join(lines)), _context("A silent broken feed looks like a quiet day: `beacons sources` shows every source.")]
+        lines.append(
+            f"Broken since {escape(d.get('since'))}" + (f" (reminder {d.get('reminder')})" if d.get("reminder") else "")
+        )
+    return (
+        title,
+        title,
+        [
+            _header(title),
+            _section("\n".join(lines)),
+            _context("A silent broken feed looks like a quiet day: `beacons sources` shows every source."),
+        ],
+    )
 
 
 def _incident(event: Event, public_url: str | None) -> tuple[str, str, list[dict[str, Any]]]:
@@ -153,8 +181,10 @@ def _incident(event: Event, public_url: str | None) -> tuple[str, str, list[dict
         blocks = [_header(title), _section(text)]
     else:
         title = f":fire: Incident: spike of support beacons for {what}"
-        text = (f"*{d.get('count')}* support beacons in the last {span}, against a baseline of {d.get('mean', 0):.1f} ± {d.get('stddev', 0):.1f} "
-                f"(threshold {d.get('threshold', 0):g}). Further beacons for {escape(what)} are grouped here until it calms down.")
+        text = (
+            f"*{d.get('count')}* support beacons in the last {span}, against a baseline of {d.get('mean', 0):.1f} ± {d.get('stddev', 0):.1f} "
+            f"(threshold {d.get('threshold', 0):g}). Further beacons for {escape(what)} are grouped here until it calms down."
+        )
         blocks = [_header(title), _section(text)]
     listed = len(d.get("beacon_ids", []))
     total = max(listed, int(d.get("grouped" if d.get("state") == "ended" else "count") or 0))

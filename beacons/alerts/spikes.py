@@ -46,7 +46,12 @@ class SpikeStats:
         return self.count >= self.threshold
 
     def to_json(self) -> dict[str, Any]:
-        return {"count": self.count, "mean": round(self.mean, 3), "stddev": round(self.stddev, 3), "threshold": self.threshold}
+        return {
+            "count": self.count,
+            "mean": round(self.mean, 3),
+            "stddev": round(self.stddev, 3),
+            "threshold": self.threshold,
+        }
 
 
 def spike_stats(times: Sequence[float], rule: SpikeRule, *, now: float) -> SpikeStats:
@@ -83,9 +88,26 @@ def incident_for(outbox: Outbox, channel: AlertChannel, beacon: Beacon, *, now: 
     if not stats.is_spike:
         return None
     ids = outbox.support_ids(beacon.brand, beacon.product, since=now - rule.window)
-    payload = {"brand": beacon.brand, "product": beacon.product, "window": rule.window, **stats.to_json(), "opened_at": ts(now), "beacon_ids": ids}
-    event_id = outbox.create_incident(channel.name, beacon.brand, beacon.product, threshold=stats.threshold, payload=payload, now=now)
-    log.warning("alert.incident", channel=channel.name, brand=beacon.brand, product=beacon.product, count=stats.count, threshold=stats.threshold, event_id=event_id)
+    payload = {
+        "brand": beacon.brand,
+        "product": beacon.product,
+        "window": rule.window,
+        **stats.to_json(),
+        "opened_at": ts(now),
+        "beacon_ids": ids,
+    }
+    event_id = outbox.create_incident(
+        channel.name, beacon.brand, beacon.product, threshold=stats.threshold, payload=payload, now=now
+    )
+    log.warning(
+        "alert.incident",
+        channel=channel.name,
+        brand=beacon.brand,
+        product=beacon.product,
+        count=stats.count,
+        threshold=stats.threshold,
+        event_id=event_id,
+    )
     return outbox.open_incident(channel.name, beacon.brand, beacon.product)
 
 
@@ -96,9 +118,22 @@ def close_calm(outbox: Outbox, channel: AlertChannel, *, now: float) -> list[str
         stats = stats_for(outbox, incident["brand"], incident["product"], channel.spikes, now=now)
         if stats.count >= incident["threshold"]:
             continue
-        payload = {"brand": incident["brand"], "product": incident["product"], "window": channel.spikes.window, "threshold": incident["threshold"],
-                   "opened_at": incident["opened_at"], "grouped": incident["grouped"], "count": stats.count,
-                   "beacon_ids": outbox.grouped_ids(incident["event_id"])}
+        payload = {
+            "brand": incident["brand"],
+            "product": incident["product"],
+            "window": channel.spikes.window,
+            "threshold": incident["threshold"],
+            "opened_at": incident["opened_at"],
+            "grouped": incident["grouped"],
+            "count": stats.count,
+            "beacon_ids": outbox.grouped_ids(incident["event_id"]),
+        }
         ended.append(outbox.close_incident(incident, channel.name, payload, now=now))
-        log.info("alert.incident_over", channel=channel.name, brand=incident["brand"], product=incident["product"], grouped=incident["grouped"])
+        log.info(
+            "alert.incident_over",
+            channel=channel.name,
+            brand=incident["brand"],
+            product=incident["product"],
+            grouped=incident["grouped"],
+        )
     return ended

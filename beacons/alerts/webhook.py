@@ -52,10 +52,24 @@ def beacon_json(b: BeaconCard) -> dict[str, Any]:
             highlights.append({"start": pos, "end": pos + len(seg.text), "text": seg.text})
         pos += len(seg.text)
     return {
-        "id": b.id, "queue": b.queue, "status": b.status, "priority": b.priority, "brand": b.brand, "product": b.product,
-        "team": b.team, "sentiment": b.sentiment, "sentiment_score": b.sentiment_score, "title": b.title,
-        "excerpt": text, "highlights": highlights, "url": b.url, "link": b.link, "author": b.author, "source": b.source,
-        "published_at": b.published_at, "created_at": b.created_at,
+        "id": b.id,
+        "queue": b.queue,
+        "status": b.status,
+        "priority": b.priority,
+        "brand": b.brand,
+        "product": b.product,
+        "team": b.team,
+        "sentiment": b.sentiment,
+        "sentiment_score": b.sentiment_score,
+        "title": b.title,
+        "excerpt": text,
+        "highlights": highlights,
+        "url": b.url,
+        "link": b.link,
+        "author": b.author,
+        "source": b.source,
+        "published_at": b.published_at,
+        "created_at": b.created_at,
     }
 
 
@@ -66,18 +80,51 @@ def body(event: Event) -> dict[str, Any]:
     if event.type == "beacon":
         data = {"beacon": beacon_json(event.beacons[0])}
     elif event.type == "digest":
-        data = {"window_start": d.get("window_start"), "window_end": d.get("window_end"), "count": len(d.get("beacon_ids", [])),
-                "beacons": [beacon_json(b) for b in event.beacons]}
+        data = {
+            "window_start": d.get("window_start"),
+            "window_end": d.get("window_end"),
+            "count": len(d.get("beacon_ids", [])),
+            "beacons": [beacon_json(b) for b in event.beacons],
+        }
     elif event.type == "source_health":
-        health_keys = ("source", "state", "reason", "consecutive_errors", "last_error", "last_ok_at", "last_new_at", "since", "reminder")
+        health_keys = (
+            "source",
+            "state",
+            "reason",
+            "consecutive_errors",
+            "last_error",
+            "last_ok_at",
+            "last_new_at",
+            "since",
+            "reminder",
+        )
         data = {k: d.get(k) for k in health_keys}
     elif event.type == "incident":
-        incident_keys = ("incident_id", "state", "brand", "product", "window", "count", "mean", "stddev", "threshold", "opened_at", "grouped")
+        incident_keys = (
+            "incident_id",
+            "state",
+            "brand",
+            "product",
+            "window",
+            "count",
+            "mean",
+            "stddev",
+            "threshold",
+            "opened_at",
+            "grouped",
+        )
         data = {k: d.get(k) for k in incident_keys}
         data["beacons"] = [beacon_json(b) for b in event.beacons]
     else:
         data = {"message": f"test alert from beacons to channel {event.channel}"}
-    return {"schema": SCHEMA, "id": event.id, "type": event.type, "channel": event.channel, "created_at": event.created_at, "data": data}
+    return {
+        "schema": SCHEMA,
+        "id": event.id,
+        "type": event.type,
+        "channel": event.channel,
+        "created_at": event.created_at,
+        "data": data,
+    }
 
 
 def request(event: Event, secret: str, *, now: float | None = None) -> tuple[bytes, dict[str, str]]:

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from beacons.cli import EXIT_ERROR, EXIT_OK, Subparsers, command, parser_hook
 from beacons.classify import Classifier
+from beacons.cli import EXIT_ERROR, EXIT_OK, Subparsers, command, parser_hook
 from beacons.nlp.corpus import Corpus, Example
 
 
@@ -23,17 +23,30 @@ def _add(groups: dict[str, Subparsers]) -> None:
     )
     t.add_argument("--out", metavar="DIR", help="where to save the model (default: the package's beacons/data/model)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same model")
-    t.add_argument("--epochs", type=int, default=6, help="most training epochs; the best count on the dev brands is used for the final fit (default 6)")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=6,
+        help="most training epochs; the best count on the dev brands is used for the final fit (default 6)",
+    )
     t.add_argument("--corpus", metavar="DIR", help="corpus folder (default: the package's beacons/data/corpus)")
-    t.add_argument("--with-feedback", action="store_true", help="also learn from queue corrections (re-routes) stored in the database")
-    t.add_argument("--config", "-c", metavar="FILE", help="config whose database holds the feedback (with --with-feedback)")
+    t.add_argument(
+        "--with-feedback",
+        action="store_true",
+        help="also learn from queue corrections (re-routes) stored in the database",
+    )
+    t.add_argument(
+        "--config", "-c", metavar="FILE", help="config whose database holds the feedback (with --with-feedback)"
+    )
     t.add_argument("--eval", action="store_true", help="print the evaluation on the held-out brands when done")
     e = sub.add_parser(
         "eval",
         help="precision/recall/F1 of the classifier on brands it never saw",
         description="Evaluate a model on the brand-disjoint test split of the corpus.",
     )
-    e.add_argument("--model", metavar="DIR", help="model directory (default: the shipped model); 'rules' for the rules classifier")
+    e.add_argument(
+        "--model", metavar="DIR", help="model directory (default: the shipped model); 'rules' for the rules classifier"
+    )
     e.add_argument("--corpus", metavar="DIR", help="corpus folder (default: the package's)")
     e.add_argument("--split", choices=["test", "dev"], default="test", help="which held-out split (default test)")
     e.add_argument("--format", choices=["table", "json"], default="table")
@@ -68,9 +81,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _feedback(args: argparse.Namespace, corpus: Corpus) -> list[Example]:
     from beacons.cli import load
+    from beacons.queue import feedback_examples
     from beacons.store import Store
 
-    from beacons.queue import feedback_examples
     config = load(args)
     rows = feedback_examples(Store(config.database))
     out = []
@@ -87,7 +100,20 @@ def _feedback(args: argparse.Namespace, corpus: Corpus) -> list[Example]:
                 continue
             corpus.brands[brand] = to_brand(match)
         queue = row["queue"]
-        out.append(Example(f"feedback-{i}", brand, row.get("text") or "", row.get("title"), "feedback", "en", queue, (), True, "neutral" if queue != "advocacy" else "positive"))
+        out.append(
+            Example(
+                f"feedback-{i}",
+                brand,
+                row.get("text") or "",
+                row.get("title"),
+                "feedback",
+                "en",
+                queue,
+                (),
+                True,
+                "neutral" if queue != "advocacy" else "positive",
+            )
+        )
     return out
 
 
@@ -105,7 +131,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         path = find_model(args.model)
         if path is None:
-            print(f"beacons: no trained model at {args.model or 'the package default'}; run `beacons train` first", file=sys.stderr)
+            print(
+                f"beacons: no trained model at {args.model or 'the package default'}; run `beacons train` first",
+                file=sys.stderr,
+            )
             return EXIT_ERROR
         classifier = SpacyClassifier(path)
     examples = examples_in(corpus, split_brands(corpus), args.split)

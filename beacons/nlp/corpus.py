@@ -61,14 +61,22 @@ def load_corpus(folder: str | Path | None = None) -> Corpus:
             industries[b["name"]] = f"{path.stem}:{n // 3}"
     examples: list[Example] = []
     for path in sorted(folder.glob("part-*.jsonl")):
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             d = json.loads(line)
             examples.append(
                 Example(
-                    id=d["id"], brand=d["brand"], text=d["text"], title=d.get("title"), style=d["style"], lang=d.get("lang", "en"),
-                    queue=d["queue"], intents=tuple(d.get("intents") or ()), relevant=bool(d.get("relevant", True)), sentiment=d["sentiment"],
+                    id=d["id"],
+                    brand=d["brand"],
+                    text=d["text"],
+                    title=d.get("title"),
+                    style=d["style"],
+                    lang=d.get("lang", "en"),
+                    queue=d["queue"],
+                    intents=tuple(d.get("intents") or ()),
+                    relevant=bool(d.get("relevant", True)),
+                    sentiment=d["sentiment"],
                 )
             )
     return Corpus(tuple(examples), brands, industries)

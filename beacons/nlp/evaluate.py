@@ -50,7 +50,9 @@ def evaluate(classifier: Classifier, corpus: Corpus, examples: Sequence[Example]
     pred_s = [r.sentiment for r in results]
     queue = per_label(gold_q, pred_q, QUEUES)
     sentiment = per_label(gold_s, pred_s, SENTIMENTS)
-    confusion = {g: {p: sum(1 for a, b in zip(gold_q, pred_q, strict=True) if a == g and b == p) for p in QUEUES} for g in QUEUES}
+    confusion = {
+        g: {p: sum(1 for a, b in zip(gold_q, pred_q, strict=True) if a == g and b == p) for p in QUEUES} for g in QUEUES
+    }
     intents: dict[str, dict[str, float]] = {}
     for label in INTENTS:
         tp = fp = fn = 0
@@ -78,7 +80,9 @@ def evaluate(classifier: Classifier, corpus: Corpus, examples: Sequence[Example]
         "homonym_to_none": round(sum(r.queue == "none" for _, r in homonyms) / max(1, len(homonyms)), 4),
         "homonyms": len(homonyms),
         "intents": intents,
-        "by_style": {k: {"n": len(v), "queue_accuracy": round(sum(v) / len(v), 4)} for k, v in sorted(by_style.items())},
+        "by_style": {
+            k: {"n": len(v), "queue_accuracy": round(sum(v) / len(v), 4)} for k, v in sorted(by_style.items())
+        },
         "by_lang": {k: {"n": len(v), "queue_accuracy": round(sum(v) / len(v), 4)} for k, v in sorted(by_lang.items())},
         "language_detected": dict(Counter(r.lang for r in results).most_common(8)),
         "posts_per_second": round(len(examples) / seconds, 1) if seconds else None,
@@ -86,11 +90,21 @@ def evaluate(classifier: Classifier, corpus: Corpus, examples: Sequence[Example]
     }
 
 
-TARGETS = {"support_f1": 0.92, "advocacy_f1": 0.85, "queue_accuracy": 0.90, "sentiment_macro_f1": 0.80, "homonym_to_none": 0.90}
+TARGETS = {
+    "support_f1": 0.92,
+    "advocacy_f1": 0.85,
+    "queue_accuracy": 0.90,
+    "sentiment_macro_f1": 0.80,
+    "homonym_to_none": 0.90,
+}
 
 
 def format_report(m: dict[str, Any]) -> str:
-    lines = [f"model {m['model']} on {m['examples']} held-out examples from {len(m['brands'])} brands never seen in training", f"brands: {', '.join(m['brands'])}", ""]
+    lines = [
+        f"model {m['model']} on {m['examples']} held-out examples from {len(m['brands'])} brands never seen in training",
+        f"brands: {', '.join(m['brands'])}",
+        "",
+    ]
     lines.append(f"{'queue':10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
     for label, v in m["queue"].items():
         lines.append(f"{label:10} {v['precision']:9.3f} {v['recall']:7.3f} {v['f1']:6.3f} {v['support']:5}")
@@ -103,8 +117,15 @@ def format_report(m: dict[str, Any]) -> str:
     lines += ["", f"{'intent':16} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}"]
     for label, v in m["intents"].items():
         lines.append(f"{label:16} {v['precision']:9.3f} {v['recall']:7.3f} {v['f1']:6.3f} {v['support']:5}")
-    lines += ["", "queue accuracy by source style: " + ", ".join(f"{k} {v['queue_accuracy']:.2f} (n={v['n']})" for k, v in m["by_style"].items())]
-    lines.append("queue accuracy by language: " + ", ".join(f"{k} {v['queue_accuracy']:.2f} (n={v['n']})" for k, v in m["by_lang"].items()))
+    lines += [
+        "",
+        "queue accuracy by source style: "
+        + ", ".join(f"{k} {v['queue_accuracy']:.2f} (n={v['n']})" for k, v in m["by_style"].items()),
+    ]
+    lines.append(
+        "queue accuracy by language: "
+        + ", ".join(f"{k} {v['queue_accuracy']:.2f} (n={v['n']})" for k, v in m["by_lang"].items())
+    )
     lines += ["", f"{'headline':22} {'value':>7} {'target':>7}"]
     for key, target in TARGETS.items():
         mark = "ok" if m[key] >= target else "below"

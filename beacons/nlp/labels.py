@@ -15,5 +15,5 @@ STYLES = ("tweet", "toot", "reddit", "hn", "blog", "news", "review", "forum", "g
 # doc.cats keys: one namespace per component so labels never collide.
 QUEUE_CATS = tuple(f"q:{q}" for q in QUEUES)
 SENTIMENT_CATS = tuple(f"s:{s}" for s in SENTIMENTS)
-INTENT_CATS = tuple(f"i:{i}" for i in INTENTS) + ("relevant",)
+INTENT_CATS = (*tuple(f"i:{i}" for i in INTENTS), "relevant")
 RELEVANCE_CATS = ("r:relevant", "r:other")

@@ -10,7 +10,29 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-LANGUAGES = ("en", "es", "de", "fr", "pt", "it", "nl", "sv", "da", "no", "fi", "pl", "cs", "tr", "ru", "uk", "ja", "zh", "ko", "ar", "id")
+LANGUAGES = (
+    "en",
+    "es",
+    "de",
+    "fr",
+    "pt",
+    "it",
+    "nl",
+    "sv",
+    "da",
+    "no",
+    "fi",
+    "pl",
+    "cs",
+    "tr",
+    "ru",
+    "uk",
+    "ja",
+    "zh",
+    "ko",
+    "ar",
+    "id",
+)
 MIN_CONFIDENCE = 0.6
 _STRIP = re.compile(r"(https?://\S+|[@#]\w+|zz(brand|brandlc|product|handle))")
 
@@ -18,9 +40,68 @@ _STRIP = re.compile(r"(https?://\S+|[@#]\w+|zz(brand|brandlc|product|handle))")
 # Frequent English function words: a post where they are at least a fifth of the
 # words is English, and the slower statistical model is not asked.
 _ENGLISH = frozenset(
-    "the a an and or but i my me we our you your it its is are was were be been have has had do does did not "
-    "no to of in on at for with from this that there they them he she his her just so if can can't don't "
-    "doesn't won't isn't what how why when anyone".split()
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "i",
+        "my",
+        "me",
+        "we",
+        "our",
+        "you",
+        "your",
+        "it",
+        "its",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "have",
+        "has",
+        "had",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "this",
+        "that",
+        "there",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "just",
+        "so",
+        "if",
+        "can",
+        "can't",
+        "don't",
+        "doesn't",
+        "won't",
+        "isn't",
+        "what",
+        "how",
+        "why",
+        "when",
+        "anyone",
+    ]
 )
 _WORD = re.compile(r"[a-z']+")
 

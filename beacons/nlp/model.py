@@ -12,13 +12,15 @@ import spacy
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from beacons.models import Classification, Match, Queue, Sentiment
+from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
 from beacons.nlp.lang import detect
-from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
 from beacons.nlp.mask import model_input
 
 MODEL_DIR = Path(str(resources.files("beacons").joinpath("data/model")))
-VADER_WEIGHT = 0.3  # share of VADER in the sentiment when the model does not record its own (chosen on dev by `beacons train`)
+VADER_WEIGHT = (
+    0.3  # share of VADER in the sentiment when the model does not record its own (chosen on dev by `beacons train`)
+)
 VADER_CHARS = 1_000
 
 
@@ -59,17 +61,23 @@ class SpacyClassifier:
         return self.classify_many([(text, match)])[0]
 
     def classify_many(self, items: Sequence[tuple[str, Match | None]]) -> list[Classification]:
-        compounds = [self._vader.polarity_scores(text[:VADER_CHARS])["compound"] if text.strip() else 0.0 for text, _ in items]
+        compounds = [
+            self._vader.polarity_scores(text[:VADER_CHARS])["compound"] if text.strip() else 0.0 for text, _ in items
+        ]
         # Only posts that name a brand go through the model; the others are queue none.
         todo = [i for i, (text, match) in enumerate(items) if match is not None and text.strip()]
         inputs = {i: model_input(items[i][0], items[i][1], compounds[i]) for i in todo}
-        cats = dict(zip(todo, (doc.cats for doc in self.nlp.pipe([inputs[i] for i in todo], batch_size=256)), strict=True))
+        cats = dict(
+            zip(todo, (doc.cats for doc in self.nlp.pipe([inputs[i] for i in todo], batch_size=256)), strict=True)
+        )
         return [
             self._decide(text, inputs.get(i) or text[:1000].lower(), match, compounds[i], cats.get(i, {}))
             for i, (text, match) in enumerate(items)
         ]
 
-    def _decide(self, text: str, masked: str, match: Match | None, compound: float, cats: dict[str, float]) -> Classification:
+    def _decide(
+        self, text: str, masked: str, match: Match | None, compound: float, cats: dict[str, float]
+    ) -> Classification:
         lang, _ = detect(masked)
         vader = vader_probs(compound)
         w = self.vader_weight if cats else 1.0  # no model output: VADER alone

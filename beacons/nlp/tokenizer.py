@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from spacy.language import Language
-from spacy.util import registry
 from spacy.tokens import Doc
+from spacy.util import registry
 from spacy.vocab import Vocab
 
 TOKEN = re.compile(r"[\w]+(?:['’][\w]+)*|[^\w\s]")

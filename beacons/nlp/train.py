@@ -18,16 +18,16 @@ from typing import Any
 
 import spacy
 from spacy.language import Language
-from spacy.training import Example as SpacyExample
 from spacy.pipeline import TextCategorizer
+from spacy.training import Example as SpacyExample
 from spacy.util import compounding, fix_random_seed, minibatch  # type: ignore[attr-defined]
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from beacons.match import BrandMatcher
 from beacons.nlp.corpus import Corpus, Example, examples_in, load_corpus, split_brands
 from beacons.nlp.labels import INTENT_CATS, INTENTS, QUEUE_CATS, QUEUES, RELEVANCE_CATS, SENTIMENT_CATS, SENTIMENTS
 from beacons.nlp.mask import model_input
 from beacons.nlp.tokenizer import NAME as TOKENIZER
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 COMPONENTS = {
     "textcat_queue": ("textcat", QUEUE_CATS, True),
@@ -61,26 +61,52 @@ CNN_WIDTH = 32
 CNN_DEPTH = 1
 
 
-def build_pipeline(*, ngram_size: int = 2, length: int = 2**17, ensemble: frozenset[str] | set[str] | None = None) -> Language:
+def build_pipeline(
+    *, ngram_size: int = 2, length: int = 2**17, ensemble: frozenset[str] | set[str] | None = None
+) -> Language:
     ensemble = ENSEMBLE if ensemble is None else ensemble
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": TOKENIZER}}})
     for name, (factory, labels, exclusive) in COMPONENTS.items():
-        model: dict[str, Any] = {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": exclusive, "ngram_size": ngram_size, "no_output_layer": False, "length": length}
+        model: dict[str, Any] = {
+            "@architectures": "spacy.TextCatBOW.v3",
+            "exclusive_classes": exclusive,
+            "ngram_size": ngram_size,
+            "no_output_layer": False,
+            "length": length,
+        }
         if name in ensemble:
             model = {
                 "@architectures": "spacy.TextCatEnsemble.v2",
                 "linear_model": model,
                 "tok2vec": {
                     "@architectures": "spacy.Tok2Vec.v2",
-                    "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": CNN_WIDTH, "rows": [4000, 1000, 1000], "attrs": ["NORM", "PREFIX", "SUFFIX"], "include_static_vectors": False},
-                    "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": CNN_WIDTH, "window_size": 1, "maxout_pieces": 3, "depth": CNN_DEPTH},
+                    "embed": {
+                        "@architectures": "spacy.MultiHashEmbed.v2",
+                        "width": CNN_WIDTH,
+                        "rows": [4000, 1000, 1000],
+                        "attrs": ["NORM", "PREFIX", "SUFFIX"],
+                        "include_static_vectors": False,
+                    },
+                    "encode": {
+                        "@architectures": "spacy.MaxoutWindowEncoder.v2",
+                        "width": CNN_WIDTH,
+                        "window_size": 1,
+                        "maxout_pieces": 3,
+                        "depth": CNN_DEPTH,
+                    },
                 },
             }
         component = nlp.add_pipe(factory, name=name, config={"model": model})
         assert isinstance(component, TextCategorizer)  # textcat_multilabel subclasses it
         for label in labels:
             component.add_label(label)
-    nlp.meta.update({"name": MODEL_NAME, "version": MODEL_VERSION, "description": "beacons support/advocacy/none classifier, trained on masked text"})
+    nlp.meta.update(
+        {
+            "name": MODEL_NAME,
+            "version": MODEL_VERSION,
+            "description": "beacons support/advocacy/none classifier, trained on masked text",
+        }
+    )
     return nlp
 
 
@@ -107,7 +133,9 @@ class MatcherCache:
 
 def to_train_texts(examples: Sequence[Example], masker: MatcherCache) -> list[TrainText]:
     return [
-        TrainText(masker.mask(ex), ex.queue, ex.intents, ex.relevant, ex.sentiment, masker.vader(ex), ex.style == "feedback")
+        TrainText(
+            masker.mask(ex), ex.queue, ex.intents, ex.relevant, ex.sentiment, masker.vader(ex), ex.style == "feedback"
+        )
         for ex in examples
     ]
 
@@ -155,7 +183,14 @@ def _textcat(nlp: Language, name: str) -> TextCategorizer:
     return component
 
 
-def _fit(nlp: Language, texts: Sequence[TrainText], epochs: int, dropout: float, seed: int, on_epoch: Callable[[int, dict[str, float]], None]) -> None:
+def _fit(
+    nlp: Language,
+    texts: Sequence[TrainText],
+    epochs: int,
+    dropout: float,
+    seed: int,
+    on_epoch: Callable[[int, dict[str, float]], None],
+) -> None:
     rng = random.Random(seed)
     per_component = {name: _examples(nlp, texts, name) for name in COMPONENTS}
     components = {name: _textcat(nlp, name) for name in COMPONENTS}
@@ -221,7 +256,9 @@ def train(
     dev_ex = examples_in(corpus, split, "dev")
     if limit:
         train_ex, dev_ex = train_ex[:limit], dev_ex[: max(1, limit // 4)]
-    progress(f"corpus: {len(corpus.examples)} examples, {len(corpus.brands)} brands; train {len(train_ex)}, dev {len(dev_ex)}, test brands held out")
+    progress(
+        f"corpus: {len(corpus.examples)} examples, {len(corpus.brands)} brands; train {len(train_ex)}, dev {len(dev_ex)}, test brands held out"
+    )
     train_texts = to_train_texts(train_ex, masker)
     dev_texts = to_train_texts(dev_ex, masker)
 
@@ -232,7 +269,9 @@ def train(
     def report(epoch: int, losses: dict[str, float]) -> None:
         scores.append(_dev_score(nlp, dev_texts))
         loss_text = " ".join(f"{k.replace('textcat_', '')}={v:.2f}" for k, v in losses.items())
-        progress(f"epoch {epoch:2d}/{epochs}  loss {loss_text}  dev accuracy {scores[-1]:.3f}  ({time.monotonic() - started:.0f}s)")
+        progress(
+            f"epoch {epoch:2d}/{epochs}  loss {loss_text}  dev accuracy {scores[-1]:.3f}  ({time.monotonic() - started:.0f}s)"
+        )
 
     _fit(nlp, train_texts, epochs, dropout, seed, report)
     best_epoch = max(range(len(scores)), key=lambda i: (scores[i], -i)) + 1
@@ -243,11 +282,24 @@ def train(
         progress(f"refitting on train + dev ({len(train_texts) + len(dev_texts)} examples) for {best_epoch} epoch(s)")
         fix_random_seed(seed)
         nlp = build_pipeline()
-        _fit(nlp, [*train_texts, *dev_texts], best_epoch, dropout, seed, lambda e, l: progress(f"refit epoch {e}/{best_epoch}"))
+        _fit(
+            nlp,
+            [*train_texts, *dev_texts],
+            best_epoch,
+            dropout,
+            seed,
+            lambda e, _loss: progress(f"refit epoch {e}/{best_epoch}"),
+        )
     info = {
-        "seed": seed, "epochs": epochs, "best_epoch": best_epoch, "vader_weight": vader_weight, "dev_score": round(scores[best_epoch - 1], 4),
-        "train_examples": len(train_ex) + (len(dev_ex) if refit else 0), "dev_examples": len(dev_ex),
-        "test_brands": sorted(b for b, p in split.items() if p == "test"), "seconds": round(time.monotonic() - started, 1),
+        "seed": seed,
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "vader_weight": vader_weight,
+        "dev_score": round(scores[best_epoch - 1], 4),
+        "train_examples": len(train_ex) + (len(dev_ex) if refit else 0),
+        "dev_examples": len(dev_ex),
+        "test_brands": sorted(b for b, p in split.items() if p == "test"),
+        "seconds": round(time.monotonic() - started, 1),
     }
     nlp.meta["beacons_training"] = info
     if out_dir is not None:

@@ -11,7 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from beacons.models import QUEUES, STATUSES
-from beacons.queue import QueueFilter, add_note, claim, dismiss, get_detail, list_entries, metric_counts, reroute, resolve, version
+from beacons.queue import (
+    QueueFilter,
+    add_note,
+    claim,
+    dismiss,
+    get_detail,
+    list_entries,
+    metric_counts,
+    reroute,
+    resolve,
+    version,
+)
 from beacons.web.server import HTTPError, Request, Response, safe_next
 
 if TYPE_CHECKING:
@@ -67,7 +78,9 @@ def act(app: App, req: Request) -> Response:
     note = data.get("note") or None
     with app.store() as store:
         if action == "claim":
-            result: dict[str, Any] = {"beacon": claim(store, beacon_id, by, assignee=data.get("assignee") or None).to_json()}
+            result: dict[str, Any] = {
+                "beacon": claim(store, beacon_id, by, assignee=data.get("assignee") or None).to_json()
+            }
         elif action == "resolve":
             result = {"beacon": resolve(store, beacon_id, by, note=note).to_json()}
         elif action == "dismiss":
@@ -77,7 +90,9 @@ def act(app: App, req: Request) -> Response:
         elif action == "note":
             result = {"note": add_note(store, beacon_id, by, data.get("text"))}
         else:
-            raise HTTPError(404, "not_found", f"unknown action {action!r}; use claim, resolve, dismiss, reroute or note")
+            raise HTTPError(
+                404, "not_found", f"unknown action {action!r}; use claim, resolve, dismiss, reroute or note"
+            )
     if req.is_form and req.wants_html:
         return Response.redirect(safe_next(data.get("next"), f"/beacons/{beacon_id}"))
     return Response.json(result, 201 if action == "note" else 200)
@@ -119,7 +134,10 @@ def metrics(app: App, req: Request) -> Response:
     ):
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         lines += [f'{name}{{source="{_label(r[0])}"}} {r[col]}' for r in sources]
-    lines += ["# HELP beacons_alert_backlog Alerts not yet sent, by channel and status.", "# TYPE beacons_alert_backlog gauge"]
+    lines += [
+        "# HELP beacons_alert_backlog Alerts not yet sent, by channel and status.",
+        "# TYPE beacons_alert_backlog gauge",
+    ]
     lines += [f'beacons_alert_backlog{{channel="{_label(c)}",status="{_label(s)}"}} {n}' for c, s, n in rows["outbox"]]
     return Response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4; charset=utf-8")
 

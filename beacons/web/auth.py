@@ -112,7 +112,9 @@ class Auth:
         return None
 
     def csrf_token(self, identity: Identity) -> str:
-        return hmac.new(self.secret, b"csrf|" + (identity.session or "loopback").encode(), hashlib.sha256).hexdigest()[:40]
+        return hmac.new(self.secret, b"csrf|" + (identity.session or "loopback").encode(), hashlib.sha256).hexdigest()[
+            :40
+        ]
 
     def same_site(self, headers: Mapping[str, str]) -> bool:
         """False when the browser says the request came from another site."""

@@ -20,7 +20,12 @@ def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentP
         description="Serve the support and advocacy queues as a web page (/) and a JSON API (/api/beacons, /openapi.json). "
         "Needs serve.tokens, or serve.auth: none-on-loopback for a personal install.",
     )
-    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)")
+    p.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="config file (default: $BEACONS_CONFIG, ./config.yaml, then the packaged default)",
+    )
     p.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: serve.port, 8080)")
 
@@ -33,7 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve = config.serve
     overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     server = WebServer(config, replace(serve, **overrides) if overrides else serve)
-    print(f"beacons: serving the queue on {server.url}/ (API: {server.url}/api/beacons); Ctrl-C to stop", file=sys.stderr)
+    print(
+        f"beacons: serving the queue on {server.url}/ (API: {server.url}/api/beacons); Ctrl-C to stop", file=sys.stderr
+    )
 
     def stop(signum: int, frame: Any) -> None:
         threading.Thread(target=server.httpd.shutdown, daemon=True).start()

@@ -58,19 +58,33 @@ class ServeConfig:
         if not 0 <= self.port <= 65535:
             problems.append(("port", f"must be 0..65535, got {self.port}"))
         if self.auth == "none-on-loopback" and not is_loopback(self.host):
-            problems.append(("auth", f"none-on-loopback needs a loopback host: (127.0.0.1, ::1 or localhost), got {self.host!r}"))
+            problems.append(
+                ("auth", f"none-on-loopback needs a loopback host: (127.0.0.1, ::1 or localhost), got {self.host!r}")
+            )
         if self.auth == "token":
             if require_tokens and not self.tokens:
-                problems.append(("tokens", 'at least one token is required when auth is token, e.g. tokens: ["${BEACONS_TOKEN}"] '
-                                 "(or auth: none-on-loopback for a personal install on 127.0.0.1)"))
+                problems.append(
+                    (
+                        "tokens",
+                        'at least one token is required when auth is token, e.g. tokens: ["${BEACONS_TOKEN}"] '
+                        "(or auth: none-on-loopback for a personal install on 127.0.0.1)",
+                    )
+                )
             for i, token in enumerate(self.tokens):
                 if len(token.strip()) < MIN_TOKEN_CHARS:
-                    problems.append((f"tokens[{i}]", f"is shorter than {MIN_TOKEN_CHARS} characters; make one with "
-                                     "python -c 'import secrets; print(secrets.token_urlsafe(32))'"))
+                    problems.append(
+                        (
+                            f"tokens[{i}]",
+                            f"is shorter than {MIN_TOKEN_CHARS} characters; make one with "
+                            "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                        )
+                    )
         if self.public_url is not None:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                problems.append(("public_url", f"expected an http(s) URL like https://beacons.example.com, got {self.public_url!r}"))
+                problems.append(
+                    ("public_url", f"expected an http(s) URL like https://beacons.example.com, got {self.public_url!r}")
+                )
         if self.refresh < 1:
             problems.append(("refresh", f"must be at least 1s, got {self.refresh:g}s"))
         if not 1 <= self.page_size <= 500:

@@ -16,35 +16,69 @@ _INT = {"type": "integer"}
 
 BEACON = {
     "type": "object",
-    "required": ["id", "queue", "status", "priority", "brand", "title", "text", "source", "sentiment", "thread_id", "related"],
+    "required": [
+        "id",
+        "queue",
+        "status",
+        "priority",
+        "brand",
+        "title",
+        "text",
+        "source",
+        "sentiment",
+        "thread_id",
+        "related",
+    ],
     "properties": {
         "id": _INT,
         "queue": {"enum": ["support", "advocacy", "none"]},
         "status": {"enum": ["new", "claimed", "resolved", "dismissed"]},
         "priority": {"type": "integer", "minimum": 0, "maximum": 100},
-        "brand": _NSTR, "product": _NSTR, "team": _NSTR, "assignee": _NSTR,
-        "title": _STR, "text": _STR, "url": _NSTR, "source": _STR, "author": _NSTR,
-        "published_at": _NSTR, "fetched_at": _NSTR, "created_at": _NSTR, "updated_at": _NSTR,
+        "brand": _NSTR,
+        "product": _NSTR,
+        "team": _NSTR,
+        "assignee": _NSTR,
+        "title": _STR,
+        "text": _STR,
+        "url": _NSTR,
+        "source": _STR,
+        "author": _NSTR,
+        "published_at": _NSTR,
+        "fetched_at": _NSTR,
+        "created_at": _NSTR,
+        "updated_at": _NSTR,
         "sentiment": {"enum": ["negative", "neutral", "positive"]},
         "sentiment_score": {"type": "number"},
         "is_beacon": {"type": "boolean"},
         "scores": {"type": "object", "additionalProperties": {"type": "number"}},
         "reason": _STR,
         "author_reach": {"type": ["integer", "null"]},
-        "thread_id": {**_INT, "description": "the first beacon of the thread this one belongs to (its own id when alone)"},
+        "thread_id": {
+            **_INT,
+            "description": "the first beacon of the thread this one belongs to (its own id when alone)",
+        },
         "related": {**_INT, "description": "other beacons in the thread, counted on its first beacon"},
     },
 }
 EVENT = {
     "type": "object",
-    "properties": {k: _NSTR for k in ("at", "actor", "action", "from_status", "to_status", "from_queue", "to_queue", "assignee", "detail")}
+    "properties": {
+        k: _NSTR
+        for k in ("at", "actor", "action", "from_status", "to_status", "from_queue", "to_queue", "assignee", "detail")
+    }
     | {"id": _INT, "beacon_id": _INT},
 }
 NOTE = {"type": "object", "properties": {"id": _INT, "at": _STR, "author": _STR, "text": _STR}}
 ERROR = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": _STR, "message": _STR, "status": _STR, "assignee": _NSTR}}},
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": _STR, "message": _STR, "status": _STR, "assignee": _NSTR},
+        }
+    },
 }
 
 
@@ -57,7 +91,13 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "invalid input", 401: "no valid token", 403: "CSRF check failed", 404: "no such beacon", 409: "the beacon's state does not allow it (someone else was first)"}
+    text = {
+        400: "invalid input",
+        401: "no valid token",
+        403: "CSRF check failed",
+        404: "no such beacon",
+        409: "the beacon's state does not allow it (someone else was first)",
+    }
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
 
 
@@ -82,44 +122,142 @@ def document(public_url: str | None = None) -> dict[str, Any]:
     beacon_result = {"type": "object", "properties": {"beacon": _ref("Beacon")}}
     note_text = {"type": "string", "maxLength": 5000}
     query = [
-        {"name": "queue", "in": "query", "schema": {"enum": ["support", "advocacy", "none", "all"]}, "description": "default: support and advocacy"},
-        {"name": "status", "in": "query", "schema": {"enum": ["new", "claimed", "resolved", "dismissed", "open"]}, "description": "open = new or claimed; default: all"},
+        {
+            "name": "queue",
+            "in": "query",
+            "schema": {"enum": ["support", "advocacy", "none", "all"]},
+            "description": "default: support and advocacy",
+        },
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {"enum": ["new", "claimed", "resolved", "dismissed", "open"]},
+            "description": "open = new or claimed; default: all",
+        },
         {"name": "brand", "in": "query", "schema": _STR},
         {"name": "product", "in": "query", "schema": _STR},
         {"name": "team", "in": "query", "schema": _STR},
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
         {"name": "cursor", "in": "query", "schema": _STR, "description": "next_cursor from the previous page"},
-        {"name": "threads", "in": "query", "schema": {"type": "boolean", "default": True}, "description": "false: list every beacon of a thread"},
+        {
+            "name": "threads",
+            "in": "query",
+            "schema": {"type": "boolean", "default": True},
+            "description": "false: list every beacon of a thread",
+        },
     ]
     paths: dict[str, Any] = {
-        "/api/beacons": {"get": {"summary": "Beacons, highest priority first; a thread shows as its first beacon", "operationId": "listBeacons",
-                                 "parameters": query,
-                                 "responses": {"200": _json({"type": "object", "properties": {"beacons": {"type": "array", "items": _ref("Beacon")}, "next_cursor": _NSTR}}), **_errors(400, 401)}}},
-        "/api/beacons/{id}": {"get": {"summary": "One beacon with its notes, history and thread", "operationId": "getBeacon",
-                                      "parameters": [{"name": "id", "in": "path", "required": True, "schema": _INT}],
-                                      "responses": {"200": _json({"allOf": [_ref("Beacon"), {"type": "object", "properties": {
-                                          "notes": {"type": "array", "items": _ref("Note")}, "history": {"type": "array", "items": _ref("Event")},
-                                          "thread": {"type": "array", "items": {"type": "object"}}}}]}), **_errors(401, 404)}}},
-        "/api/beacons/{id}/claim": _action("claim", "new -> claimed; exactly one of two concurrent claims wins (the other gets 409)",
-                                           _body([], assignee={"type": "string", "description": "default: by"}), beacon_result),
-        "/api/beacons/{id}/resolve": _action("resolve", "new or claimed -> resolved", _body([], note=note_text), beacon_result),
-        "/api/beacons/{id}/dismiss": _action("dismiss", "new or claimed -> dismissed", _body([], note=note_text), beacon_result),
-        "/api/beacons/{id}/reroute": _action("reroute", "Move to another queue; stored as a training label",
-                                             _body(["queue"], queue={"enum": ["support", "advocacy", "none"]}, note=note_text), beacon_result),
-        "/api/beacons/{id}/note": _action("note", "Add a note", _body(["text"], text=note_text), {"type": "object", "properties": {"note": _ref("Note")}}, "201"),
-        "/api/version": {"get": {"summary": "A value that changes when beacons arrive or change (the page polls it)", "operationId": "getVersion",
-                                 "responses": {"200": _json({"type": "object", "properties": {"version": _STR}}), **_errors(401)}}},
-        "/openapi.json": {"get": {"summary": "This document", "operationId": "getOpenAPI", "responses": {"200": _json({"type": "object"})}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics: beacons by queue and status, polls and errors per source, alert backlog", "operationId": "getMetrics",
-                             "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": _STR}}}, **_errors(401)}}},
-        "/healthz": {"get": {"summary": "Liveness and database check (no token needed)", "operationId": "getHealth", "security": [],
-                             "responses": {"200": _json({"type": "object", "properties": {"status": {"const": "ok"}}}),
-                                           "503": _json({"type": "object", "properties": {"status": {"const": "error"}}}, "database unavailable")}}},
+        "/api/beacons": {
+            "get": {
+                "summary": "Beacons, highest priority first; a thread shows as its first beacon",
+                "operationId": "listBeacons",
+                "parameters": query,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"beacons": {"type": "array", "items": _ref("Beacon")}, "next_cursor": _NSTR},
+                        }
+                    ),
+                    **_errors(400, 401),
+                },
+            }
+        },
+        "/api/beacons/{id}": {
+            "get": {
+                "summary": "One beacon with its notes, history and thread",
+                "operationId": "getBeacon",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": _INT}],
+                "responses": {
+                    "200": _json(
+                        {
+                            "allOf": [
+                                _ref("Beacon"),
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "notes": {"type": "array", "items": _ref("Note")},
+                                        "history": {"type": "array", "items": _ref("Event")},
+                                        "thread": {"type": "array", "items": {"type": "object"}},
+                                    },
+                                },
+                            ]
+                        }
+                    ),
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/api/beacons/{id}/claim": _action(
+            "claim",
+            "new -> claimed; exactly one of two concurrent claims wins (the other gets 409)",
+            _body([], assignee={"type": "string", "description": "default: by"}),
+            beacon_result,
+        ),
+        "/api/beacons/{id}/resolve": _action(
+            "resolve", "new or claimed -> resolved", _body([], note=note_text), beacon_result
+        ),
+        "/api/beacons/{id}/dismiss": _action(
+            "dismiss", "new or claimed -> dismissed", _body([], note=note_text), beacon_result
+        ),
+        "/api/beacons/{id}/reroute": _action(
+            "reroute",
+            "Move to another queue; stored as a training label",
+            _body(["queue"], queue={"enum": ["support", "advocacy", "none"]}, note=note_text),
+            beacon_result,
+        ),
+        "/api/beacons/{id}/note": _action(
+            "note",
+            "Add a note",
+            _body(["text"], text=note_text),
+            {"type": "object", "properties": {"note": _ref("Note")}},
+            "201",
+        ),
+        "/api/version": {
+            "get": {
+                "summary": "A value that changes when beacons arrive or change (the page polls it)",
+                "operationId": "getVersion",
+                "responses": {"200": _json({"type": "object", "properties": {"version": _STR}}), **_errors(401)},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "getOpenAPI",
+                "responses": {"200": _json({"type": "object"})},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics: beacons by queue and status, polls and errors per source, alert backlog",
+                "operationId": "getMetrics",
+                "responses": {
+                    "200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": _STR}}},
+                    **_errors(401),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness and database check (no token needed)",
+                "operationId": "getHealth",
+                "security": [],
+                "responses": {
+                    "200": _json({"type": "object", "properties": {"status": {"const": "ok"}}}),
+                    "503": _json(
+                        {"type": "object", "properties": {"status": {"const": "error"}}}, "database unavailable"
+                    ),
+                },
+            }
+        },
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "beacons queue API", "version": __version__,
-                 "description": "Read and work the support and advocacy queues. Send Authorization: Bearer <token> (serve.tokens)."},
+        "info": {
+            "title": "beacons queue API",
+            "version": __version__,
+            "description": "Read and work the support and advocacy queues. Send Authorization: Bearer <token> (serve.tokens).",
+        },
         "servers": [{"url": public_url or "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
         "paths": paths,

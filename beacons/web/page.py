@@ -116,8 +116,12 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text)
-        self.static = {p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()}
-        self.env.globals["asset"] = lambda name: f"/static/{name}?v={hashlib.sha256(self.static[name]).hexdigest()[:12]}"
+        self.static = {
+            p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()
+        }
+        self.env.globals["asset"] = lambda name: (
+            f"/static/{name}?v={hashlib.sha256(self.static[name]).hexdigest()[:12]}"
+        )
 
     def render(self, req: Request, template: str, status: int = 200, **context: Any) -> Response:
         identity = req.identity
@@ -128,8 +132,12 @@ class Pages:
         return Response.html(self.env.get_template(template).render(**context), status)
 
     def login(self, req: Request, *, status: int = 200, message: str | None = None) -> Response:
-        next_path = safe_next(req.query.get("next") or (req.path if req.method == "GET" and req.path != "/login" else None))
-        return self.render(req, "login.html", status, needs_token=self.app.auth.needs_token, message=message, next=next_path)
+        next_path = safe_next(
+            req.query.get("next") or (req.path if req.method == "GET" and req.path != "/login" else None)
+        )
+        return self.render(
+            req, "login.html", status, needs_token=self.app.auth.needs_token, message=message, next=next_path
+        )
 
     def not_found(self, req: Request) -> Response:
         return self.render(req, "message.html", 404, title="Not found", message=f"There is nothing at {req.path}.")
@@ -138,7 +146,9 @@ class Pages:
 def _needs_name(req: Request) -> Response | None:
     """Loopback users without a session are asked for a name first, so the history says who did what."""
     if req.identity is not None and req.identity.via == "loopback":
-        return Response.redirect("/login?" + urlencode({"next": req.path + ("?" + urlencode(req.query) if req.query else "")}))
+        return Response.redirect(
+            "/login?" + urlencode({"next": req.path + ("?" + urlencode(req.query) if req.query else "")})
+        )
     return None
 
 
@@ -150,22 +160,48 @@ def board(app: App, req: Request) -> Response:
     status = q.get("status", "open")
     if status not in (*STATUS_FILTERS, "all"):
         raise HTTPError(400, "invalid", f"status: expected one of {', '.join(STATUS_FILTERS)}, all")
-    filters = {"brand": q.get("brand", ""), "product": q.get("product", ""), "team": q.get("team", ""), "status": status}
+    filters = {
+        "brand": q.get("brand", ""),
+        "product": q.get("product", ""),
+        "team": q.get("team", ""),
+        "status": status,
+    }
     only = q.get("queue") if q.get("queue") in ("support", "advocacy") else None
     columns = []
     with app.store() as store:
         counts = store.counts()
-        for queue in ([only] if only else ["support", "advocacy"]):
-            f = QueueFilter(queue, None if status == "all" else status, filters["brand"] or None, filters["product"] or None,
-                            filters["team"] or None, app.serve.page_size, q.get("cursor") if only else None)
+        for queue in [only] if only else ["support", "advocacy"]:
+            f = QueueFilter(
+                queue,
+                None if status == "all" else status,
+                filters["brand"] or None,
+                filters["product"] or None,
+                filters["team"] or None,
+                app.serve.page_size,
+                q.get("cursor") if only else None,
+            )
             page = list_entries(store, f, grouping=app.config.routing.grouping)
-            more = "/?" + urlencode({**{k: v for k, v in filters.items() if v}, "queue": queue, "cursor": page.next_cursor}) if page.next_cursor else None
+            more = (
+                "/?"
+                + urlencode({**{k: v for k, v in filters.items() if v}, "queue": queue, "cursor": page.next_cursor})
+                if page.next_cursor
+                else None
+            )
             per = {s: counts.get(f"{queue}/{s}", 0) for s in ("new", "claimed")}
             columns.append(Column(queue, page.entries, more, per))
         options, current = facets(store), version(store)
     here = req.path + ("?" + urlencode(q) if q else "")
-    return app.pages.render(req, "board.html", columns=columns, filters=filters, options=options, statuses=(*STATUS_FILTERS, "all"),
-                            only=only, version=current, here=here)
+    return app.pages.render(
+        req,
+        "board.html",
+        columns=columns,
+        filters=filters,
+        options=options,
+        statuses=(*STATUS_FILTERS, "all"),
+        only=only,
+        version=current,
+        here=here,
+    )
 
 
 def beacon_page(app: App, req: Request) -> Response:
@@ -214,7 +250,7 @@ def logout(app: App, req: Request) -> Response:
 def static(app: App, req: Request) -> Response:
     name = req.params["name"]
     body = app.pages.static.get(name)
-    suffix = name[name.rfind("."):] if "." in name else ""
+    suffix = name[name.rfind(".") :] if "." in name else ""
     if body is None or suffix not in STATIC_TYPES:
         raise HTTPError(404, "not_found", f"no static file {name}")
     return Response(200, body, STATIC_TYPES[suffix], [("Cache-Control", "public, max-age=86400")])

@@ -32,8 +32,11 @@ from beacons.web.config import ServeConfig
 log = get_logger("beacons.web")
 
 SECURITY_HEADERS = (
-    ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on our own form posts,
@@ -155,7 +158,19 @@ class App:
         self.pages = page.Pages(self)
         self.routes: list[RouteSpec] = []
         for method, template, handler, kind in [*api.ROUTES, *page.ROUTES]:
-            regex = "^" + re.sub(r"\{(\w+)\}", lambda m: r"(?P<" + m.group(1) + r">[0-9]+)" if m.group(1) == "id" else r"(?P<" + m.group(1) + r">[\w.-]+)", template) + "$"
+            regex = (
+                "^"
+                + re.sub(
+                    r"\{(\w+)\}",
+                    lambda m: (
+                        r"(?P<" + m.group(1) + r">[0-9]+)"
+                        if m.group(1) == "id"
+                        else r"(?P<" + m.group(1) + r">[\w.-]+)"
+                    ),
+                    template,
+                )
+                + "$"
+            )
             self.routes.append(RouteSpec(method, re.compile(regex), handler, kind, template))
 
     @contextmanager
@@ -209,7 +224,10 @@ class App:
         except BeaconNotFound as exc:
             return error(404, "not_found", str(exc))
         except TransitionConflict as exc:
-            return Response.json({"error": {"code": "conflict", "message": str(exc), "status": exc.status, "assignee": exc.assignee}}, 409)
+            return Response.json(
+                {"error": {"code": "conflict", "message": str(exc), "status": exc.status, "assignee": exc.assignee}},
+                409,
+            )
         except StoreError as exc:
             log.error("http.store_error", path=req.path, error=str(exc))
             return error(503, "unavailable", "the database is busy or unavailable; try again")
@@ -251,11 +269,22 @@ def _make_handler(app: App) -> type[BaseHTTPRequestHandler]:
                 try:
                     resp = app.handle(req)
                 except Exception as exc:  # the request boundary: a bug answers 500 and is logged, the server goes on
-                    log.exception("http.request", method=self.command, path=parts.path, status=500, error=f"{type(exc).__name__}: {exc}")
+                    log.exception(
+                        "http.request",
+                        method=self.command,
+                        path=parts.path,
+                        status=500,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
                     resp = error(500, "internal", "internal error; see the server log")
             self._send(resp)
             status = resp.status
-            fields = {"method": self.command, "path": parts.path, "status": status, "ms": round((time.monotonic() - started) * 1000, 1)}
+            fields = {
+                "method": self.command,
+                "path": parts.path,
+                "status": status,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+            }
             if status >= 500:
                 log.error("http.request", **fields)
             elif status in (401, 403) or (self.command != "GET" and status >= 400):
@@ -312,7 +341,9 @@ class WebServer:
 
     def start(self, *, poll_interval: float = 0.5) -> None:
         """Serve from a background thread; ``stop`` returns within ``poll_interval`` seconds."""
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": poll_interval}, name="beacons-web", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": poll_interval}, name="beacons-web", daemon=True
+        )
         self._thread.start()
         log.info("serve.started", url=self.url, auth=self.app.serve.auth, database=self.app.config.database)
 
