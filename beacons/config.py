@@ -239,6 +239,10 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
             kwargs[key] = result
     kwargs["sources"] = _build_sources(data.get("sources"), problems)
     _check_brands(kwargs.get("brands", ()), problems)
+    if "brands" in data and isinstance(data["brands"], list) and not data["brands"]:
+        problems.append(
+            Problem("brands", "is empty: every post would be dropped for naming no brand; list at least one brand")
+        )
     _check_alerts(kwargs.get("alerts", ()), problems)
     _check_routing(kwargs.get("routing"), kwargs.get("brands", ()), kwargs["sources"], problems)
     if isinstance(kwargs.get("serve"), ServeConfig):

@@ -68,6 +68,9 @@ def check_config(path: str | None) -> tuple[Config | None, list[Check]]:
     checks = [Check("config", "ok", detail)]
     if not config.sources:
         checks.append(Check("config", "warn", "no sources: add at least one under sources:"))
+    if not config.brands:
+        # Matching needs a brand: with none, every fetched post is dropped for naming no brand.
+        checks.append(Check("config", "fail", "no brands: every post would be dropped; add at least one under brands:"))
     return config, checks
 
 

@@ -247,3 +247,9 @@ def test_config_lone_string_is_a_one_item_list() -> None:
         env={},
     )
     assert config.brands[0].aliases == ("Acme Corp",)
+
+
+def test_config_an_empty_brands_list_is_an_error() -> None:
+    # An empty list used to load, and every fetched post was then dropped for naming no brand.
+    problems = problems_of({**GOOD, "sources": GOOD["sources"][:2], "brands": []})
+    assert problems == ["brands: is empty: every post would be dropped for naming no brand; list at least one brand"]

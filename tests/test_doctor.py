@@ -224,3 +224,13 @@ def test_deploy_dockerfile_has_required_instructions() -> None:
     cmd = next(arg for op, arg in reversed(instructions) if op.upper() == "CMD")
     assert json.loads(cmd) == ["beacons", "run", "--config", "/config/config.yaml"]
     assert ops.index("USER") < ops.index("CMD")
+
+
+def test_doctor_fails_when_no_brand_is_configured(
+    write_config: WriteConfig, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config({"classifier": {"model": "rules"}, "database": str(db_path)})
+    code, report = doctor(capsys, "--config", str(cfg), "--no-sources")
+    fails = [c["detail"] for c in report["checks"] if c["status"] == "fail"]
+    assert code == 1
+    assert any("no brands" in d for d in fails), fails
