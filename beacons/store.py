@@ -11,6 +11,7 @@ transaction.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -151,6 +152,19 @@ class BeaconFilter:
     after_id: int | None = None  # cursor for paging: beacons ordered by priority then id
 
 
+def create_private(path: str) -> None:
+    """Create a new database file readable by its owner only (0600).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the permissions of the database file, so they are private too.
+    An existing file keeps its mode: an operator who wants a group to read it runs ``chmod`` once.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class Store:
     """The SQLite file. One instance per thread; every method is one short transaction."""
 
@@ -159,6 +173,7 @@ class Store:
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                create_private(self.path)
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -213,3 +214,24 @@ def test_store_sqlite_is_real_file(db_path: Path, store: Store) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT COUNT(*) FROM mentions").fetchone()[0] == 1
     conn.close()
+
+
+def test_store_creates_the_database_and_its_wal_files_private(tmp_path: Path) -> None:
+    path = tmp_path / "private.db"
+    store = Store(path)
+    try:
+        with store.transaction() as conn:  # a write creates the -wal file; WAL mode has created -shm
+            conn.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+        made = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+        assert path in made and len(made) >= 2
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == {p.name: 0o600 for p in made}
+    finally:
+        store.close()
+
+
+def test_store_keeps_the_mode_an_operator_gave_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    Store(path).close()
+    path.chmod(0o640)
+    Store(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
