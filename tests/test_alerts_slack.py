@@ -222,3 +222,30 @@ def test_alerts_slack_system_messages_are_escaped(kind: str, data: dict[str, Any
     if kind == "incident" and data["state"] == "open":
         flat = json.dumps(body, ensure_ascii=False)
         assert "*60* support beacons in the last 1h" in flat and "…and 59 more" in flat
+
+
+def test_alerts_slack_broadcast_words_in_post_text_notify_no_one(tmp_path: Path) -> None:
+    shout = "@channel @here @everyone @Channel"
+    body, _ = send_slack(tmp_path, title=f"Acme RouterX {shout}", text=f"Acme RouterX down {shout}", author="@here")
+    payload = json.dumps(body, ensure_ascii=False)
+    assert not re.search(r"@(channel|here|everyone)\b", payload, re.IGNORECASE), payload
+    assert "@\u2060channel" in payload and "@\u2060everyone" in payload  # still readable as text
+    objects: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                objects.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(body)
+    assert objects and all(o.get("verbatim") is True for o in objects)
+
+
+def test_alerts_slack_escape_neutralises_broadcasts_only_as_words() -> None:
+    assert escape("mail me at ops@channelpartner.example") == "mail me at ops@channelpartner.example"
+    assert escape("hey @here!") == "hey @\u2060here!"

@@ -22,9 +22,18 @@ _LINK_UNSAFE = re.compile(r"[<>|\s\"'`]")
 _EMOJI = {"support": ":sos:", "advocacy": ":star2:"}
 
 
+_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+WORD_JOINER = "\u2060"  # invisible: "@\u2060channel" reads as @channel but is no mention
+
+
 def escape(text: str | None) -> str:
-    """Post text as inert mrkdwn: only &, < and > are escaped, as Slack asks."""
-    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Post text as inert mrkdwn: &, < and > escaped, as Slack asks, and @channel/@here/@everyone neutralised.
+
+    Every mrkdwn object is also sent with ``verbatim: true`` so Slack does not auto-parse mentions; the word
+    joiner covers the top-level ``text`` fallback (used for notifications), which takes no ``verbatim``.
+    """
+    out = (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub(lambda m: f"@{WORD_JOINER}{m.group(1)}", out)
 
 
 def link(url: str | None, label: str) -> str:
@@ -54,11 +63,11 @@ def _header(text: str) -> dict[str, Any]:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, 3000)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, 3000), "verbatim": True}}
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, 3000)}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, 3000), "verbatim": True}]}
 
 
 def _links(b: BeaconCard) -> str:
@@ -79,7 +88,9 @@ def _beacon_blocks(b: BeaconCard) -> list[dict[str, Any]]:
     return [
         {
             "type": "section",
-            "fields": [{"type": "mrkdwn", "text": cut(f"*{k}*\n{escape(v)}", 2000)} for k, v in fields],
+            "fields": [
+                {"type": "mrkdwn", "text": cut(f"*{k}*\n{escape(v)}", 2000), "verbatim": True} for k, v in fields
+            ],
         },
         _section("> " + highlighted(b.excerpt)),
         _context(_links(b)),
