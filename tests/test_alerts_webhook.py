@@ -22,16 +22,20 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "readme" / "alerts.md"
 SECRET = "s3cret-signing-key-0123456789"
 
 
-def readme_verifier() -> Callable[..., bool]:
+def readme_recipe(name: str = "verify_beacons_signature") -> Callable[..., Any]:
     text = DOC.read_text(encoding="utf-8")
     section = text[text.index("#### Verifying the signature") :]
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert code, "the README must show the verification snippet"
     namespace: dict[str, Any] = {}
     exec(compile(code.group(1), "README snippet", "exec"), namespace)
-    fn = namespace["verify_beacons_signature"]
+    fn = namespace[name]
     assert callable(fn)
     return fn  # type: ignore[no-any-return]
+
+
+def readme_verifier() -> Callable[..., bool]:
+    return readme_recipe("verify_beacons_signature")
 
 
 def send_one(tmp_path: Path) -> tuple[Received, int]:
@@ -116,3 +120,16 @@ def test_alerts_webhook_readme_example_is_valid_json() -> None:
 def test_alerts_webhook_verify_rejects_malformed_headers(header: str) -> None:
     assert not verify(SECRET, b"{}", header)
     assert not readme_verifier()(SECRET, b"{}", header)
+
+
+def test_alerts_webhook_readme_receiver_deduplicates_on_the_signed_id_not_the_header(tmp_path: Path) -> None:
+    receive = readme_recipe("receive_beacons_alert")
+    req, _ = send_one(tmp_path)
+    seen: set[str] = set()
+    headers = dict(req.headers)
+    assert receive(SECRET, req.body, headers, seen) == 200
+    assert seen == {req.json["id"]}
+    # A replay of the same signed body with another Idempotency-Key is still the same alert.
+    replay = {**headers, "Idempotency-Key": "attacker-chosen-key"}
+    assert receive(SECRET, req.body, replay, seen) == 200 and seen == {req.json["id"]}
+    assert receive(SECRET, req.body.replace(b"RouterX", b"RouterY", 1), headers, seen) == 400
