@@ -16,6 +16,7 @@ from typing import Protocol
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from beacons.errors import ConfigError, Problem
 from beacons.models import Classification, Match, Queue, Sentiment
 
 SENTIMENT_CHARS = 2_000  # VADER reads the opening of a long post; the tone is set early
@@ -176,14 +177,24 @@ def load_classifier(
 
     found = nlp.find_model(None if model == "auto" else model)
     if found is not None:
-        return nlp.SpacyClassifier(
-            found,
-            support_threshold=support_threshold,
-            advocacy_threshold=advocacy_threshold,
-            relevance_threshold=relevance_threshold,
-        )
+        try:
+            return nlp.SpacyClassifier(
+                found,
+                support_threshold=support_threshold,
+                advocacy_threshold=advocacy_threshold,
+                relevance_threshold=relevance_threshold,
+            )
+        except (OSError, ValueError, KeyError) as exc:  # a damaged or foreign folder: spaCy raises these
+            raise ConfigError(
+                [
+                    Problem(
+                        "classifier.model",
+                        f"cannot load the model at {str(found)!r}: {exc} (retrain with `beacons train`)",
+                    )
+                ]
+            ) from exc
     if model != "auto":
-        raise FileNotFoundError(
-            f"classifier.model: no trained model at {model!r} (run `beacons train`, or use auto or rules)"
+        raise ConfigError(
+            [Problem("classifier.model", f"no trained model at {model!r} (run `beacons train`, or use auto or rules)")]
         )
     return RulesClassifier(support_threshold, advocacy_threshold)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -15,6 +16,8 @@ from beacons.errors import BeaconsError, ConfigError
 from beacons.log import configure
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
+EXIT_BUG = 70  # EX_SOFTWARE in sysexits.h
+EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     ql.add_argument("--status", choices=["new", "claimed", "resolved", "dismissed"], help="only this status")
     ql.add_argument("--brand", help="only this brand")
     ql.add_argument("--product", help="only this product")
-    ql.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    ql.add_argument("--limit", type=positive_int, default=50, help="at most this many, 1-10000 (default 50)")
     ql.add_argument("--format", choices=["table", "json"], default="table", help="table for people, json for programs")
     qs = qsub.add_parser("show", help="one beacon in full")
     _config_arg(qs)
@@ -111,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(value: str) -> int:
+    """argparse type for counts: an ASCII whole number from 1 to 10000."""
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000, got {value!r}")
+    return int(value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _load_plugins()
     parser = build_parser()
@@ -137,6 +147,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `beacons queue export | head`: the reader left. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again, and exit as a process killed by SIGPIPE would (128 + 13).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+    except OSError as exc:  # a file or folder the user named: one line that says which and why
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"beacons: {exc.strerror or exc}:{where}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("BEACONS_DEBUG"):
+            raise
+        print(
+            f"beacons: internal error in `{name}`: {type(exc).__name__}: {exc} "
+            "(a bug: run again with BEACONS_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 def _load_plugins() -> None:

@@ -270,3 +270,56 @@ def test_cli_daemon_py_once_end_to_end(
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT COUNT(*) FROM mentions").fetchone()[0] == 3
     conn.close()
+
+
+def test_cli_classify_with_a_missing_model_is_a_one_line_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"brands: [{{name: Acme}}]\nclassifier: {{model: {tmp_path / 'no-model'}}}\n", encoding="utf-8")
+    proc = _subprocess(
+        [sys.executable, "-m", "beacons", "classify", "-c", str(cfg)], input='{"id": 1, "text": "Acme broke"}\n'
+    )
+    assert proc.returncode == EXIT_CONFIG
+    assert "Traceback" not in proc.stderr
+    assert "classifier.model: no trained model at" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_cli_export_into_a_closed_pipe_exits_quietly(tmp_path: Path, fmt: str) -> None:
+    from helpers_queue import make_config, mention, seed
+
+    db = tmp_path / "many.db"
+    # More rows than a pipe buffer (64 KiB) holds, so the writer is still writing when the reader leaves.
+    long_text = "RouterX from Acme is broken again after the update, it drops wifi every night. " * 8
+    seed(
+        make_config(db),
+        [
+            mention("blog", f"user{i}", f"Acme RouterX down #{i}", long_text, f"https://x.example/{i}")
+            for i in range(200)
+        ],
+    )
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"brands: [{{name: Acme}}]\nclassifier: {{model: rules}}\ndatabase: {db}\n", encoding="utf-8")
+    env = {**os.environ}
+    env.pop("BEACONS_CONFIG", None)
+    # The reader takes one byte and leaves, as `| head -c 1` does; the writer then meets a closed pipe.
+    with subprocess.Popen(
+        [sys.executable, "-m", "beacons", "queue", "export", "--format", fmt, "-c", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(1)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+    assert code in (EXIT_OK, 141)
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "²", "abc", "10001"])
+def test_cli_queue_list_refuses_a_bad_limit(limit: str, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["queue", "list", "--limit", limit])
+    assert info.value.code == 2
+    assert "--limit: expected a whole number from 1 to 10000" in capsys.readouterr().err
