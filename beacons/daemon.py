@@ -21,12 +21,13 @@ import random
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from beacons.classify import Classifier, load_classifier
+from beacons.clock import SYSTEM, Clock
 from beacons.config import Config
 from beacons.fetch import FetchLimits, Politeness, make_client
 from beacons.log import get_logger
@@ -72,6 +73,7 @@ class Service:
     pipeline: Pipeline
     classifier: Classifier
     results: list[PollResult] = field(default_factory=list)
+    clock: Clock = SYSTEM  # scheduling and every time-based decision below it
 
 
 def channel_names(config: Config) -> list[str]:
@@ -81,7 +83,11 @@ def channel_names(config: Config) -> list[str]:
 
 
 def build_service(
-    config: Config, *, transport: httpx.AsyncBaseTransport | None = None, classifier: Classifier | None = None
+    config: Config,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    classifier: Classifier | None = None,
+    clock: Clock = SYSTEM,
 ) -> Service:
     import beacons.alerts.sender
     import beacons.web.task  # noqa: F401  (registers the HTTP server in EXTRA_TASKS when serve: is configured)
@@ -107,8 +113,9 @@ def build_service(
         channels=channel_names(config),
         env=os.environ,
         routing=config.routing,
+        clock=clock,
     )
-    return Service(config, store, client, pipeline, classifier)
+    return Service(config, store, client, pipeline, classifier, clock=clock)
 
 
 async def _guarded_poll(service: Service, source: Source) -> PollResult:
@@ -127,26 +134,17 @@ async def _guarded_poll(service: Service, source: Source) -> PollResult:
 
 async def _source_loop(service: Service, source: Source, stop: asyncio.Event, rng: random.Random) -> None:
     # Stagger the first polls so a restart does not hit every host at once.
-    if await _wait(stop, rng.uniform(0, min(source.interval, 10.0))):
+    if await service.clock.wait(stop, rng.uniform(0, min(source.interval, 10.0))):
         return
     while not stop.is_set():
         result = await asyncio.shield(_guarded_poll(service, source))
         delay = next_delay(source, result, max_backoff=service.config.fetch.max_backoff, rng=rng)
         try:
-            service.store.set_next_poll(source.id, datetime.now(UTC) + timedelta(seconds=delay))
+            service.store.set_next_poll(source.id, service.clock.now() + timedelta(seconds=delay))
         except Exception:
             log.warning("source.schedule_not_saved", source=source.id)
-        if await _wait(stop, delay):
+        if await service.clock.wait(stop, delay):
             return
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to ``seconds``; True when the stop event was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
-        return True
-    except TimeoutError:
-        return stop.is_set()
 
 
 async def run_once(service: Service, sources: Sequence[Source] | None = None) -> list[PollResult]:
@@ -169,7 +167,7 @@ RECLASSIFY_EVERY = 300.0  # seconds between retries of mentions the classifier f
 
 async def _reclassify_loop(service: Service, stop: asyncio.Event) -> None:
     """Mentions stored with classify_status=error get a beacon once the classifier works again."""
-    while not await _wait(stop, RECLASSIFY_EVERY):
+    while not await service.clock.wait(stop, RECLASSIFY_EVERY):
         try:
             service.pipeline.retry_unclassified()
         except Exception as exc:  # a task boundary: never let this stop the daemon
@@ -184,9 +182,10 @@ async def run(
     transport: httpx.AsyncBaseTransport | None = None,
     install_signals: bool = True,
     classifier: Classifier | None = None,
+    clock: Clock = SYSTEM,
 ) -> list[PollResult]:
     """Run the daemon until stopped (or one cycle with ``once``)."""
-    service = build_service(config, transport=transport, classifier=classifier)
+    service = build_service(config, transport=transport, classifier=classifier, clock=clock)
     stop = stop or asyncio.Event()
     log.info(
         "daemon.started",

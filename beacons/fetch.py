@@ -16,7 +16,7 @@ import importlib.util
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -77,7 +77,15 @@ class _Host:
 class Politeness:
     """Bounded concurrency overall and per host, with minimum spacing per host."""
 
-    def __init__(self, concurrency: int = 64, per_host: int = 2, delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        concurrency: int = 64,
+        per_host: int = 2,
+        delay: float = 1.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,  # tests pass a fake clock's
+    ) -> None:
+        self._monotonic = monotonic
         self._global = asyncio.Semaphore(concurrency)
         self._per_host = per_host
         self._delay = delay
@@ -92,21 +100,21 @@ class Politeness:
     def pause(self, host: str, seconds: float) -> None:
         """Hold every request to ``host`` for ``seconds`` (a Retry-After)."""
         h = self._host(host)
-        h.next_at = max(h.next_at, time.monotonic() + seconds)
+        h.next_at = max(h.next_at, self._monotonic() + seconds)
 
     def paused_for(self, host: str) -> float:
         h = self._hosts.get(host)
-        return max(0.0, h.next_at - time.monotonic()) if h else 0.0
+        return max(0.0, h.next_at - self._monotonic()) if h else 0.0
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
         h = self._host(host)
         async with h.sem:
             async with h.lock:  # spacing is decided one request at a time per host
-                wait = h.next_at - time.monotonic()
+                wait = h.next_at - self._monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                h.next_at = time.monotonic() + self._delay
+                h.next_at = self._monotonic() + self._delay
             async with self._global:
                 yield
 

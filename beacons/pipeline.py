@@ -16,6 +16,7 @@ import httpx
 from structlog.contextvars import bound_contextvars
 
 from beacons.classify import Classifier
+from beacons.clock import SYSTEM, Clock
 from beacons.config import RoutingConfig
 from beacons.dedupe import dedupe_keys
 from beacons.errors import HTTPStatusError, NotModified, SourceError, StoreError
@@ -55,8 +56,10 @@ class Pipeline:
         channels: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         routing: RoutingConfig | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.client = client
         self.classifier = classifier
         self.brands = tuple(brands)
@@ -236,7 +239,7 @@ class Pipeline:
         return items
 
     def _context(self, source: Source, state: SourceState) -> PollContext:
-        ctx = PollContext(source=source, state=state, fetch=None, brands=self.brands, env=self.env)  # type: ignore[arg-type]
+        ctx = PollContext(source=source, state=state, fetch=None, brands=self.brands, env=self.env, clock=self.clock)  # type: ignore[arg-type]
         ctx.pause_host = self.politeness.pause if self.politeness is not None else None
 
         async def bound_fetch(

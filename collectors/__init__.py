@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from beacons.clock import SYSTEM, Clock
 from beacons.models import Brand, Fetched, Mention, Source, SourceState
 
 MAX_BACKOFF = 6 * 3600.0  # a service asking for more than this is capped (same cap as Retry-After)
@@ -51,6 +52,8 @@ class PollContext:
     # the pipeline reports it as PollResult.retry_after and pause_host holds the host meanwhile.
     retry_after: float | None = None
     pause_host: Callable[[str, float], None] | None = None
+    # Decisions by time (a quota that resets at midnight UTC) read this clock; tests pass a fake one.
+    clock: Clock = SYSTEM
 
     @property
     def default_query(self) -> str:
@@ -60,9 +63,9 @@ class PollContext:
         """Record an entry the parser could not use (logged and counted by the pipeline)."""
         self.skipped.append((reason, detail))
 
-    def backoff(self, seconds: float, url: str) -> None:
-        """Obey a service's request to wait ``seconds`` before calling ``url``'s host again."""
-        seconds = min(max(0.0, seconds), MAX_BACKOFF)
+    def backoff(self, seconds: float, url: str, *, cap: float = MAX_BACKOFF) -> None:
+        """Obey a service's request to wait ``seconds`` (at most ``cap``) before calling ``url``'s host again."""
+        seconds = min(max(0.0, seconds), cap)
         self.retry_after = max(self.retry_after or 0.0, seconds)
         host = urlsplit(url).hostname
         if self.pause_host is not None and host:

@@ -9,7 +9,9 @@ The API asks clients to obey ``backoff`` (seconds before calling the same
 method again): the collector stops paging, finishes the poll with what it has
 and reports the wait (``ctx.backoff``), so the host is paused and the poll's
 ``retry_after`` says why. A ``quota_remaining`` of 0 waits until the daily
-quota resets (midnight UTC). Errors come as HTTP 400 with ``error_name``; a
+quota resets: the next midnight UTC (read from ``ctx.clock``) plus a minute,
+however far away that is (up to a day; the 6 h cap on other waits does not
+apply). Errors come as HTTP 400 with ``error_name``; a
 ``throttle_violation`` ("more requests available in N seconds") waits N.
 ``q`` has no OR, so without a ``query`` there is one search per brand term.
 Author reach is the asker's reputation.
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from beacons.clock import next_utc_midnight
 from beacons.errors import HTTPStatusError, SourceError
 from beacons.models import Mention
 from collectors import Poll, PollContext, register
@@ -47,6 +50,9 @@ from collectors._json import (
 )
 
 SERVICE = "Stack Exchange"
+# The daily quota resets at midnight UTC; a minute more covers a clock a little ahead of the API's.
+QUOTA_RESET_MARGIN = 60.0
+MAX_QUOTA_WAIT = 24 * 3600.0 + QUOTA_RESET_MARGIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +99,7 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
                 fetched = await ctx.fetch(url, params={**params, "page": number}, conditional=single and number == 1)
             except HTTPStatusError as exc:
                 raise _explain(ctx, exc, url) from exc
-            page = parse_page(fetched.body, source_id=ctx.source.id, skip=ctx.skip)
+            page = parse_page(fetched.body, source_id=ctx.source.id, skip=ctx.skip, fetched_at=ctx.clock.now())
             _obey(ctx, page, url)
             page.next = str(number + 1) if page.next else None
             return page
@@ -109,9 +115,12 @@ def _obey(ctx: PollContext, page: Page, url: str) -> None:
     if backoff:
         ctx.backoff(float(backoff), url)
     if page.meta.get("quota_remaining") == 0:
-        now = datetime.now(UTC)
-        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
-        ctx.backoff((midnight - now).total_seconds(), url)
+        ctx.backoff(quota_wait(ctx.clock.now()), url, cap=MAX_QUOTA_WAIT)
+
+
+def quota_wait(now: datetime) -> float:
+    """Seconds from ``now`` until the daily quota has surely reset: the next midnight UTC plus a margin."""
+    return (next_utc_midnight(now) - now).total_seconds() + QUOTA_RESET_MARGIN
 
 
 def _explain(ctx: PollContext, exc: HTTPStatusError, url: str) -> SourceError:

@@ -30,6 +30,7 @@ import spacy
 import yaml
 
 from beacons.classify import RulesClassifier
+from beacons.clock import SYSTEM, Clock
 from beacons.config import parse_config
 from beacons.feedserver import FeedServer
 from beacons.fetch import FetchLimits, Politeness, fetch, make_client
@@ -288,13 +289,19 @@ async def poll_kind(
     politeness: Politeness | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     brands: tuple[Brand, ...] = (ACME,),
+    clock: Clock = SYSTEM,
 ) -> tuple[Poll, PollContext]:
     """One collector poll over real HTTP, no database: the collector's view of the contract."""
     limits = FetchLimits(timeout=10.0)
     async with make_client(limits, transport or _loopback()) as client:
         ctx = PollContext(
-            source=source, state=SourceState(cursor=cursor), fetch=None, brands=brands, env=dict(env or {})
-        )  # type: ignore[arg-type]
+            source=source,
+            state=SourceState(cursor=cursor),
+            fetch=None,  # type: ignore[arg-type]
+            brands=brands,
+            env=dict(env or {}),
+            clock=clock,
+        )
         polite = politeness or Politeness(per_host=2, delay=0.0)
         ctx.pause_host = polite.pause
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers_clock import FakeClock, at
 from helpers_search import CURSOR_MID, JSON_TYPE, SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.errors import HTTPStatusError
@@ -23,22 +25,62 @@ def site(feed_server: FeedServer) -> FixtureSite:
 
 def test_stackexchange_search_backoff_field_stops_paging_and_pauses_the_host(site: FixtureSite) -> None:
     site.first = "backoff"  # page 1 says has_more, but also backoff: 10
-    politeness = Politeness(per_host=2, delay=0.0)
-    poll, ctx = asyncio.run(poll_kind(make_source(SPEC, site.base_url), cursor=CURSOR_MID, politeness=politeness))
+    clock = FakeClock()
+    politeness = Politeness(per_host=2, delay=0.0, monotonic=clock.monotonic)
+    poll, ctx = asyncio.run(
+        poll_kind(make_source(SPEC, site.base_url), cursor=CURSOR_MID, politeness=politeness, clock=clock)
+    )
     assert len(site.requests) == 1, "no second call to the method before the backoff has passed"
     assert len(poll.mentions) == 3, "the page that carried the backoff is kept"
     assert ctx.retry_after == 10
-    assert 8 < politeness.paused_for("127.0.0.1") <= 10
+    assert politeness.paused_for("127.0.0.1") == 10
 
 
-def test_stackexchange_search_exhausted_quota_waits_until_midnight_utc(site: FixtureSite) -> None:
-    body = json.loads(SPEC.body("page1"))
-    site.fail(200, json.dumps({**body, "quota_remaining": 0}).encode(), JSON_TYPE)
-    _, ctx = asyncio.run(poll_kind(make_source(SPEC, site.base_url), cursor=CURSOR_MID))
-    now = datetime.now(UTC)
-    until_midnight = (datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1) - now).total_seconds()
-    assert ctx.retry_after is not None and abs(ctx.retry_after - until_midnight) < 5
-    assert len(site.requests) == 1
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # the next midnight UTC, however far (not capped at 6 h), plus the one-minute margin
+        (at("00:05"), 23 * 3600 + 55 * 60 + 60),
+        (at("11:00"), 13 * 3600 + 60),
+        (at("17:59"), 6 * 3600 + 60 + 60),
+        (at("23:59"), 60 + 60),
+        (at("23:59", day="2026-12-31"), 60 + 60),  # over a year's end
+        (at("12:00", day="2028-02-28"), 12 * 3600 + 60),  # to Feb 29 in a leap year
+    ],
+)
+@pytest.mark.parametrize("tz", ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])  # UTC+14 and UTC-11
+def test_stackexchange_search_exhausted_quota_waits_until_midnight_utc(
+    site: FixtureSite, monkeypatch: pytest.MonkeyPatch, now: datetime, expected: float, tz: str
+) -> None:
+    """Issue 10: the daily quota resets at midnight UTC, whatever the hour and the local time zone."""
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        body = json.loads(SPEC.body("page1"))
+        site.fail(200, json.dumps({**body, "quota_remaining": 0}).encode(), JSON_TYPE)
+        clock = FakeClock(now)
+        politeness = Politeness(per_host=2, delay=0.0, monotonic=clock.monotonic)
+        poll, ctx = asyncio.run(
+            poll_kind(make_source(SPEC, site.base_url), cursor=CURSOR_MID, clock=clock, politeness=politeness)
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert ctx.retry_after == expected
+    assert politeness.paused_for("127.0.0.1") == expected  # every search on the host waits, not only this source
+    assert len(site.requests) == 1, "no second page once the quota is spent"
+    assert len(poll.mentions) == 3 and {m.fetched_at for m in poll.mentions} == {now}, "what came is kept"
+
+
+def test_stackexchange_search_quota_wait_is_taken_in_utc_from_any_zone() -> None:
+    from datetime import timezone
+
+    from collectors.stackexchange_search import quota_wait
+
+    kiritimati = datetime(2026, 11, 24, 13, 0, tzinfo=timezone(timedelta(hours=14)))  # 23:00 UTC the day before
+    assert quota_wait(kiritimati) == 3600 + 60
+    pago_pago = datetime(2026, 11, 23, 12, 0, tzinfo=timezone(timedelta(hours=-11)))  # 23:00 UTC the same day
+    assert quota_wait(pago_pago) == 3600 + 60
 
 
 def test_stackexchange_search_throttle_violation_waits_the_seconds_it_names(site: FixtureSite) -> None:
