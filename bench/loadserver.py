@@ -26,6 +26,13 @@ away), ``--max-seconds`` pass, or it is killed. ``GET /stats`` on any address
 returns request counts and the largest number of requests in flight overall and
 per host (counted from the request line until the answer is written);
 ``GET /stats?reset=1`` also resets the maxima.
+
+For tests that must not depend on timing, ``GET /hold?fast=N`` makes the slow
+hosts hold every answer until N answers from the other hosts were written, and
+``GET /hold?in_flight=K`` until K requests are in flight at once (a hold ends
+after ``--hold-timeout`` s anyway, a guard against hangs; ``/stats`` then says
+``hold_timed_out``). ``/stats`` lists the order of answers by host kind
+(``answers``: "slow" or "fast") so a test asserts order, not seconds.
 """
 
 from __future__ import annotations
@@ -98,6 +105,8 @@ class Stats:
     max_in_flight: int = 0
     host_in_flight: dict[str, int] = field(default_factory=dict)
     host_max: dict[str, int] = field(default_factory=dict)
+    answers: list[str] = field(default_factory=list)  # "slow" / "fast", in the order answers were written
+    hold_timed_out: bool = False
 
     def enter(self, host: str) -> None:
         self.requests += 1
@@ -119,6 +128,8 @@ class Stats:
             "max_in_flight": self.max_in_flight,
             "max_in_flight_per_host": max(self.host_max.values(), default=0),
             "host_max": self.host_max,
+            "answers": self.answers,
+            "hold_timed_out": self.hold_timed_out,
         }
 
 
@@ -129,6 +140,16 @@ class LoadServer:
         self.versions: dict[int, int] = {}  # changed feeds: requests so far
         self.slow_hosts: set[str] = set()
         self._static: dict[int, bytes] = {}
+        self._hold: tuple[str, int] | None = None  # ("fast", N) or ("in_flight", K) until released
+        self._released = asyncio.Event()
+
+    def _check_hold(self) -> None:
+        if self._hold is None:
+            return
+        what, n = self._hold
+        fast = sum(1 for a in self.stats.answers if a == "fast")
+        if (what == "fast" and fast >= n) or (what == "in_flight" and self.stats.in_flight >= n):
+            self._released.set()
 
     def _kind(self, n: int) -> str:
         return kind_of(n, changed=self.args.changed, slow=self.args.slow, failing=self.args.failing)
@@ -145,15 +166,22 @@ class LoadServer:
                 parts = lines[0].split(" ")
                 path = parts[1] if len(parts) > 1 else "/"
                 headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
-                if path.startswith("/stats"):  # the control path is not counted as load
+                if path.startswith("/stats"):  # the control paths are not counted as load
                     await self._stats(path, writer)
                     continue
+                if path.startswith("/hold"):
+                    await self._arm(path, writer)
+                    continue
                 self.stats.enter(host)
+                self._check_hold()
                 status = "closed"
                 try:
                     status = await self._answer(path, headers, host, reader, writer)
                 finally:
                     self.stats.leave(host, status)
+                    if status not in ("closed", "hang"):
+                        self.stats.answers.append("slow" if host in self.slow_hosts else "fast")
+                    self._check_hold()
                 if status == "hang" or headers.get("connection", "").lower() == "close":
                     return
         finally:
@@ -166,6 +194,22 @@ class LoadServer:
             self.stats.host_max = {h: n for h, n in self.stats.host_in_flight.items() if n}
         await _send(writer, 200, body, "application/json")
 
+    async def _arm(self, path: str, writer: asyncio.StreamWriter) -> None:
+        what, _, n = path.partition("?")[2].partition("=")
+        self._hold = (what, int(n)) if what in ("fast", "in_flight") and n.isdigit() else None
+        self._released = asyncio.Event()
+        self.stats.answers = []
+        self.stats.hold_timed_out = False
+        self._check_hold()
+        await _send(writer, 200, json.dumps({"hold": self._hold}).encode(), "application/json")
+
+    async def _wait_hold(self) -> None:
+        try:
+            await asyncio.wait_for(self._released.wait(), timeout=self.args.hold_timeout)
+        except TimeoutError:
+            self.stats.hold_timed_out = True
+            self._released.set()
+
     async def _answer(
         self, path: str, headers: dict[str, str], host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> str:
@@ -173,7 +217,9 @@ class LoadServer:
             return await _send(writer, 404, b"not found", "text/plain")
         n = int(path[6:-4])
         kind = self._kind(n)
-        if host in self.slow_hosts:
+        if host in self.slow_hosts and self._hold is not None:
+            await self._wait_hold()
+        elif host in self.slow_hosts:
             await asyncio.sleep(random.uniform(self.args.slow_min, self.args.slow_max))
         elif kind == "slow":
             await asyncio.sleep(self.args.slow_min + (n % 97) / 96 * (self.args.slow_max - self.args.slow_min))
@@ -276,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow-min", type=float, default=2.0)
     p.add_argument("--slow-max", type=float, default=5.0)
     p.add_argument("--slow-hosts", type=int, default=0, help="the first k hosts answer every feed slowly")
+    p.add_argument("--hold-timeout", type=float, default=60.0, help="longest a /hold keeps slow answers back")
     p.add_argument("--hang", type=float, default=60.0, help="longest a hanging feed holds a connection")
     p.add_argument("--max-seconds", type=float, default=7200.0, help="exit after this long whatever happens")
     p.add_argument("--ignore-stdin", action="store_true", help="do not exit when stdin closes")
