@@ -3,7 +3,9 @@ one byte per second, redirects to script and data URLs, XML where JSON was expec
 
 Each goes through the pipeline as the daemon runs it, next to a good source
 polled right after by the same pipeline: the bad one ends with a clear logged
-result in bounded time and memory, and the good one is unharmed.
+result in bounded memory, and the good one is unharmed. Nothing here is timed
+(issue 10): a poll that never ends fails the 60 s hang guard, and the seconds
+each case takes are printed by ``bench/hostile.py``.
 (Billion laughs, external entities, gzip bombs, 50 MB bodies, redirect loops,
 invalid UTF-8, NUL bytes and JSON-for-XML are in test_pipeline.py's hostile cycle.)
 """
@@ -14,7 +16,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -87,7 +88,6 @@ class Case:
     reason: str  # in the error, or "" for ok
     kind: str = "rss"
     limits: FetchLimits = field(default_factory=lambda: FetchLimits(timeout=5.0))
-    seconds: float = 5.0  # bound on the poll's wall time
 
 
 CASES: dict[str, Case] = {
@@ -100,8 +100,7 @@ CASES: dict[str, Case] = {
         Resource(texts_feed(SUPPORT_TEXTS, host="bad.example.org"), gzip=False, drip=1.0),
         "error",
         "FetchTimeout",
-        limits=FetchLimits(timeout=1.5),
-        seconds=3.5,
+        limits=FetchLimits(timeout=1.5),  # the whole body would take minutes: only a total deadline ends it
     ),
     "redirect_to_javascript": Case(raw_handler(302, {"Location": "javascript:alert(1)"}), "error", "BadRedirect"),
     "redirect_to_data": Case(
@@ -119,11 +118,13 @@ CASES: dict[str, Case] = {
 }
 
 
+HANG_GUARD = 60.0  # seconds; only a hang reaches it
+
+
 @dataclass
 class Outcome:
     bad: PollResult
     good: PollResult
-    seconds: float
     peak: int
     logs: list[MutableMapping[str, Any]]
 
@@ -140,22 +141,20 @@ def run_case(server: FeedServer, store: Store, case: Case) -> Outcome:
     bad, good = Source("bad", case.kind, 60.0, options), Source("good", "rss", 60.0, Options(server.url("/good.xml")))
     store.sync_sources([bad, good])
 
-    async def go() -> tuple[PollResult, float, int, PollResult]:
+    async def go() -> tuple[PollResult, int, PollResult]:
         async with make_client(case.limits) as client:
             pipeline = make_pipeline(store, client, limits=case.limits)
             tracemalloc.start()
-            began = time.monotonic()
             try:
-                result = await pipeline.poll_source(bad)
-                took = time.monotonic() - began
+                result = await asyncio.wait_for(pipeline.poll_source(bad), HANG_GUARD)
                 peak = tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()
-            return result, took, peak, await pipeline.poll_source(good)
+            return result, peak, await asyncio.wait_for(pipeline.poll_source(good), HANG_GUARD)
 
     with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        result, took, peak, after = asyncio.run(go())
-    return Outcome(result, after, took, peak, logs)
+        result, peak, after = asyncio.run(go())
+    return Outcome(result, after, peak, logs)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -164,7 +163,6 @@ def test_hostile_input_is_bounded_logged_and_isolated(name: str, feed_server: Fe
     store = Store(db_path)
     out = run_case(feed_server, store, case)
     assert out.bad.status == case.status, out.bad.error
-    assert out.seconds < case.seconds
     assert out.peak < 32 * MB, (
         f"{out.peak / MB:.0f} MiB"
     )  # fetch.max_bytes is 5 MiB; measured peaks are 0.3-10 MiB (Python heap)
@@ -189,6 +187,7 @@ def test_hostile_huge_fields_are_cut_not_dropped(
     store.close()
 
 
+# Also run by bench/hostile.py, which prints the seconds this poll takes.
 PROBE = """
 import asyncio, json, resource, sys, time
 sys.path.insert(0, "tests")
@@ -214,12 +213,18 @@ asyncio.run(main())
 """
 
 
+def many_entries(i: int) -> bytes:
+    return b"<item><title>n%d</title></item>" % i
+
+
 @pytest.mark.slow  # about 12 s: feedparser reads 100,000 entries
-def test_hostile_100k_entries_within_the_cap_parse_in_bounded_time_and_memory(
+def test_hostile_100k_entries_within_the_cap_are_all_read_in_bounded_memory(
     feed_server: FeedServer, db_path: Path
 ) -> None:
-    """100,000 minimal entries (3.3 MB, under the 5 MiB cap) in a fresh process, so ru_maxrss is this poll's peak."""
-    feed_server.add("/many.xml", entries_handler(100_000, lambda i: b"<item><title>n%d</title></item>" % i))
+    """100,000 minimal entries (3.3 MB, under the 5 MiB cap) in a fresh process, so ru_maxrss is this poll's peak.
+
+    Capped, nothing lost: every entry is read and counted. How long it takes is ``bench/hostile.py``'s figure."""
+    feed_server.add("/many.xml", entries_handler(100_000, many_entries))
     done = subprocess.run(
         [sys.executable, "-c", PROBE, feed_server.url("/many.xml"), str(db_path)],
         cwd=ROOT,
@@ -232,5 +237,4 @@ def test_hostile_100k_entries_within_the_cap_parse_in_bounded_time_and_memory(
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["status"] == "ok"
     assert report["counts"]["entries"] == 100_000 and report["counts"]["dropped_no_brand"] == 100_000
-    assert report["seconds"] < 30
-    assert report["maxrss_mb"] < 512  # measured: about 225 MB, 8 s
+    assert report["maxrss_mb"] < 512  # measured: about 225 MB
