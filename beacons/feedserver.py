@@ -28,6 +28,8 @@ class Resource:
     gzip: bool = True  # gzip when the client accepts it
     delay: float = 0.0  # seconds before answering (a slow host)
     drip: float = 0.0  # seconds between body bytes (a slow-drip host)
+    # Answer only once this is set (at most HOLD_LIMIT s): a test decides when a slow host answers.
+    hold: threading.Event | None = None
 
     @property
     def etag(self) -> str:
@@ -36,6 +38,7 @@ class Resource:
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 LAST_MODIFIED = "Mon, 23 Nov 2026 09:45:00 GMT"
+HOLD_LIMIT = 120.0  # seconds a held answer waits at most: a guard against a test that never releases it
 
 
 class _Server(ThreadingHTTPServer):
@@ -125,6 +128,8 @@ class FeedServer:
         if callable(resource):
             resource(req)
             return
+        if resource.hold is not None:
+            resource.hold.wait(HOLD_LIMIT)
         if resource.delay:
             time.sleep(resource.delay)
         if (resource.conditional and resource.status == 200) and (

@@ -2,7 +2,7 @@
 
 ``FakeClock`` implements ``beacons.clock.Clock``. ``wait`` does not sleep: it
 moves the clock on by the seconds asked (or returns at once when the event is
-set) and yields to the event loop once, so a loop that waits for a backoff or a
+set) and yields to the event loop for a millisecond, so a loop that waits for a backoff or a
 rate limit runs at the speed of the machine while every decision it takes sees
 exact, reproducible times.
 """
@@ -41,7 +41,7 @@ class FakeClock:
         if event is not None and event.is_set():
             return True
         self.advance(seconds)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)  # a real yield, so a loop of fake waits cannot hog the machine
         return event is not None and event.is_set()
 
 
