@@ -23,6 +23,7 @@ from typing import Any, Self
 import pytest
 import structlog
 
+from beacons.clock import SYSTEM, Clock
 from beacons.models import Classification, Match, MatchSpan, Mention, Route
 from beacons.store import Item, Store
 
@@ -62,7 +63,8 @@ class Received:
 class Receiver:
     """``with Receiver() as r: r.script(Reply(500), Reply(200)); ...; r.requests``."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, clock: Clock = SYSTEM) -> None:
+        self.clock = clock  # stamps Received.at: a test with a fake clock reads the sender's own time
         self.requests: list[Received] = []
         self._script: list[Reply | str] = []
         self.default: Reply | str = Reply()
@@ -85,7 +87,8 @@ class Receiver:
         with self._lock:
             return [r.key for r in self.requests]
 
-    def wait_for(self, n: int, timeout: float = 5.0) -> list[Received]:
+    def wait_for(self, n: int, timeout: float = 60.0) -> list[Received]:
+        """The requests once there are ``n``; ``timeout`` only guards against a hang."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
@@ -107,7 +110,9 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
-                    receiver.requests.append(Received(self.path, dict(self.headers.items()), body, time.time()))
+                    receiver.requests.append(
+                        Received(self.path, dict(self.headers.items()), body, receiver.clock.time())
+                    )
                     reply = receiver._script.pop(0) if receiver._script else receiver.default
                 if reply == HANG:
                     receiver._release.wait(30)

@@ -19,6 +19,12 @@ class FakeClock:
         self._epoch = start.timestamp()
         self._lock = threading.Lock()  # a receiver thread may read it while the loop moves it
 
+    @classmethod
+    def starting_now(cls) -> FakeClock:
+        """A fake clock that starts at the real time, for rows the store stamped with the real clock;
+        from then on only the test (and fake waits) move it."""
+        return cls(datetime.now(UTC))
+
     def time(self) -> float:
         with self._lock:
             return self._epoch

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers_alerts import Receiver, add_beacon, open_store, reset_logging  # noqa: F401
+from helpers_clock import FakeClock
 
 from beacons.alerts import health, spikes
 from beacons.alerts.config import AlertChannel, HealthRule, SpikeRule
 from beacons.alerts.outbox import Outbox
 from beacons.alerts.sender import ChannelSender
+from beacons.clock import SYSTEM, Clock
 from beacons.models import Source
 from beacons.store import Store
 
 SECRET = "rules-secret-0123456789"
 HOUR = 3600.0
+DIGEST = 600.0  # the digest test's window, in the sender's (fake) time
 
 
 def hook(url: str, **kw: Any) -> AlertChannel:
@@ -27,9 +31,15 @@ def hook(url: str, **kw: Any) -> AlertChannel:
     return AlertChannel(url=url, **opts)
 
 
-def drain(store: Store, chan: AlertChannel, public_url: str | None = None, sources: tuple[Source, ...] = ()) -> None:
+def drain(
+    store: Store,
+    chan: AlertChannel,
+    public_url: str | None = None,
+    sources: tuple[Source, ...] = (),
+    clock: Clock = SYSTEM,
+) -> None:
     async def go() -> None:
-        sender = ChannelSender(chan, Outbox(store), public_url=public_url, sources=sources)
+        sender = ChannelSender(chan, Outbox(store), public_url=public_url, sources=sources, clock=clock)
         await sender.drain()
         await sender.aclose()
 
@@ -111,7 +121,7 @@ def test_alerts_digest_sends_one_summary(tmp_path: Path) -> None:
             url=r.url,
             name="adv",
             queues=("advocacy",),
-            digest=0.3,
+            digest=DIGEST,
             spikes=SpikeRule(enabled=False),
             timeout=2.0,
         )
@@ -120,10 +130,16 @@ def test_alerts_digest_sends_one_summary(tmp_path: Path) -> None:
             for i in range(3)
         ]
         add_beacon(store, ["adv"], queue="support")  # filtered out
-        drain(store, chan)
+        clock = FakeClock.starting_now()
+        drain(store, chan, clock=clock)
         assert r.requests == []  # queued, not yet due
-        time.sleep(0.35)
-        drain(store, chan)
+        oldest = Outbox(store).oldest_queued("adv")
+        assert oldest is not None
+        clock.set(datetime.fromtimestamp(oldest + DIGEST - 1, UTC))
+        drain(store, chan, clock=clock)
+        assert r.requests == []  # a second early: still not due
+        clock.set(datetime.fromtimestamp(oldest + DIGEST, UTC))
+        drain(store, chan, clock=clock)
         (req,) = r.requests
     body = req.json
     assert "Digest: 3 beacons" in body["blocks"][0]["text"]["text"]

@@ -33,6 +33,7 @@ from beacons.alerts import health, slack, spikes, webhook
 from beacons.alerts.config import AlertChannel, named
 from beacons.alerts.message import GoneError, build_event, scrub
 from beacons.alerts.outbox import Outbox, Row, ts
+from beacons.clock import SYSTEM, Clock
 from beacons.fetch import parse_retry_after
 from beacons.log import get_logger
 from beacons.models import Beacon, Source
@@ -83,8 +84,10 @@ class ChannelSender:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         tick: float = 0.1,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.channel = channel
+        self.clock = clock  # leases, retries, pauses, the rate limit, digests and spikes read this clock
         self.outbox = outbox
         self.sources = tuple(sources)
         self.public_url = public_url
@@ -119,25 +122,25 @@ class ChannelSender:
                     "alert.sender_bug", channel=self.channel.name, error=f"{type(exc).__name__}: {scrub(str(exc), 300)}"
                 )
                 worked = False
-                await _sleep(min(60.0, self.tick * 2**failures), stop)
+                await self.clock.wait(stop, min(60.0, self.tick * 2**failures))
             if not worked:
-                await _sleep(self.tick, stop)
+                await self.clock.wait(stop, self.tick)
             else:
                 await asyncio.sleep(0)  # a run of rows settled without I/O must not starve the pollers
 
     async def drain(self, *, budget: float | None = None) -> int:
         """``--once``: housekeeping, then every row due now, within ``budget`` seconds; rows handled."""
-        deadline = time.monotonic() + (budget if budget is not None else max(5.0, 2 * self.channel.timeout + 2))
-        self.housekeeping(time.time())
+        deadline = self.clock.monotonic() + (budget if budget is not None else max(5.0, 2 * self.channel.timeout + 2))
+        self.housekeeping(self.clock.time())
         done = 0
-        while time.monotonic() < deadline:
-            now = time.time()
-            if self.paused_until > now + max(0.0, deadline - time.monotonic()):
+        while self.clock.monotonic() < deadline:
+            now = self.clock.time()
+            if self.paused_until > now + max(0.0, deadline - self.clock.monotonic()):
                 break
             if self.paused_until > now:
-                await asyncio.sleep(self.paused_until - now)
+                await self.clock.wait(None, self.paused_until - now)
                 continue
-            row = self.outbox.claim_next(self.channel.name, now=time.time(), lease=self.channel.lease)
+            row = self.outbox.claim_next(self.channel.name, now=self.clock.time(), lease=self.channel.lease)
             if row is None:
                 break
             await self.process(row, None)
@@ -147,7 +150,7 @@ class ChannelSender:
 
     async def step(self, stop: asyncio.Event | None) -> bool:
         """Housekeeping, then at most one row; True when a row was handled."""
-        now = time.time()
+        now = self.clock.time()
         self.housekeeping(now)
         if now < self.paused_until:
             return False
@@ -208,7 +211,7 @@ class ChannelSender:
         self, row: Row, stop: asyncio.Event | None, *, rate_limited: bool = True, final: bool = False
     ) -> Outcome:
         """Triage, build, send and record one claimed row (``final``: no retry, a failure is dead at once)."""
-        now = time.time()
+        now = self.clock.time()
         if row.kind == "beacon":
             decision = self.triage(row, now)
             if decision != "send":
@@ -220,7 +223,7 @@ class ChannelSender:
             log.error("alert.dead", channel=self.channel.name, event_id=row.event_id, error=str(exc))
             return Outcome("dead", error=str(exc))
         if rate_limited and await self._rate_limit(stop):
-            self.outbox.release(row.id, now=time.time())
+            self.outbox.release(row.id, now=self.clock.time())
             return Outcome("released")
         outcome = await self._post(body, headers, stop)
         self.record(row, outcome, final=final)
@@ -235,14 +238,14 @@ class ChannelSender:
 
     async def _rate_limit(self, stop: asyncio.Event | None) -> bool:
         """Wait for this channel's next send slot; True when stopped meanwhile."""
-        wait = self._next_send - time.monotonic()
-        if wait > 0 and await _sleep(wait, stop):
+        wait = self._next_send - self.clock.monotonic()
+        if wait > 0 and await self.clock.wait(stop, wait):
             return True
-        self._next_send = time.monotonic() + 1.0 / self.channel.rate_limit
+        self._next_send = self.clock.monotonic() + 1.0 / self.channel.rate_limit
         return False
 
     async def _post(self, body: bytes, headers: dict[str, str], stop: asyncio.Event | None) -> Outcome:
-        started = time.monotonic()
+        started = time.monotonic()  # for the log's ms only: real time, whatever the clock
         task = asyncio.ensure_future(self._request(body, headers))
         if stop is not None:
             stopper = asyncio.ensure_future(stop.wait())
@@ -279,7 +282,7 @@ class ChannelSender:
         if status == 429 and retry_after is None:
             retry_after = DEFAULT_429_PAUSE
         if retry_after is not None and status in (429, 503):
-            self.paused_until = max(self.paused_until, time.time() + retry_after)
+            self.paused_until = max(self.paused_until, self.clock.time() + retry_after)
         detail = self._safe(head[:200].decode("utf-8", "replace").strip())
         error = f"HTTP {status}" + (f": {detail}" if detail else "")
         return Outcome("retry" if status in RETRYABLE else "dead", status, error, retry_after=retry_after)
@@ -294,7 +297,7 @@ class ChannelSender:
         return scrub(text, 300)
 
     def record(self, row: Row, outcome: Outcome, *, final: bool = False) -> None:
-        now = time.time()
+        now = self.clock.time()
         attempt = row.attempts + 1
         fields = {
             "channel": self.channel.name,
@@ -326,7 +329,7 @@ class ChannelSender:
 
     async def send_test(self) -> Outcome:
         """Write a test alert and send it now (``beacons alerts test``)."""
-        now = time.time()
+        now = self.clock.time()
         event_id = f"test-{int(now * 1000)}-{self.channel.name}"
         self.outbox.add_event(self.channel.name, event_id, "test", {}, now=now)
         row = self.outbox.get(event_id)
@@ -338,18 +341,6 @@ class ChannelSender:
         )  # a test is never retried behind the user's back
 
 
-async def _sleep(seconds: float, stop: asyncio.Event | None) -> bool:
-    """Sleep, waking early when ``stop`` is set; True when stopped."""
-    if stop is None:
-        await asyncio.sleep(max(0.0, seconds))
-        return False
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
-        return True
-    except TimeoutError:
-        return stop.is_set()
-
-
 async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1) -> None:
     """The daemon's alert task: every channel concurrently; drain once when ``stop`` is already set."""
     channels = named(service.config.alerts)
@@ -357,7 +348,14 @@ async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1
         return
     outbox = Outbox(service.store)
     senders = [
-        ChannelSender(c, outbox, sources=service.config.sources, public_url=public_url(service.config), tick=tick)
+        ChannelSender(
+            c,
+            outbox,
+            sources=service.config.sources,
+            public_url=public_url(service.config),
+            tick=tick,
+            clock=service.clock,
+        )
         for c in channels
     ]
     try:
