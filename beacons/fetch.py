@@ -16,13 +16,14 @@ import importlib.util
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from beacons.clock import SYSTEM, Clock
 from beacons.errors import (
     BadRedirect,
     BodyTooLarge,
@@ -83,9 +84,9 @@ class Politeness:
         per_host: int = 2,
         delay: float = 1.0,
         *,
-        monotonic: Callable[[], float] = time.monotonic,  # tests pass a fake clock's
+        clock: Clock = SYSTEM,  # spacing and pauses are read from (and waited on) this clock
     ) -> None:
-        self._monotonic = monotonic
+        self._clock = clock
         self._global = asyncio.Semaphore(concurrency)
         self._per_host = per_host
         self._delay = delay
@@ -100,21 +101,21 @@ class Politeness:
     def pause(self, host: str, seconds: float) -> None:
         """Hold every request to ``host`` for ``seconds`` (a Retry-After)."""
         h = self._host(host)
-        h.next_at = max(h.next_at, self._monotonic() + seconds)
+        h.next_at = max(h.next_at, self._clock.monotonic() + seconds)
 
     def paused_for(self, host: str) -> float:
         h = self._hosts.get(host)
-        return max(0.0, h.next_at - self._monotonic()) if h else 0.0
+        return max(0.0, h.next_at - self._clock.monotonic()) if h else 0.0
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
         h = self._host(host)
         async with h.sem:
             async with h.lock:  # spacing is decided one request at a time per host
-                wait = h.next_at - self._monotonic()
+                wait = h.next_at - self._clock.monotonic()
                 if wait > 0:
-                    await asyncio.sleep(wait)
-                h.next_at = self._monotonic() + self._delay
+                    await self._clock.wait(None, wait)
+                h.next_at = self._clock.monotonic() + self._delay
             async with self._global:
                 yield
 
@@ -130,8 +131,8 @@ def make_client(limits: FetchLimits, transport: httpx.AsyncBaseTransport | None 
     )
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date (taken from ``now``, epoch seconds)."""
     if not value:
         return None
     value = value.strip()
@@ -142,7 +143,7 @@ def parse_retry_after(value: str | None) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        seconds = when.timestamp() - time.time()
+        seconds = when.timestamp() - (time.time() if now is None else now)
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
@@ -315,7 +316,7 @@ async def _send(
         await response.aclose()
 
 
-def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+def rate_limit_wait(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds until an exhausted quota resets, from ``(X-)RateLimit-Remaining/Reset`` headers.
 
     GitHub and Bluesky send Reset as epoch seconds, Reddit as seconds from now;
@@ -331,7 +332,7 @@ def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
             value = float(reset)
         except ValueError:
             continue
-        seconds = value - time.time() if value > 1e9 else value
+        seconds = value - (time.time() if now is None else now) if value > 1e9 else value
         return min(max(seconds, 1.0), MAX_RETRY_AFTER)
     return None
 

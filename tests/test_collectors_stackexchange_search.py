@@ -26,7 +26,7 @@ def site(feed_server: FeedServer) -> FixtureSite:
 def test_stackexchange_search_backoff_field_stops_paging_and_pauses_the_host(site: FixtureSite) -> None:
     site.first = "backoff"  # page 1 says has_more, but also backoff: 10
     clock = FakeClock()
-    politeness = Politeness(per_host=2, delay=0.0, monotonic=clock.monotonic)
+    politeness = Politeness(per_host=2, delay=0.0, clock=clock)
     poll, ctx = asyncio.run(
         poll_kind(make_source(SPEC, site.base_url), cursor=CURSOR_MID, politeness=politeness, clock=clock)
     )
@@ -59,7 +59,7 @@ def test_stackexchange_search_exhausted_quota_waits_until_midnight_utc(
         body = json.loads(SPEC.body("page1"))
         site.fail(200, json.dumps({**body, "quota_remaining": 0}).encode(), JSON_TYPE)
         clock = FakeClock(now)
-        politeness = Politeness(per_host=2, delay=0.0, monotonic=clock.monotonic)
+        politeness = Politeness(per_host=2, delay=0.0, clock=clock)
         poll, ctx = asyncio.run(
             poll_kind(make_source(SPEC, site.base_url), cursor=CURSOR_MID, clock=clock, politeness=politeness)
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers_clock import FakeClock
 from helpers_feeds import gzip_bomb, raw_handler, stream_handler, texts_feed
 
 from beacons.errors import (
@@ -100,10 +100,8 @@ def test_fetch_gzip_bomb_stops_at_max_bytes(feed_server: FeedServer) -> None:
 
 def test_fetch_50mb_streamed_body_stops_at_default_cap(feed_server: FeedServer) -> None:
     feed_server.add("/huge.xml", stream_handler(50 * 1024 * 1024))
-    started = time.monotonic()
     with pytest.raises(BodyTooLarge, match=r"exceeded fetch.max_bytes \(5 MiB\)"):
-        get(feed_server.url("/huge.xml"), FetchLimits(timeout=10.0))
-    assert time.monotonic() - started < 5
+        get(feed_server.url("/huge.xml"), FetchLimits(timeout=60.0))  # the error, not a timeout: it stopped at the cap
 
 
 def test_fetch_declared_content_length_over_cap_is_refused_before_reading(feed_server: FeedServer) -> None:
@@ -157,11 +155,10 @@ def test_fetch_refuses_redirect_to_other_schemes(feed_server: FeedServer, target
 
 
 def test_fetch_slow_drip_hits_the_total_deadline(feed_server: FeedServer) -> None:
+    # Each byte comes well within the timeout, so only a deadline on the whole fetch can end it.
     feed_server.add("/drip.xml", Resource(FEED, gzip=False, drip=0.02))  # ~10 s for the whole body
-    started = time.monotonic()
     with pytest.raises(FetchTimeout, match=r"within fetch.timeout \(0.5s\)"):
         get(feed_server.url("/drip.xml"), FetchLimits(timeout=0.5))
-    assert time.monotonic() - started < 2
 
 
 def test_fetch_slow_headers_time_out(feed_server: FeedServer) -> None:
@@ -221,17 +218,19 @@ def test_fetch_parse_retry_after(value: str | None, expected: float | None) -> N
 
 
 def test_fetch_parse_retry_after_http_date() -> None:
-    when = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
-    assert parse_retry_after(when) == pytest.approx(90, abs=2)
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    when = format_datetime(now + timedelta(seconds=90), usegmt=True)
+    assert parse_retry_after(when, now=now.timestamp()) == 90
 
 
 def test_fetch_politeness_spaces_requests_to_one_host(feed_server: FeedServer) -> None:
     feed_server.add("/feed.xml", Resource(FEED, conditional=False))
-    politeness = Politeness(per_host=2, delay=0.3)
+    clock = FakeClock()  # the spacing is politeness's own decision, in its own (fake) time
+    politeness = Politeness(per_host=2, delay=0.3, clock=clock)
     sent: list[float] = []
 
     async def on_request(request: httpx.Request) -> None:
-        sent.append(time.monotonic())
+        sent.append(clock.monotonic())
 
     async def go() -> None:
         limits = FetchLimits(timeout=5.0)
@@ -243,21 +242,21 @@ def test_fetch_politeness_spaces_requests_to_one_host(feed_server: FeedServer) -
 
     asyncio.run(go())
     assert len(sent) == 3 and len(feed_server.hits("/feed.xml")) == 3
-    assert min(b - a for a, b in itertools.pairwise(sent)) >= 0.29
+    assert [round(b - a, 6) for a, b in itertools.pairwise(sent)] == [0.3, 0.3]
 
 
 def test_fetch_waiting_for_a_politeness_slot_is_not_timed(feed_server: FeedServer) -> None:
     feed_server.add("/feed.xml", Resource(FEED, conditional=False))
-    politeness = Politeness(per_host=1, delay=0.3)
-    limits = FetchLimits(timeout=0.5)
+    politeness = Politeness(per_host=1, delay=0.4)
+    limits = FetchLimits(timeout=1.5)  # each fetch has 1.5 s of its own; the last one queues 2 s first
 
     async def go() -> list[Fetched]:
         async with make_client(limits) as client:
             return await asyncio.gather(
-                *(fetch(client, feed_server.url("/feed.xml"), limits=limits, politeness=politeness) for _ in range(4))
+                *(fetch(client, feed_server.url("/feed.xml"), limits=limits, politeness=politeness) for _ in range(6))
             )
 
-    assert [f.status for f in asyncio.run(go())] == [200] * 4  # the last one queued ~0.9 s, longer than the timeout
+    assert [f.status for f in asyncio.run(go())] == [200] * 6  # the last one queued 2 s, longer than the timeout
 
 
 def test_fetch_timeout_spans_every_redirect_hop(feed_server: FeedServer) -> None:
@@ -265,7 +264,7 @@ def test_fetch_timeout_spans_every_redirect_hop(feed_server: FeedServer) -> None
     feed_server.add("/slow.xml", Resource(FEED, delay=0.3))
     with pytest.raises(FetchTimeout):
         get(feed_server.url("/hop"), FetchLimits(timeout=0.5))
-    assert get(feed_server.url("/hop"), FetchLimits(timeout=2)).body == FEED
+    assert get(feed_server.url("/hop"), FetchLimits(timeout=30)).body == FEED
 
 
 def test_fetch_sends_query_params(feed_server: FeedServer) -> None:

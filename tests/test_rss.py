@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,9 +167,7 @@ def test_rss_feed_without_entries_is_empty_not_an_error() -> None:
 
 
 def test_rss_billion_laughs_is_not_expanded() -> None:
-    started = time.monotonic()
-    mentions, _ = parse(BILLION_LAUGHS)
-    assert time.monotonic() - started < 2
+    mentions, _ = parse(BILLION_LAUGHS)  # expanded, it would be about 3 GB of "lol"
     assert len(mentions) == 1
     assert "lollol" not in mentions[0].text + mentions[0].title + mentions[0].raw
     assert len(mentions[0].raw) < 10_000
