@@ -111,7 +111,7 @@ def make_pipeline(
         client=client,
         classifier=rules_classifier(),
         brands=brands,
-        limits=limits or FetchLimits(timeout=5.0),
+        limits=limits or FetchLimits(timeout=30.0),
     )
 
 

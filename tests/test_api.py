@@ -512,7 +512,8 @@ def test_api_daemon_task_serves_until_stopped(tmp_path: Path) -> None:
     async def scenario() -> tuple[int, bool]:
         stop = asyncio.Event()
         task = asyncio.create_task(serve_task(SimpleNamespace(config=config), stop))  # type: ignore[arg-type]
-        for _ in range(100):
+        status = 0
+        for _ in range(3000):  # up to 60 s for the server to listen: a hang guard, not a speed bound
             try:
                 async with httpx.AsyncClient(verify=SSL) as c:
                     status = (await c.get(f"http://127.0.0.1:{port}/healthz")).status_code
@@ -520,7 +521,7 @@ def test_api_daemon_task_serves_until_stopped(tmp_path: Path) -> None:
             except httpx.ConnectError:
                 await asyncio.sleep(0.02)
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 60)
         with socket.socket() as s:
             refused = s.connect_ex(("127.0.0.1", port)) != 0
         return status, refused
@@ -540,8 +541,8 @@ def test_api_daemon_task_does_nothing_without_serve_or_in_once_mode(tmp_path: Pa
         done = asyncio.Event()
         done.set()
         # Both return at once (a hang here fails the wait_for): no section, or --once's already-set event.
-        await asyncio.wait_for(serve_task(SimpleNamespace(config=bare), asyncio.Event()), 2)  # type: ignore[arg-type]
-        await asyncio.wait_for(serve_task(SimpleNamespace(config=configured), done), 2)  # type: ignore[arg-type]
+        await asyncio.wait_for(serve_task(SimpleNamespace(config=bare), asyncio.Event()), 60)  # type: ignore[arg-type]
+        await asyncio.wait_for(serve_task(SimpleNamespace(config=configured), done), 60)  # type: ignore[arg-type]
 
     asyncio.run(scenario())
     with socket.socket() as s:

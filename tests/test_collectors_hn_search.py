@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers_clock import FakeClock
 from helpers_search import SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.feedserver import FeedServer
@@ -44,12 +45,14 @@ def test_hn_search_links_to_the_discussion_and_keeps_points() -> None:
 
 
 def test_hn_search_pages_keep_the_per_host_spacing(site: FixtureSite) -> None:
+    clock = FakeClock()  # moves only when politeness waits: what it moved by is the spacing it kept
+    start = clock.monotonic()
     asyncio.run(
         poll_kind(
             make_source(SPEC, site.base_url),
             cursor="2026-11-22T12:00:00Z",
-            politeness=Politeness(per_host=2, delay=0.3),
+            politeness=Politeness(per_host=2, delay=0.3, clock=clock),
         )
     )
-    first, second = (r["at"] for r in site.requests)
-    assert second - first >= 0.25, "paging goes through fetch's politeness like every request"
+    assert len(site.requests) == 2
+    assert clock.monotonic() - start == pytest.approx(0.3), "paging goes through fetch's politeness like every request"

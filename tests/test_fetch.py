@@ -32,7 +32,7 @@ FEED = texts_feed(["Acme RouterX keeps dropping wifi", "Thank you Acme"])
 
 
 def get(url: str, limits: FetchLimits | None = None, **kw: Any) -> Fetched:
-    limits = limits or FetchLimits(timeout=5.0, user_agent="beacons-test/1")
+    limits = limits or FetchLimits(timeout=30.0, user_agent="beacons-test/1")
 
     async def go() -> Fetched:
         async with make_client(limits) as client:

@@ -87,7 +87,7 @@ class Case:
     status: str  # ok | error
     reason: str  # in the error, or "" for ok
     kind: str = "rss"
-    limits: FetchLimits = field(default_factory=lambda: FetchLimits(timeout=5.0))
+    limits: FetchLimits = field(default_factory=lambda: FetchLimits(timeout=30.0))
 
 
 CASES: dict[str, Case] = {
