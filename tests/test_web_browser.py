@@ -155,7 +155,9 @@ def test_web_browser_work_the_queue(site: tuple[WebServer, Config, int], tmp_pat
         newest, queue = store.db.execute("SELECT id, queue FROM beacons ORDER BY id DESC LIMIT 1").fetchone()
         store.close()
         assert queue == "support"
-        expect(page.locator(f"#b{newest}")).to_be_visible(timeout=8000)
+        expect(page.locator(f"#b{newest}")).to_be_visible(
+            timeout=60_000
+        )  # a hang guard: the page refreshes every second
         expect(page.locator(f"#b{newest}")).to_have_class(re.compile(r"\bis-new\b"))
 
         # The hostile post is text: no script ran, no image or svg element, no javascript: link.
