@@ -200,8 +200,15 @@ def test_daemon_sigterm_finishes_the_poll_in_flight_and_exits_0(
         with _daemon(path, tmp_path) as proc:
             _wait_for_hit(feed_server, "/slow.xml", proc)
             proc.send_signal(signal.SIGTERM)
-            answer.set()  # SIGTERM first, then the answer: the poll in flight must still be stored
-            _, err = proc.communicate(timeout=HANG_GUARD)
+            assert proc.stderr is not None
+            lines = []
+            for line in proc.stderr:  # the answer comes only once the daemon logged that it is stopping
+                lines.append(line)
+                if '"daemon.stopping"' in line:
+                    break
+            answer.set()
+            _, rest = proc.communicate(timeout=HANG_GUARD)
+            err = "".join(lines) + rest
     finally:
         answer.set()
     assert proc.returncode == 0, err[-3000:]
