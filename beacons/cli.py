@@ -241,13 +241,16 @@ QUEUE_FIELDS = (
 
 @command("queue list")
 def cmd_queue_list(args: argparse.Namespace) -> int:
-    from beacons.store import BeaconFilter, Store
+    from beacons.queue import QueueFilter, list_entries
+    from beacons.storage import Storage
 
     config = load(args)
-    store = Store(config.database)
-    beacons = store.list_beacons(
-        BeaconFilter(queue=args.queue, status=args.status, brand=args.brand, product=args.product, limit=args.limit)
-    )
+    with Storage(config.database) as store:  # the same query as the API and the page: a thread shows once
+        page = list_entries(
+            store,
+            QueueFilter(queue=args.queue, status=args.status, brand=args.brand, product=args.product, limit=args.limit),
+        )
+    beacons = [e.beacon for e in page.entries]
     if args.format == "json":
         json.dump([b.to_json() for b in beacons], _out(), ensure_ascii=False, indent=2)
         print(file=_out())
@@ -339,13 +342,13 @@ def classify_stream(inp: TextIO, out: TextIO, matcher: Any, classifier: Any, bat
 
 @command("sources")
 def cmd_sources(args: argparse.Namespace) -> int:
-    from beacons.store import Store
+    from beacons.storage import Storage
 
     config = load(args)
-    store = Store(config.database)
-    store.sync_sources(config.sources)
-    configured = {s.id for s in config.sources}
-    rows = [r for r in store.sources() if r["id"] in configured]
+    with Storage(config.database) as store:
+        store.sync_sources(config.sources)
+        configured = {s.id for s in config.sources}
+        rows = [r for r in store.sources() if r["id"] in configured]
     if args.format == "json":
         print(json.dumps(rows, indent=2), file=_out())
         return EXIT_OK

@@ -33,7 +33,7 @@ from beacons.fetch import FetchLimits, Politeness, make_client
 from beacons.log import get_logger
 from beacons.models import Source
 from beacons.pipeline import Pipeline, PollResult
-from beacons.store import Store
+from beacons.storage import Storage
 
 log = get_logger("beacons.daemon")
 
@@ -68,7 +68,7 @@ def next_delay(source: Source, result: PollResult, *, max_backoff: float, rng: r
 @dataclass
 class Service:
     config: Config
-    store: Store
+    store: Storage
     client: httpx.AsyncClient
     pipeline: Pipeline
     classifier: Classifier
@@ -92,7 +92,7 @@ def build_service(
     import beacons.alerts.sender
     import beacons.web.task  # noqa: F401  (registers the HTTP server in EXTRA_TASKS when serve: is configured)
 
-    store = Store(config.database)
+    store = Storage(config.database)
     store.sync_sources(config.sources)
     limits = FetchLimits.from_config(config.fetch)
     client = make_client(limits, transport)

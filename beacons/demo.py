@@ -18,7 +18,8 @@ from pathlib import Path
 from beacons.config import parse_config
 from beacons.feedserver import FeedServer, Resource
 from beacons.log import configure
-from beacons.store import BeaconFilter, Store
+from beacons.queue import QueueFilter, list_entries
+from beacons.storage import Storage
 
 CONTENT_TYPES = {".atom": "application/atom+xml", ".rss": "application/rss+xml", ".rdf": "application/rdf+xml"}
 
@@ -50,10 +51,11 @@ def run_demo(*, port: int = 0, database: str | None = None, fmt: str = "table") 
         say(
             f"  second cycle: {sum(r.status == 'not_modified' for r in again)} not modified, {sum(r.counts.get('new', 0) for r in again)} new\n"
         )
-        store = Store(db)
-        support = store.list_beacons(BeaconFilter(queue="support"))
-        advocacy = store.list_beacons(BeaconFilter(queue="advocacy"))
-        none = store.list_beacons(BeaconFilter(queue="none"))
+        store = Storage(db)
+        support, advocacy, none = (
+            [e.beacon for e in list_entries(store, QueueFilter(queue=q, limit=1000, threads=False)).entries]
+            for q in ("support", "advocacy", "none")
+        )
         if fmt == "json":
             json.dump(
                 {

@@ -43,7 +43,8 @@ from beacons.config import Config, load_config
 from beacons.errors import ConfigError, NotModified, SourceError, StoreError
 from beacons.log import configure
 from beacons.models import Classification, Match, Source
-from beacons.store import Store, fault_hint
+from beacons.storage import Storage, is_postgres_url
+from beacons.storage.sqlite import fault_hint
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -79,6 +80,8 @@ def check_config(path: str | None) -> tuple[Config | None, list[Check]]:
 
 def check_database(path: str) -> list[Check]:
     """Read-only checks first (a broken file must not be touched), then whether a write lock can be taken."""
+    if is_postgres_url(path):
+        return check_postgres(path)
     if path == ":memory:":
         return [
             Check("database", "warn", "database is :memory:; nothing survives a restart (set database: to a file path)")
@@ -117,27 +120,53 @@ def check_database(path: str) -> list[Check]:
         )
     else:
         checks.append(Check("database", "ok", f"{path}: integrity_check ok"))
-    applied, expected = version
-    if applied < expected:
-        checks.append(
-            Check("database", "warn", f"schema at {applied} of {expected} migrations; `beacons run` applies the rest")
-        )
-    elif applied > expected:
-        checks.append(
-            Check(
-                "database", "fail", f"schema has {applied} migrations, this beacons knows {expected}: upgrade beacons"
-            )
-        )
-    else:
-        checks.append(Check("database", "ok", f"schema version {applied} (current)"))
+    checks.append(_schema_verdict(*version))
     checks.append(_check_writable(path))
     return checks
 
 
+def _schema_verdict(applied: int, expected: int) -> Check:
+    if applied < expected:
+        return Check(
+            "database", "warn", f"schema at {applied} of {expected} migrations; `beacons run` applies the rest"
+        )
+    if applied > expected:
+        return Check(
+            "database", "fail", f"schema has {applied} migrations, this beacons knows {expected}: upgrade beacons"
+        )
+    return Check("database", "ok", f"schema version {applied} (current)")
+
+
+def check_postgres(url: str) -> list[Check]:
+    """Connect, compare the applied migrations with this beacons', and take and release a write transaction."""
+    from beacons.storage import display_url, open_backend
+
+    try:
+        backend = open_backend(url, timeout=5.0)
+    except StoreError as exc:
+        return [Check("database", "fail", str(exc))]
+    try:
+        version = backend.read("SHOW server_version").scalar()
+        checks = [Check("database", "ok", f"{display_url(url)}: PostgreSQL {version} answers")]
+        applied, known = backend.migrations()
+        checks.append(_schema_verdict(len(applied), len(known)))
+        try:
+            with backend.transaction() as tx:
+                tx.execute("SELECT txid_current()")  # a transaction id is only given to a transaction that may write
+            checks.append(Check("database", "ok", "writable (a write transaction was opened and committed)"))
+        except StoreError as exc:
+            checks.append(Check("database", "fail", f"not writable: {exc}"))
+    except StoreError as exc:
+        checks = [Check("database", "fail", str(exc))]
+    finally:
+        backend.close()
+    return checks
+
+
 def _schema_version(conn: sqlite3.Connection) -> tuple[int, int]:
-    fresh = Store(":memory:")  # a new database has every migration this beacons knows
-    expected = fresh.schema_version
-    fresh.close()
+    from beacons.storage.sqlite_migrations import SETS
+
+    expected = sum(len(s._migrations) for s in SETS)  # a new database has every migration this beacons knows
     try:
         applied = int(conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0])
     except sqlite3.OperationalError:  # no migrations table: an empty or foreign file
@@ -191,7 +220,7 @@ async def check_sources(config: Config, sources: Sequence[Source] | None = None)
     limits = FetchLimits.from_config(config.fetch)
     f = config.fetch
     politeness = Politeness(f.concurrency, f.per_host_concurrency, f.per_host_delay)
-    memory = Store(":memory:")
+    memory = Storage(":memory:")
     async with make_client(limits) as client:
         pipeline = Pipeline(
             store=memory,
@@ -278,7 +307,7 @@ async def _send_test(config: Config, channel: Any) -> Check:
 
     name = f"alert:{channel.name}"
     try:
-        store = Store(config.database, timeout=2.0)
+        store = Storage(config.database, timeout=2.0)
     except StoreError as exc:
         return Check(name, "fail", f"cannot record the test alert: {exc}")
     sender = ChannelSender(channel, Outbox(store), public_url=public_url(config))

@@ -11,6 +11,10 @@
      |    |    +-- HTTPStatusError(status, retry_after)
      |    +-- ParseError(reason)
      +-- StoreError
+     +-- QueueError
+     |    +-- BeaconNotFound(beacon_id)
+     |    +-- TransitionConflict(beacon_id, action, status, assignee)
+     |    +-- InvalidInput(field)
      +-- AlertError(channel)
 
 Signals are not errors and stay outside the tree: ``NotModified`` (a 304, the
@@ -99,6 +103,33 @@ class ParseError(SourceError):
 
 class StoreError(BeaconsError):
     pass
+
+
+class QueueError(BeaconsError):
+    """A queue action that cannot be done as asked."""
+
+
+class BeaconNotFound(QueueError):
+    def __init__(self, beacon_id: int) -> None:
+        self.beacon_id = beacon_id
+        super().__init__(f"no beacon with id {beacon_id} (see `beacons queue list --queue all`)")
+
+
+class TransitionConflict(QueueError):
+    """The beacon is not in a state that allows the action (someone else got there first)."""
+
+    def __init__(
+        self, beacon_id: int, action: str, status: str, assignee: str | None, message: str | None = None
+    ) -> None:
+        self.beacon_id, self.action, self.status, self.assignee = beacon_id, action, status, assignee
+        who = f" by {assignee}" if assignee and status != "new" else ""
+        super().__init__(message or f"cannot {action} beacon {beacon_id}: it is already {status}{who}")
+
+
+class InvalidInput(QueueError):
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
 
 
 class AlertError(BeaconsError):

@@ -24,9 +24,9 @@ from beacons.fetch import FetchLimits, Politeness, fetch
 from beacons.log import get_logger
 from beacons.match import BrandMatcher
 from beacons.models import Brand, Fetched, Match, Mention, Source, SourceState
-from beacons.queue import link_threads
+from beacons.queue import link_pending, link_threads
 from beacons.route import Rules, route
-from beacons.store import Item, Store
+from beacons.storage import Item, Storage
 from collectors import REGISTRY, Poll, PollContext
 
 log = get_logger("beacons.pipeline")
@@ -47,7 +47,7 @@ class Pipeline:
     def __init__(
         self,
         *,
-        store: Store,
+        store: Storage,
         client: httpx.AsyncClient,
         classifier: Classifier,
         brands: Sequence[Brand],
@@ -180,8 +180,8 @@ class Pipeline:
         saved = self.store.save_poll(
             source_id, items, state=state, seen=len(mentions), skipped=skipped, channels=self.channels
         )
-        if saved.beacon_ids:
-            link_threads(self.store, self.routing.grouping)  # posts about the same problem become one thread
+        if saved.beacon_ids:  # posts about the same problem become one thread, linked now (never on read)
+            link_threads(self.store, self.routing.grouping, saved.beacon_ids)
         counts["new"] = saved.new
         counts["duplicate"] += saved.duplicates
         counts["support"] = saved.queued.get("support", 0)
@@ -209,8 +209,11 @@ class Pipeline:
                 log.warning("mention.reclassify_failed", mention_id=mention_id, error=str(exc))
                 break
             done += 1
+        try:  # the beacons just stored, and any a stopped process left unlinked
+            link_pending(self.store, self.routing.grouping)
+        except StoreError as exc:
+            log.warning("thread.link_failed", error=str(exc))
         if done:
-            link_threads(self.store, self.routing.grouping)
             log.info("mention.reclassified", count=done, pending=len(pending) - done)
         return done
 

@@ -111,10 +111,10 @@ def _summary(b: Beacon, out: TextIO) -> None:
 
 def _act(args: argparse.Namespace, fn: Any, **kw: Any) -> int:
     """Run ``fn(store, id, by, **kw)`` and print the result."""
-    from beacons.store import Store
+    from beacons.storage import Storage
 
     config = load(args)
-    store = Store(config.database)
+    store = Storage(config.database)
     try:
         result = fn(store, args.id, args.by or _who(), **kw)
     finally:
@@ -165,9 +165,9 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 def _read_one(database: str, beacon_id: int, read: Callable[[Any, int], T | None]) -> T | None:
     """``read(store, id)`` on the database; a missing beacon is reported on stderr."""
-    from beacons.store import Store
+    from beacons.storage import Storage
 
-    store = Store(database)
+    store = Storage(database)
     try:
         found = read(store, beacon_id)
     finally:
@@ -231,10 +231,10 @@ def write_export(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
 @command("queue export")
 def cmd_export(args: argparse.Namespace) -> int:
     from beacons.queue import QueueFilter, iter_entries
-    from beacons.store import Store
+    from beacons.storage import Storage
 
     config = load(args)
-    store = Store(config.database)
+    store = Storage(config.database)
     f = QueueFilter(args.queue, args.status, args.brand, args.product, args.team, threads=False)
     try:
         rows = (e.to_json() for e in iter_entries(store, f))

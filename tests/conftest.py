@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import structlog
 import yaml
+from helpers_pg import Cluster, fresh_database, start_cluster, stop_cluster
 
 from beacons.feedserver import FeedServer
 
@@ -46,7 +48,44 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "beacons.db"
 
 
-def config_writer(folder: Path, database: Path) -> WriteConfig:
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """The PostgreSQL cluster of this test run: BEACONS_TEST_PG_URL (.ci/run starts one), else one started here.
+
+    Without PostgreSQL the tests that need it skip, loudly; with BEACONS_REQUIRE_PG=1 (set by .ci/run) a
+    cluster that cannot be had fails them instead, so CI never passes on skipped PostgreSQL tests.
+    """
+    url = os.environ.get("BEACONS_TEST_PG_URL")
+    if url:
+        yield Cluster(url)
+        return
+    cluster, why = start_cluster()
+    if cluster is None:
+        if os.environ.get("BEACONS_REQUIRE_PG") == "1":
+            pytest.fail(f"BEACONS_REQUIRE_PG=1 but PostgreSQL is not available: {why}")
+        pytest.skip(f"PostgreSQL TESTS SKIPPED: {why}")
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database's URL (dropped after the test)."""
+    with fresh_database(pg_cluster) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's database on each backend: an SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "beacons.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+def config_writer(folder: Path, database: Path | str) -> WriteConfig:
     """Write a config file: a mapping (``database`` defaults to ``database``) or YAML text as is."""
 
     def write(config: dict[str, Any] | str, name: str = "config.yaml") -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import structlog
 import yaml
+from helpers_db import write
 
 from beacons.classify import RulesClassifier
 from beacons.config import Config, parse_config
@@ -197,9 +198,9 @@ def seed(config: Config, posts: Sequence[Mention] | None = None) -> list[int]:
         for m in mentions:
             by_source.setdefault(m.source_id, []).append(m)
         for source_id, batch in by_source.items():
-            store.db.execute("INSERT OR IGNORE INTO sources (id, kind) VALUES (?, 'rss')", [source_id])
+            write(store, "INSERT INTO sources (id, kind) VALUES (?, 'rss') ON CONFLICT (id) DO NOTHING", [source_id])
             pipeline.ingest(source_id, batch)
-        rows = store.db.execute("SELECT id FROM beacons WHERE queue != 'none' ORDER BY id").fetchall()
+        rows = store.backend.read("SELECT id FROM beacons WHERE queue != 'none' ORDER BY id").rows
         return [int(r[0]) for r in rows]
     finally:
         store.close()

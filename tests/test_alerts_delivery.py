@@ -89,7 +89,7 @@ def test_alerts_delivery_once_per_event_id_signed(tmp_path: Path) -> None:
 def test_alerts_delivery_two_senders_never_share_a_row(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     ids = [add_beacon(store, ["hook"]) for _ in range(20)]
-    other = Store(store.path)  # a second connection, as a second process would have
+    other = Store(store.database)  # a second connection, as a second process would have
     with Receiver() as r:
         a = ChannelSender(channel(r.url), Outbox(store), tick=0.01)
         b = ChannelSender(channel(r.url), Outbox(other), tick=0.01)
@@ -161,7 +161,7 @@ def test_alerts_delivery_dead_after_max_attempts_then_cli_retry(
         )
         cfg = tmp_path / "config.yaml"
         cfg.write_text(
-            f"database: {store.path}\nalerts:\n  - kind: webhook\n    name: hook\n    url: {r.url}\n    secret: {SECRET}\n"
+            f"database: {store.database}\nalerts:\n  - kind: webhook\n    name: hook\n    url: {r.url}\n    secret: {SECRET}\n"
         )
         assert main(["alerts", "list", "--config", str(cfg), "--status", "dead"]) == 0
         assert f"beacon-{beacon_id}-hook" in capsys.readouterr().out

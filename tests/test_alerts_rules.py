@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from helpers_alerts import Receiver, add_beacon, open_store, reset_logging  # noqa: F401
 from helpers_clock import FakeClock
+from helpers_db import write
 
 from beacons.alerts import health, spikes
 from beacons.alerts.config import AlertChannel, HealthRule, SpikeRule
@@ -169,7 +170,7 @@ def test_alerts_health_transition_once_remind_recover() -> None:
 def _set_source(store: Store, source_id: str, **cols: Any) -> None:
     store.sync_sources([Source(source_id, "rss", 300.0, None)])
     sets = ", ".join(f"{k} = ?" for k in cols)
-    store.db.execute(f"UPDATE sources SET {sets} WHERE id = ?", [*cols.values(), source_id])
+    write(store, f"UPDATE sources SET {sets} WHERE id = ?", [*cols.values(), source_id])
 
 
 def test_alerts_health_alerts_ops_channel_once_then_recovery(tmp_path: Path) -> None:

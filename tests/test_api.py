@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from helpers_db import scalar, write
 from helpers_queue import (
     HOSTILE_AUTHOR,
     HOSTILE_TITLE,
@@ -367,9 +368,10 @@ def test_api_concurrent_claims_exactly_one_wins(client: httpx.Client, server: We
 def test_api_metrics(client: httpx.Client, config: Config) -> None:
     client.post(f"/api/beacons/{WIFI}/claim", json={"by": "alice"}, headers=AUTH)
     store = Store(config.database)
-    store.db.execute("UPDATE sources SET polls = 7, errors = 2 WHERE id = 'homenet-forum'")
-    store.db.execute(
-        "INSERT INTO outbox (event_id, channel, beacon_id, created_at) VALUES ('e1', 'slack \"ops\"', 1, '2026-11-23T00:00:00+00:00')"
+    write(store, "UPDATE sources SET polls = 7, errors = 2 WHERE id = 'homenet-forum'")
+    write(
+        store,
+        "INSERT INTO outbox (event_id, channel, beacon_id, created_at) VALUES ('e1', 'slack \"ops\"', 1, '2026-11-23T00:00:00+00:00')",
     )
     store.close()
     r = client.get("/metrics", headers=AUTH)
@@ -419,7 +421,8 @@ def test_api_page_escapes_untrusted_text(client: httpx.Client, config: Config) -
     assert re.search(
         r'<a href="https://forum.example/t/routerx-drops-wifi/4811" rel="noopener noreferrer" target="_blank">', html
     )
-    hostile_id = Store(config.database).db.execute("SELECT MAX(id) FROM beacons").fetchone()[0]
+    with Store(config.database) as store:
+        hostile_id = scalar(store, "SELECT MAX(id) FROM beacons")
     detail = client.get(f"/beacons/{hostile_id}").text
     assert "&lt;img src=x onerror=" in detail and HOSTILE_TITLE not in detail and HOSTILE_AUTHOR not in detail
 

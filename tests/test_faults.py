@@ -434,8 +434,8 @@ def test_faults_disk_full_rolls_back_and_recovers(tmp_path: Path, feed: tuple[Fe
     db = tmp_path / "b.db"
     store = Store(db)
     store.sync_sources([src])
-    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-    store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk with 8 KiB left
+    pages = store.backend.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.backend.conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # a disk with 8 KiB left
     with structlog.testing.capture_logs() as logs:
         full = poll_with(store, src)
     assert (
@@ -445,8 +445,8 @@ def test_faults_disk_full_rolls_back_and_recovers(tmp_path: Path, feed: tuple[Fe
     )
     assert any(e["event"] == "source.polled" and e["status"] == "error" for e in logs)
     assert store.mention_count() == 0 and store.source_state("feed").etag is None  # nothing half-written
-    assert store.db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    store.db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    assert store.backend.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    store.backend.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
     ok = poll_with(store, src)
     assert ok.status == "ok" and ok.counts["new"] == 203
     row = next(r for r in store.sources() if r["id"] == "feed")
@@ -462,11 +462,11 @@ def test_faults_read_only_database_mid_run(tmp_path: Path, feed: tuple[FeedServe
     db = tmp_path / "b.db"
     store = Store(db)
     store.sync_sources([src])
-    store.db.execute("PRAGMA query_only = ON")
+    store.backend.conn.execute("PRAGMA query_only = ON")
     ro = poll_with(store, src)
     assert ro.status == "error" and "readonly database" in (ro.error or "") and "check permissions" in (ro.error or "")
     assert store.mention_count() == 0
-    store.db.execute("PRAGMA query_only = OFF")
+    store.backend.conn.execute("PRAGMA query_only = OFF")
     assert poll_with(store, src).counts["new"] == 203
     store.close()
     assert_sound(db, 203)

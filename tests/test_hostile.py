@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import structlog
+from helpers_db import listed
 from helpers_feeds import (
     BILLION_LAUGHS,
     EXTERNAL_ENTITY,
@@ -42,7 +43,7 @@ from beacons.feedserver import FeedServer, Resource
 from beacons.fetch import FetchLimits, make_client
 from beacons.models import Source
 from beacons.pipeline import PollResult
-from beacons.store import BeaconFilter, Store
+from beacons.store import Store
 from beacons.text import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from collectors.hn_search import Options as HNOptions
 from collectors.rss import Options
@@ -181,7 +182,7 @@ def test_hostile_huge_fields_are_cut_not_dropped(
 ) -> None:
     store = Store(db_path)
     run_case(feed_server, store, CASES["title_1mb" if field == "title" else "text_1mb"])
-    [beacon] = [b for b in store.list_beacons(BeaconFilter(queue="all")) if b.source == "bad"]
+    [beacon] = [b for b in listed(store, queue="all") if b.source == "bad"]
     value = getattr(beacon, field)
     assert 0 < len(value) <= limit and value.startswith("Acme RouterX")
     store.close()

@@ -257,12 +257,14 @@ def test_nlp_train_with_feedback_reads_reroutes_from_the_database(tmp_path, writ
     import argparse
     import asyncio
 
+    from helpers_db import listed
+
     from beacons.config import load_config
     from beacons.daemon import run
     from beacons.feedserver import FeedServer, Resource
     from beacons.nlp.cli import _feedback
     from beacons.queue import reroute
-    from beacons.store import BeaconFilter, Store
+    from beacons.store import Store
 
     feed = (
         b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://x/</link><description>d</description>'
@@ -281,7 +283,7 @@ def test_nlp_train_with_feedback_reads_reroutes_from_the_database(tmp_path, writ
         config = load_config(path)
         asyncio.run(run(config, once=True, install_signals=False))
     store = Store(config.database)
-    [beacon] = store.list_beacons(BeaconFilter(queue="all"))
+    [beacon] = listed(store, queue="all")
     target = "support" if beacon.queue != "support" else "none"
     reroute(store, beacon.id, "maria", target)
     examples = _feedback(argparse.Namespace(config=str(path)), load_corpus())

@@ -19,6 +19,7 @@ import pytest
 import structlog
 import yaml
 from conftest import running_feed_server
+from helpers_db import listed
 from helpers_feeds import (
     ACME,
     ADVOCACY_TEXTS,
@@ -46,7 +47,7 @@ from beacons.feedserver import FeedServer, Resource
 from beacons.fetch import FetchLimits, make_client
 from beacons.models import Beacon, Classification, Match, Source
 from beacons.pipeline import Pipeline, PollResult
-from beacons.store import BeaconFilter, Store
+from beacons.store import Store
 from collectors.rss import Options
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rss"
@@ -90,9 +91,9 @@ def test_pipeline_poll_stores_routed_mentions(feed_server: FeedServer, store: St
     assert result.counts["dropped_no_brand"] == 2
     assert result.counts["new"] == 5
     assert result.counts["support"] == 3 and result.counts["advocacy"] == 2
-    support = store.list_beacons(BeaconFilter(queue="support"))
+    support = listed(store, queue="support")
     assert {b.source for b in support} == {"blog"} and len(support) == 3
-    assert all(b.brand == "Acme" for b in store.list_beacons(BeaconFilter(queue="all")))
+    assert all(b.brand == "Acme" for b in listed(store, queue="all"))
     [line] = [e for e in logs if e["event"] == "source.polled"]
     assert line["source"] == "blog" and line["status"] == "ok" and line["new"] == 5 and "ms" in line
     state = store.source_state("blog")
@@ -185,7 +186,7 @@ def test_pipeline_classify_failure_keeps_the_mention(feed_server: FeedServer, st
         [result] = poll(store, src, pipeline=flaky)
     assert result.counts["new"] == 2 and result.counts["classify_errors"] == 1
     assert store.mention_count() == 2
-    assert len(store.list_beacons(BeaconFilter(queue="all"))) == 1
+    assert len(listed(store, queue="all")) == 1
     [(_, mention, match)] = store.unclassified()
     assert mention.text == "Acme RouterX went boom" and match is not None and match.product == "RouterX"
     assert any(e["event"] == "mention.classify_failed" and "model exploded" in e["error"] for e in logs)
@@ -225,7 +226,7 @@ def test_pipeline_failed_classification_is_retried_once_the_classifier_works(
     with structlog.testing.capture_logs() as logs:
         assert fixed.retry_unclassified() == 1
     assert store.unclassified() == []
-    beacons = store.list_beacons(BeaconFilter(queue="all"))
+    beacons = listed(store, queue="all")
     assert len(beacons) == 2 and any("boom" in b.text for b in beacons)
     assert fixed.retry_unclassified() == 0  # nothing twice
     assert any(e["event"] == "mention.reclassified" and e["count"] == 1 for e in logs)
@@ -342,9 +343,7 @@ def hostile_cycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cycle]:
                 for r in asyncio.run(run(config, once=True, install_signals=False, classifier=rules_classifier()))
             }
     store = Store(db)
-    yield Cycle(
-        results, logs, {r["id"]: r for r in store.sources()}, store.list_beacons(BeaconFilter(queue="all", limit=1000))
-    )
+    yield Cycle(results, logs, {r["id"]: r for r in store.sources()}, listed(store, queue="all", limit=1000))
     store.close()
 
 

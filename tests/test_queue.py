@@ -11,12 +11,20 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers_db import rows as db_rows
+from helpers_db import scalar
 from helpers_queue import config_data, make_config, mention, seed
 
 from beacons import queue as q
 from beacons.cli import main
 from beacons.config import Config
 from beacons.store import Store
+
+
+def count_beacons(database: str) -> int:
+    with Store(database) as store:
+        return int(scalar(store, "SELECT COUNT(*) FROM beacons"))
+
 
 OUTAGE, OUTAGE_TOO, WIFI, BILLING, GUEST, PRAISE = 1, 2, 3, 4, 5, 6  # beacon ids of helpers_queue.POSTS
 
@@ -170,7 +178,7 @@ def test_queue_reroute_is_a_training_label(store: Store) -> None:
             "brand": "Acme",
         }
     ]  # type: ignore[union-attr]
-    assert store.db.execute("SELECT COUNT(*) FROM feedback_labels").fetchone()[0] == 2  # every correction is kept
+    assert scalar(store, "SELECT COUNT(*) FROM feedback_labels") == 2  # every correction is kept
 
 
 def test_queue_reroute_to_the_same_queue_or_an_unknown_one(store: Store) -> None:
@@ -224,7 +232,7 @@ def test_queue_new_post_after_the_thread_closed_starts_a_new_thread(config: Conf
             )
         ],
     )
-    newest = store.db.execute("SELECT MAX(id) FROM beacons").fetchone()[0]
+    newest = scalar(store, "SELECT MAX(id) FROM beacons")
     assert q.get_entry(store, newest).thread_id == newest  # type: ignore[union-attr]
 
 
@@ -254,7 +262,7 @@ def test_queue_pages_cover_every_beacon_once_in_priority_order(store: Store) -> 
         if not page.next_cursor:
             break
         cursor = page.next_cursor
-    everything = store.db.execute("SELECT priority, id FROM beacons").fetchall()
+    everything = db_rows(store, "SELECT priority, id FROM beacons")
     assert seen == sorted(everything, key=lambda r: (-r[0], -r[1]))
 
 
@@ -293,7 +301,9 @@ def test_queue_migrations_apply_once(config: Config) -> None:
     first.close()
     again = Store(config.database)
     assert again.schema_version == version_before
-    assert [m.name for m in q.migrations.applied(again.db)] == ["0001_lifecycle"]
+    assert [m for m in again.backend.migrations()[0] if m.startswith("beacons-queue/")] == [
+        "beacons-queue/0001_lifecycle"
+    ]
     again.close()
 
 
@@ -360,7 +370,7 @@ def test_queue_cli_export_csv_neutralises_formulas(capsys: Any, config_file: str
     )
     code, out, _ = cli(capsys, "queue", "export", "--format", "csv", "--queue", "all", "-c", config_file)
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert code == 0 and len(rows) == Store(config.database).db.execute("SELECT COUNT(*) FROM beacons").fetchone()[0]
+    assert code == 0 and len(rows) == count_beacons(config.database)
     hostile = next(r for r in rows if "calc" in r["title"])
     assert hostile["title"].startswith("'=") and hostile["author"].startswith("'=")
     assert rows[0].keys() >= {"id", "queue", "status", "priority", "brand", "team", "assignee", "thread_id"}

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from helpers_db import listed
 from helpers_search import ACME_YAML, SEARCH_KINDS, SPECS, FixtureSite, source_yaml
 
 from beacons.classify import RulesClassifier
 from beacons.config import parse_config
 from beacons.daemon import run
 from beacons.feedserver import FeedServer
-from beacons.store import BeaconFilter, Store
+from beacons.store import Store
 
 # url -> queue for every mention the first run must store and route
 EXPECTED = {
@@ -83,7 +84,7 @@ def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(
 
     store = Store(config.database)
     try:
-        beacons = store.list_beacons(BeaconFilter(queue="all", limit=500))
+        beacons = listed(store, queue="all", limit=500)
         routed = {b.url: b.queue for b in beacons}
         assert routed == EXPECTED
         by_url = {b.url: b for b in beacons}

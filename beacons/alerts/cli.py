@@ -43,10 +43,10 @@ def add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentPa
 
 @command("alerts list")
 def cmd_list(args: argparse.Namespace) -> int:
-    from beacons.store import Store
+    from beacons.storage import Storage
 
     config = load(args)
-    outbox = Outbox(Store(config.database))
+    outbox = Outbox(Storage(config.database))
     rows = outbox.rows(status=args.status, channel=args.channel, limit=args.limit)
     if args.format == "json":
         print(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
@@ -68,13 +68,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 @command("alerts retry")
 def cmd_retry(args: argparse.Namespace) -> int:
-    from beacons.store import Store
+    from beacons.storage import Storage
 
     if not args.ids and not args.dead:
         print("beacons: alerts retry: give ids (from `beacons alerts list`) or --dead", file=sys.stderr)
         return EXIT_ERROR
     config = load(args)
-    outbox = Outbox(Store(config.database))
+    outbox = Outbox(Storage(config.database))
     keys: list[int | str] = [int(k) if k.isdigit() else k for k in args.ids]
     changed = outbox.retry(ids=keys, dead=args.dead, channel=args.channel, now=time.time())
     print(f"{changed} alert(s) queued again; the running daemon (or the next `beacons run --once`) sends them")
@@ -85,7 +85,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from beacons.alerts.config import named
     from beacons.alerts.sender import ChannelSender, public_url
-    from beacons.store import Store
+    from beacons.storage import Storage
 
     config = load(args)
     channels = {c.name: c for c in named(config.alerts)}
@@ -96,7 +96,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def send() -> int:
-        sender = ChannelSender(channel, Outbox(Store(config.database)), public_url=public_url(config))
+        sender = ChannelSender(channel, Outbox(Storage(config.database)), public_url=public_url(config))
         try:
             outcome = await sender.send_test()
         finally:

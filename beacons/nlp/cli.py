@@ -82,10 +82,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _feedback(args: argparse.Namespace, corpus: Corpus) -> list[Example]:
     from beacons.cli import load
     from beacons.queue import feedback_examples
-    from beacons.store import Store
+    from beacons.storage import Storage
 
     config = load(args)
-    rows = feedback_examples(Store(config.database))
+    with Storage(config.database) as store:
+        rows = feedback_examples(store)
     out = []
     for i, row in enumerate(rows):
         brand = row.get("brand")

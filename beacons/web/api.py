@@ -55,7 +55,7 @@ def query_filter(query: dict[str, str], *, default_limit: int = 50) -> QueueFilt
 def list_beacons(app: App, req: Request) -> Response:
     f = query_filter(req.query)
     with app.store() as store:
-        page = list_entries(store, f, grouping=app.config.routing.grouping)
+        page = list_entries(store, f)
     return Response.json({"beacons": [e.to_json() for e in page.entries], "next_cursor": page.next_cursor})
 
 
@@ -107,7 +107,7 @@ def healthz(app: App, req: Request) -> Response:
     """Liveness and database check; open to all (load balancers carry no token) and reveals nothing."""
     try:
         with app.store() as store:
-            store.db.execute("SELECT 1").fetchone()
+            store.ping()
     except Exception:
         return Response.json({"status": "error", "database": "unavailable"}, 503)
     return Response.json({"status": "ok"})

@@ -180,7 +180,7 @@ def board(app: App, req: Request) -> Response:
                 app.serve.page_size,
                 q.get("cursor") if only else None,
             )
-            page = list_entries(store, f, grouping=app.config.routing.grouping)
+            page = list_entries(store, f)
             more = (
                 "/?"
                 + urlencode({**{k: v for k, v in filters.items() if v}, "queue": queue, "cursor": page.next_cursor})

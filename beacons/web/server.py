@@ -25,7 +25,7 @@ from beacons.config import Config
 from beacons.errors import ConfigError, Problem, StoreError
 from beacons.log import get_logger
 from beacons.queue import BeaconNotFound, InvalidInput, TransitionConflict
-from beacons.store import Store
+from beacons.storage import Storage
 from beacons.web.auth import Auth, Identity
 from beacons.web.config import ServeConfig
 
@@ -174,8 +174,8 @@ class App:
             self.routes.append(RouteSpec(method, re.compile(regex), handler, kind, template))
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        store = Store(self.config.database)
+    def store(self) -> Iterator[Storage]:
+        store = Storage(self.config.database)
         try:
             yield store
         finally:
@@ -325,7 +325,7 @@ class WebServer:
 
     def __init__(self, config: Config, serve: ServeConfig | None = None, *, secret: bytes | None = None) -> None:
         self.app = App(config, serve, secret=secret)
-        Store(config.database).close()  # apply migrations once, before request threads open connections
+        Storage(config.database).close()  # apply migrations once, before request threads open connections
         serve = self.app.serve
         server_class: type[_Server] = _Server
         if ":" in serve.host:

@@ -1,0 +1,72 @@
+"""The queue: what the team works through, as the CLI, the API and the page see it.
+
+States: ``new -> claimed (by whom) -> resolved | dismissed``; resolve and dismiss
+also work straight from ``new``. One module per concern:
+
+- ``inputs.py``: names and notes checked before anything is written;
+- ``queries.py``: the one list (threads folded, keyset paging), a beacon's detail, facets, feedback labels;
+- ``lifecycle.py``: claim, resolve, dismiss, re-route and notes (each one guarded transaction in storage);
+- ``threads.py``: which stored beacons are posts about the same problem (linked when stored, never on read).
+"""
+
+from __future__ import annotations
+
+from beacons.errors import BeaconNotFound, InvalidInput, QueueError, TransitionConflict
+from beacons.queue.inputs import MAX_NAME_CHARS, MAX_NOTE_CHARS, clean_name, clean_note
+from beacons.queue.lifecycle import ACTIONS, OPEN, add_note, claim, dismiss, reroute, resolve
+from beacons.queue.queries import (
+    Detail,
+    Entry,
+    Event,
+    Page,
+    facets,
+    feedback_examples,
+    get_detail,
+    get_entry,
+    history,
+    iter_entries,
+    list_entries,
+    metric_counts,
+    routing_input,
+    version,
+)
+from beacons.queue.threads import link_pending, link_threads
+from beacons.storage.beacons import decode_cursor, encode_cursor
+from beacons.storage.types import QueueFilter
+
+__all__ = [
+    "ACTIONS",
+    "MAX_NAME_CHARS",
+    "MAX_NOTE_CHARS",
+    "OPEN",
+    "BeaconNotFound",
+    "Detail",
+    "Entry",
+    "Event",
+    "InvalidInput",
+    "Page",
+    "QueueError",
+    "QueueFilter",
+    "TransitionConflict",
+    "add_note",
+    "claim",
+    "clean_name",
+    "clean_note",
+    "decode_cursor",
+    "dismiss",
+    "encode_cursor",
+    "facets",
+    "feedback_examples",
+    "get_detail",
+    "get_entry",
+    "history",
+    "iter_entries",
+    "link_pending",
+    "link_threads",
+    "list_entries",
+    "metric_counts",
+    "reroute",
+    "resolve",
+    "routing_input",
+    "version",
+]

@@ -1,0 +1,236 @@
+"""Reading beacons: the one list query (CLI, API and page), one beacon, its notes, history and thread.
+
+Paging is a keyset on ``(priority, id)``, both descending: the cursor is the
+last row's pair and the next page starts strictly below it, so a row whose
+priority does not change is listed exactly once however many rows arrive or
+are closed between pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from beacons.errors import InvalidInput
+from beacons.models import QUEUES, Beacon
+from beacons.storage.base import Backend, marks
+from beacons.storage.types import ListedBeacon, QueueFilter, match_from_json
+
+BEACON_SELECT = (
+    "SELECT b.id, b.queue, b.status, b.priority, m.brand, m.product, m.title, m.text, m.url, m.source_id, m.author,"
+    " m.published_at, b.sentiment, b.is_beacon, b.sentiment_score, b.scores_json, b.reason, b.team, b.assignee,"
+    " b.created_at, b.updated_at, m.fetched_at, m.author_reach"
+    " FROM beacons b JOIN mentions m ON m.id = b.mention_id"
+)
+MAX_PAGE = 1000
+
+
+def beacon_from_row(row: Sequence[Any]) -> Beacon:
+    return Beacon(
+        id=int(row[0]),
+        queue=row[1],
+        status=row[2],
+        priority=int(row[3]),
+        brand=row[4],
+        product=row[5],
+        title=row[6],
+        text=row[7],
+        url=row[8],
+        source=row[9],
+        author=row[10],
+        published_at=row[11],
+        sentiment=row[12],
+        is_beacon=bool(row[13]),
+        sentiment_score=float(row[14]),
+        scores=json.loads(row[15] or "{}"),
+        reason=row[16] or "",
+        team=row[17],
+        assignee=row[18],
+        created_at=row[19],
+        updated_at=row[20],
+        fetched_at=row[21],
+        author_reach=row[22],
+    )
+
+
+def encode_cursor(priority_value: int, beacon_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{priority_value}:{beacon_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prio, beacon_id = text.split(":")
+        return int(prio), int(beacon_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor", "is not a cursor this server gave out") from exc
+
+
+def _where(f: QueueFilter, b: str = "b", m: str = "m", *, members: bool = True) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a filter on beacon alias ``b`` and mention alias ``m`` (all values as parameters)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if f.queue is None:
+        where.append(f"{b}.queue IN ('support', 'advocacy')")
+    elif f.queue != "all":
+        if f.queue not in QUEUES:
+            raise InvalidInput("queue", f"expected one of support, advocacy, none, all; got {f.queue!r}")
+        where.append(f"{b}.queue = ?")
+        args.append(f.queue)
+    if f.status == "open":
+        where.append(f"{b}.status IN ('new', 'claimed')")
+    elif f.status:
+        if f.status not in ("new", "claimed", "resolved", "dismissed"):
+            raise InvalidInput("status", f"expected one of new, claimed, resolved, dismissed, open; got {f.status!r}")
+        where.append(f"{b}.status = ?")
+        args.append(f.status)
+    columns = [(f"{b}.team", f.team)] + ([(f"{m}.brand", f.brand), (f"{m}.product", f.product)] if members else [])
+    for column, value in columns:
+        if value:
+            where.append(f"lower({column}) = lower(?)")
+            args.append(value)
+    return where, args
+
+
+class BeaconsMixin:
+    backend: Backend
+
+    def list_beacons(self, f: QueueFilter) -> tuple[list[ListedBeacon], str | None]:
+        """One page, highest priority first; with ``threads`` a thread shows as its first beacon only."""
+        where, args = _where(f)
+        if f.threads:
+            # Hide a linked beacon when the first beacon of its thread passes the same filter (it is listed instead).
+            root_where, root_args = _where(f, "r", members=False)
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM beacon_threads t JOIN beacons r ON r.id = t.thread_id"
+                f" WHERE t.beacon_id = b.id AND t.thread_id != b.id AND {' AND '.join(root_where) or '1 = 1'})"
+            )
+            args += root_args
+        if f.cursor:
+            prio, last_id = decode_cursor(f.cursor)
+            where.append("(b.priority, b.id) < (?, ?)")
+            args += [prio, last_id]
+        limit = max(1, min(int(f.limit), MAX_PAGE))
+        sql = (
+            BEACON_SELECT
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY b.priority DESC, b.id DESC LIMIT ?"
+        )
+        beacons = [beacon_from_row(r) for r in self.backend.read(sql, [*args, limit + 1]).rows]
+        more = len(beacons) > limit
+        beacons = beacons[:limit]
+        last = beacons[-1] if beacons else None
+        return self._listed(beacons), (encode_cursor(last.priority, last.id) if more and last else None)
+
+    def _listed(self, beacons: Sequence[Beacon]) -> list[ListedBeacon]:
+        if not beacons:
+            return []
+        ids = [b.id for b in beacons]
+        extra = {
+            int(row[0]): row[1:]
+            for row in self.backend.read(
+                "SELECT b.id, m.match_json, COALESCE(t.thread_id, b.id),"
+                " (SELECT COUNT(*) FROM beacon_threads t2 WHERE t2.thread_id = b.id AND t2.beacon_id != b.id)"
+                " FROM beacons b JOIN mentions m ON m.id = b.mention_id LEFT JOIN beacon_threads t ON t.beacon_id = b.id"
+                f" WHERE b.id IN ({marks(len(ids))})",
+                ids,
+            ).rows
+        }
+        out = []
+        for b in beacons:
+            match_text, thread_id, related = extra.get(b.id, (None, b.id, 0))
+            out.append(ListedBeacon(b, int(thread_id), int(related), match_from_json(match_text)))
+        return out
+
+    def get_beacon(self, beacon_id: int) -> Beacon | None:
+        row = self.backend.read(BEACON_SELECT + " WHERE b.id = ?", [beacon_id]).one()
+        return beacon_from_row(row) if row else None
+
+    def get_listed(self, beacon_id: int) -> ListedBeacon | None:
+        beacon = self.get_beacon(beacon_id)
+        return self._listed([beacon])[0] if beacon else None
+
+    def notes(self, beacon_id: int) -> list[dict[str, Any]]:
+        rows = self.backend.read(
+            "SELECT id, at, author, text FROM beacon_notes WHERE beacon_id = ? ORDER BY id", [beacon_id]
+        ).rows
+        return [{"id": int(r[0]), "at": r[1], "author": r[2], "text": r[3]} for r in rows]
+
+    def history(self, beacon_id: int) -> list[tuple[Any, ...]]:
+        return self.backend.read(
+            "SELECT id, beacon_id, at, actor, action, from_status, to_status, from_queue, to_queue, assignee, detail"
+            " FROM beacon_events WHERE beacon_id = ? ORDER BY id",
+            [beacon_id],
+        ).rows
+
+    def thread_members(self, thread_id: int, beacon_id: int) -> list[dict[str, Any]]:
+        """The beacons of a thread other than ``beacon_id`` (with its first one when that is another)."""
+        rows = self.backend.read(
+            "SELECT b.id, b.status, b.queue, b.priority, m.title, m.source_id, m.author, b.assignee FROM beacon_threads t"
+            " JOIN beacons b ON b.id = t.beacon_id JOIN mentions m ON m.id = b.mention_id WHERE t.thread_id = ? AND b.id != ?"
+            " UNION SELECT b.id, b.status, b.queue, b.priority, m.title, m.source_id, m.author, b.assignee FROM beacons b"
+            " JOIN mentions m ON m.id = b.mention_id WHERE b.id = ? AND b.id != ? ORDER BY 1",
+            [thread_id, beacon_id, thread_id, beacon_id],
+        ).rows
+        keys = ("id", "status", "queue", "priority", "title", "source", "author", "assignee")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def facets(self) -> dict[str, list[str]]:
+        """The brands, products and teams in the queues, for the page's filters."""
+        out: dict[str, list[str]] = {}
+        for key, sql in (
+            (
+                "brands",
+                "SELECT DISTINCT m.brand FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.queue != 'none' AND m.brand IS NOT NULL",
+            ),
+            (
+                "products",
+                "SELECT DISTINCT m.product FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.queue != 'none' AND m.product IS NOT NULL",
+            ),
+            ("teams", "SELECT DISTINCT team FROM beacons WHERE queue != 'none' AND team IS NOT NULL"),
+        ):
+            out[key] = sorted((r[0] for r in self.backend.read(sql).rows), key=str.lower)
+        return out
+
+    def queue_version(self) -> str:
+        """Changes whenever a beacon arrives or anything happens to one (the page polls it to refresh)."""
+        row = self.backend.read("SELECT (SELECT MAX(id) FROM beacons), (SELECT MAX(id) FROM beacon_events)").one()
+        assert row is not None
+        return f"{row[0] or 0}.{row[1] or 0}"
+
+    def counts(self) -> dict[str, int]:
+        rows = self.backend.read("SELECT queue, status, COUNT(*) FROM beacons GROUP BY queue, status").rows
+        return {f"{q}/{s}": int(n) for q, s, n in rows}
+
+    def metric_counts(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Rows for /metrics: beacons by queue and status, polls and errors per source, the alert backlog."""
+        read = self.backend.read
+        return {
+            "beacons": read("SELECT queue, status, COUNT(*) FROM beacons GROUP BY queue, status ORDER BY 1, 2").rows,
+            "sources": read("SELECT id, polls, errors, consecutive_errors FROM sources ORDER BY id").rows,
+            "outbox": read(
+                "SELECT channel, status, COUNT(*) FROM outbox WHERE status != 'sent' GROUP BY channel, status ORDER BY 1, 2"
+            ).rows,
+        }
+
+    def routing_row(self, beacon_id: int) -> tuple[Any, ...] | None:
+        """The mention and classification the router saw for a stored beacon."""
+        return self.backend.read(
+            "SELECT m.source_id, m.url, m.guid, m.title, m.text, m.author, m.published_at, m.fetched_at, m.raw, m.author_reach, m.lang,"
+            " m.match_json, b.queue, b.sentiment, b.sentiment_score, b.relevance, b.scores_json, b.intents_json, b.model"
+            " FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = ?",
+            [beacon_id],
+        ).one()
+
+    def feedback_examples(self) -> list[dict[str, Any]]:
+        """The latest human re-route of each mention, as training examples: {text, title, queue, brand}."""
+        rows = self.backend.read(
+            "SELECT m.text, m.title, f.to_queue, m.brand FROM feedback_labels f JOIN mentions m ON m.id = f.mention_id"
+            " WHERE f.id IN (SELECT MAX(id) FROM feedback_labels GROUP BY mention_id) ORDER BY f.id"
+        ).rows
+        return [{"text": r[0], "title": r[1], "queue": r[2], "brand": r[3]} for r in rows]
+
+    def feedback_count(self) -> int:
+        return int(self.backend.read("SELECT COUNT(*) FROM feedback_labels").scalar())

@@ -1,0 +1,160 @@
+"""Queue changes: claim, resolve, dismiss, re-route and notes, each one guarded transaction with its history.
+
+Every status change is ``UPDATE ... WHERE id = ? AND status IN (...)`` and a
+row count check, so of two claims racing (two web servers, a CLI and a page)
+exactly one changes the row and the other raises ``TransitionConflict``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from beacons.errors import BeaconNotFound, TransitionConflict
+from beacons.storage.base import Backend, Tx, iso, marks
+
+
+def _event(
+    tx: Tx,
+    beacon_id: int,
+    actor: str,
+    action: str,
+    before: tuple[str, str],
+    after: tuple[str, str],
+    assignee: str | None,
+    detail: str | None,
+    now: datetime,
+) -> None:
+    tx.execute(
+        "INSERT INTO beacon_events (beacon_id, at, actor, action, from_status, to_status, from_queue, to_queue, assignee, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [beacon_id, now, actor, action, before[0], after[0], before[1], after[1], assignee, detail],
+    )
+
+
+def _current(tx: Tx, beacon_id: int) -> tuple[str, str, str | None]:
+    row = tx.execute("SELECT status, queue, assignee FROM beacons WHERE id = ?", [beacon_id]).one()
+    if row is None:
+        raise BeaconNotFound(beacon_id)
+    return row[0], row[1], row[2]
+
+
+def _note(tx: Tx, beacon_id: int, by: str, text: str, now: datetime) -> int:
+    return int(
+        tx.execute(
+            "INSERT INTO beacon_notes (beacon_id, at, author, text) VALUES (?, ?, ?, ?) RETURNING id",
+            [beacon_id, now, by, text],
+        ).scalar()
+    )
+
+
+class LifecycleMixin:
+    backend: Backend
+
+    def transition(
+        self,
+        beacon_id: int,
+        by: str,
+        action: str,
+        to_status: str,
+        allowed: tuple[str, ...],
+        *,
+        assignee: str | None,
+        note: str | None,
+        now: datetime,
+    ) -> None:
+        """Move a beacon (and, when it starts a thread, the open rest of the thread) from ``allowed`` to ``to_status``."""
+        with self.backend.transaction() as tx:
+            status, queue, current_assignee = _current(tx, beacon_id)
+            who = assignee or (by if action == "claim" or status == "new" else current_assignee)
+            changed = tx.execute(
+                f"UPDATE beacons SET status = ?, assignee = ?, updated_at = ? WHERE id = ? AND status IN ({marks(len(allowed))})",
+                [to_status, who, now, beacon_id, *allowed],
+            ).rowcount
+            if changed != 1:
+                status, _, current_assignee = _current(tx, beacon_id)
+                raise TransitionConflict(beacon_id, action, status, current_assignee)
+            _event(tx, beacon_id, by, action, (status, queue), (to_status, queue), who, note, now)
+            if note:
+                _note(tx, beacon_id, by, note, now)
+            members = tx.execute(
+                "SELECT b.id, b.status, b.queue, b.assignee FROM beacon_threads t JOIN beacons b ON b.id = t.beacon_id"
+                f" WHERE t.thread_id = ? AND b.id != ? AND b.status IN ({marks(len(allowed))}) ORDER BY b.id",
+                [beacon_id, beacon_id, *allowed],
+            ).rows
+            for member_id, m_status, m_queue, m_assignee in members:
+                m_who = who if action == "claim" or m_status == "new" else m_assignee
+                moved = tx.execute(
+                    "UPDATE beacons SET status = ?, assignee = ?, updated_at = ? WHERE id = ? AND status = ?",
+                    [to_status, m_who, now, member_id, m_status],
+                ).rowcount
+                if moved:
+                    _event(
+                        tx,
+                        member_id,
+                        by,
+                        action,
+                        (m_status, m_queue),
+                        (to_status, m_queue),
+                        m_who,
+                        f"with its thread #{beacon_id}",
+                        now,
+                    )
+
+    def add_note(self, beacon_id: int, by: str, text: str, *, now: datetime) -> dict[str, Any]:
+        with self.backend.transaction() as tx:
+            status, queue, assignee = _current(tx, beacon_id)
+            note_id = _note(tx, beacon_id, by, text, now)
+            tx.execute("UPDATE beacons SET updated_at = ? WHERE id = ?", [now, beacon_id])
+            _event(tx, beacon_id, by, "note", (status, queue), (status, queue), assignee, None, now)
+        return {"id": note_id, "at": iso(now), "author": by, "text": text}
+
+    def reroute(self, beacon_id: int, by: str, queue: str, *, priority: int, note: str | None, now: datetime) -> None:
+        """Move a beacon to another queue, keep the correction as a training label, and take it out of its thread."""
+        with self.backend.transaction() as tx:
+            status, old_queue, assignee = _current(tx, beacon_id)
+            if old_queue == queue:
+                raise TransitionConflict(
+                    beacon_id, "reroute", status, assignee, f"beacon {beacon_id} is already in the {queue} queue"
+                )
+            new_status, new_assignee = ("new", None) if status == "claimed" else (status, assignee)
+            row = tx.execute(
+                "UPDATE beacons SET queue = ?, priority = ?, is_beacon = ?, status = ?, assignee = ?, reason = ?, updated_at = ?"
+                " WHERE id = ? AND queue = ? AND status = ? RETURNING mention_id",
+                [
+                    queue,
+                    priority,
+                    int(queue == "support"),
+                    new_status,
+                    new_assignee,
+                    f"re-routed by {by} from {old_queue}",
+                    now,
+                    beacon_id,
+                    old_queue,
+                    status,
+                ],
+            ).one()
+            if row is None:
+                raise TransitionConflict(beacon_id, "reroute", status, assignee)
+            tx.execute(
+                "INSERT INTO feedback_labels (beacon_id, mention_id, from_queue, to_queue, actor, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [beacon_id, row[0], old_queue, queue, by, now],
+            )
+            _event(tx, beacon_id, by, "reroute", (status, old_queue), (new_status, queue), new_assignee, note, now)
+            if note:
+                _note(tx, beacon_id, by, note, now)
+            _leave_thread(tx, beacon_id, queue)
+
+
+def _leave_thread(tx: Tx, beacon_id: int, queue: str) -> None:
+    """A re-routed beacon is about something else: it starts its own thread, and its old thread gets a new first beacon."""
+    rest = tx.execute(
+        "SELECT beacon_id FROM beacon_threads WHERE thread_id = ? AND beacon_id != ? ORDER BY beacon_id",
+        [beacon_id, beacon_id],
+    ).rows
+    if rest:
+        tx.execute(
+            "UPDATE beacon_threads SET thread_id = ? WHERE thread_id = ? AND beacon_id != ?",
+            [rest[0][0], beacon_id, beacon_id],
+        )
+    tx.execute("UPDATE beacon_threads SET thread_id = beacon_id, queue = ? WHERE beacon_id = ?", [queue, beacon_id])

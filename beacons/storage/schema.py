@@ -1,0 +1,163 @@
+"""The one declaration of beacons' tables: their columns, which of them are times, and their keys.
+
+Each backend turns this into DDL through its own forward-only migrations
+(``sqlite_migrations.py``, ``postgres_migrations.py``); ``tests/test_storage.py``
+checks that a freshly migrated database of either backend has exactly these
+columns, and ``beacons db copy`` moves the tables in this order (parents before
+children) with these columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]
+    times: tuple[str, ...] = ()  # timestamptz on PostgreSQL, fixed-format UTC text on SQLite
+    key: tuple[str, ...] = ("id",)
+    serial: bool = True  # an id the database counts up
+
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "sources",
+        (
+            "id",
+            "kind",
+            "etag",
+            "last_modified",
+            "cursor",
+            "last_poll_at",
+            "last_ok_at",
+            "last_new_at",
+            "last_status",
+            "last_error",
+            "polls",
+            "errors",
+            "consecutive_errors",
+            "not_modified",
+            "items_seen",
+            "items_new",
+            "skipped",
+            "next_poll_at",
+        ),
+        ("last_poll_at", "last_ok_at", "last_new_at", "next_poll_at"),
+        serial=False,
+    ),
+    Table(
+        "mentions",
+        (
+            "id",
+            "source_id",
+            "url",
+            "guid",
+            "title",
+            "text",
+            "author",
+            "author_reach",
+            "published_at",
+            "fetched_at",
+            "lang",
+            "brand",
+            "product",
+            "match_json",
+            "raw",
+            "classify_status",
+            "classify_error",
+            "created_at",
+        ),
+        ("published_at", "fetched_at", "created_at"),
+    ),
+    Table("mention_keys", ("key", "mention_id"), key=("key",), serial=False),
+    Table(
+        "beacons",
+        (
+            "id",
+            "mention_id",
+            "queue",
+            "status",
+            "priority",
+            "is_beacon",
+            "sentiment",
+            "sentiment_score",
+            "relevance",
+            "scores_json",
+            "intents_json",
+            "model",
+            "reason",
+            "team",
+            "assignee",
+            "created_at",
+            "updated_at",
+        ),
+        ("created_at", "updated_at"),
+    ),
+    Table(
+        "outbox",
+        (
+            "id",
+            "event_id",
+            "channel",
+            "beacon_id",
+            "kind",
+            "payload_json",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+            "sent_at",
+            "parent_event_id",
+            "http_status",
+        ),
+        ("next_attempt_at", "created_at", "sent_at"),
+    ),
+    Table(
+        "beacon_events",
+        (
+            "id",
+            "beacon_id",
+            "at",
+            "actor",
+            "action",
+            "from_status",
+            "to_status",
+            "from_queue",
+            "to_queue",
+            "assignee",
+            "detail",
+        ),
+        ("at",),
+    ),
+    Table("beacon_notes", ("id", "beacon_id", "at", "author", "text"), ("at",)),
+    Table(
+        "beacon_threads",
+        ("beacon_id", "thread_id", "similarity", "linked_at", "queue", "brand", "product", "at", "words"),
+        ("linked_at", "at"),
+        key=("beacon_id",),
+        serial=False,
+    ),
+    Table(
+        "feedback_labels",
+        ("id", "beacon_id", "mention_id", "from_queue", "to_queue", "actor", "at"),
+        ("at",),
+    ),
+    Table(
+        "alert_source_health",
+        ("channel", "source_id", "state", "reason", "since", "episode", "reminders", "last_alert_at", "first_seen"),
+        ("since", "last_alert_at", "first_seen"),
+        key=("channel", "source_id"),
+        serial=False,
+    ),
+    Table(
+        "alert_incidents",
+        ("id", "channel", "brand", "product", "status", "threshold", "opened_at", "closed_at", "event_id", "grouped"),
+        ("opened_at", "closed_at"),
+    ),
+    Table("alert_channels", ("channel", "last_digest_at"), ("last_digest_at",), key=("channel",), serial=False),
+)
+
+BY_NAME = {t.name: t for t in TABLES}

@@ -1,0 +1,168 @@
+"""The SQLite backend: one file, WAL mode, one connection per ``Storage`` (one per thread).
+
+A write transaction is ``BEGIN IMMEDIATE``: SQLite has one writer at a time, so
+every guarded statement of the concern modules is already serialised here;
+PostgreSQL needs the row locks that ``skip_locked`` adds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from beacons.errors import StoreError
+from beacons.storage import sqlite_migrations
+from beacons.storage.base import Result, iso
+
+
+def fault_hint(exc: sqlite3.Error) -> str:
+    """What to change, for the SQLite failures an operator can fix (docs/readme/operations.md)."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return " (another process holds a write lock; the poll is retried with backoff)"
+    if "full" in text:
+        return " (the disk or the database size limit is full: free space; the poll is retried with backoff)"
+    if "readonly" in text or "read-only" in text or "query_only" in text:
+        return " (the database file or its folder is read-only: check permissions of database: and its folder)"
+    return ""
+
+
+def create_private(path: str) -> None:
+    """Create a new database file readable by its owner only (0600).
+
+    SQLite gives the ``-wal`` and ``-shm`` files the permissions of the database file, so they are private too.
+    An existing file keeps its mode: an operator who wants a group to read it runs ``chmod`` once.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _args(args: Sequence[Any]) -> list[Any]:
+    return [iso(a) if isinstance(a, datetime) else a for a in args]
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # After SQLITE_FULL or an I/O error SQLite may already have rolled back itself.
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+class _Savepoint:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rollback(self) -> None:
+        self.conn.execute("ROLLBACK TO SAVEPOINT beacons_sp")
+
+
+class _Tx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Result:
+        cur = self.conn.execute(sql, _args(args))
+        rows = cur.fetchall()
+        return Result(rows, cur.rowcount, tuple(d[0] for d in cur.description or ()))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, [_args(r) for r in rows])
+
+    @contextmanager
+    def savepoint(self) -> Iterator[_Savepoint]:
+        self.conn.execute("SAVEPOINT beacons_sp")
+        try:
+            yield _Savepoint(self.conn)
+        finally:
+            self.conn.execute("RELEASE SAVEPOINT beacons_sp")
+
+    def lock(self, key: str) -> None:
+        """BEGIN IMMEDIATE already holds the only write lock there is."""
+
+
+class SQLiteBackend:
+    name = "sqlite"
+    skip_locked = ""
+
+    def __init__(self, path: str | Path, *, timeout: float = 10.0) -> None:
+        self.path = str(path)
+        self.display = self.path
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                create_private(self.path)
+            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self.db = sqlite_utils.Database(self.conn)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as exc:  # OSError: the folder cannot be created
+            raise StoreError(
+                f"cannot open database {self.path}: {exc} (check the database: path and its folder's permissions)"
+            ) from exc
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations this file lacks; the names applied now."""
+        before = set(self.migrations()[0])
+        try:
+            for migration_set in sqlite_migrations.SETS:
+                migration_set.apply(self.db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot migrate database {self.path}: {exc}{fault_hint(exc)}") from exc
+        return [m for m in self.migrations()[0] if m not in before]
+
+    def migrations(self) -> tuple[list[str], list[str]]:
+        known = [f"{s.name}/{m.name}" for s in sqlite_migrations.SETS for m in s._migrations]
+        try:
+            applied = [f"{s.name}/{a.name}" for s in sqlite_migrations.SETS for a in s.applied(self.db)]
+        except sqlite3.OperationalError:  # no migrations table: a new or foreign file
+            applied = []
+        return applied, known
+
+    def read(self, sql: str, args: Sequence[Any] = ()) -> Result:
+        try:
+            cur = self.conn.execute(sql, _args(args))
+            rows = cur.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read database {self.path}: {exc}{fault_hint(exc)}") from exc
+        return Result(rows, cur.rowcount, tuple(d[0] for d in cur.description or ()))
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        """One write transaction; any SQLite failure inside it rolls back and becomes a ``StoreError``."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to database {self.path}: {exc}{fault_hint(exc)}") from exc
+        try:
+            yield _Tx(conn)
+        except BaseException as exc:
+            _rollback(conn)
+            if isinstance(exc, sqlite3.Error):
+                # A full disk, a read-only file or a lock met mid-write: nothing of it stays.
+                raise StoreError(
+                    f"write to database {self.path} failed and was rolled back: {exc}{fault_hint(exc)}"
+                ) from exc
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise StoreError(f"could not commit to {self.path}: {exc}{fault_hint(exc)}") from exc
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,134 @@
+"""SQLite's forward-only migrations, recorded by ``sqlite_utils.Migrations`` in ``_sqlite_migrations``.
+
+The first three sets are the ones beacons has always applied (under the same
+set and migration names, so an existing file is recognised); an applied
+migration is never edited. New migrations go at the end of ``storage``.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from beacons.storage.base import iso_text
+from beacons.storage.schema import TABLES
+
+core = Migrations("beacons")
+queue = Migrations("beacons-queue")
+alerts = Migrations("beacons-alerts")
+storage = Migrations("beacons-storage")
+SETS = (core, queue, alerts, storage)
+
+
+@core(name="0001_initial")
+def _core_0001(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE sources (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL,
+            etag TEXT, last_modified TEXT, cursor TEXT,
+            last_poll_at TEXT, last_ok_at TEXT, last_new_at TEXT, last_status TEXT, last_error TEXT,
+            polls INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+            consecutive_errors INTEGER NOT NULL DEFAULT 0, not_modified INTEGER NOT NULL DEFAULT 0,
+            items_seen INTEGER NOT NULL DEFAULT 0, items_new INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0, next_poll_at TEXT
+        );
+        CREATE TABLE mentions (
+            id INTEGER PRIMARY KEY, source_id TEXT NOT NULL, url TEXT, guid TEXT,
+            title TEXT NOT NULL, text TEXT NOT NULL, author TEXT, author_reach INTEGER,
+            published_at TEXT, fetched_at TEXT NOT NULL, lang TEXT,
+            brand TEXT, product TEXT, match_json TEXT, raw TEXT NOT NULL,
+            classify_status TEXT NOT NULL DEFAULT 'pending', classify_error TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX mentions_source ON mentions(source_id);
+        CREATE INDEX mentions_classify ON mentions(classify_status);
+        CREATE TABLE mention_keys (
+            key TEXT PRIMARY KEY, mention_id INTEGER NOT NULL REFERENCES mentions(id)
+        ) WITHOUT ROWID;
+        CREATE TABLE beacons (
+            id INTEGER PRIMARY KEY, mention_id INTEGER NOT NULL UNIQUE REFERENCES mentions(id),
+            queue TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'new', priority INTEGER NOT NULL DEFAULT 0,
+            is_beacon INTEGER NOT NULL, sentiment TEXT NOT NULL, sentiment_score REAL NOT NULL DEFAULT 0,
+            relevance REAL NOT NULL DEFAULT 1, scores_json TEXT NOT NULL DEFAULT '{}',
+            intents_json TEXT NOT NULL DEFAULT '{}', model TEXT, reason TEXT, team TEXT, assignee TEXT,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+        );
+        CREATE INDEX beacons_queue ON beacons(queue, status, priority DESC);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,
+            beacon_id INTEGER REFERENCES beacons(id), kind TEXT NOT NULL DEFAULT 'beacon',
+            payload_json TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT, last_error TEXT,
+            created_at TEXT NOT NULL, sent_at TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
+        """
+    )
+
+
+@queue(name="0001_lifecycle")
+def _queue_0001(db: sqlite_utils.Database) -> None:
+    for sql in (
+        "CREATE TABLE beacon_events (id INTEGER PRIMARY KEY, beacon_id INTEGER NOT NULL REFERENCES beacons(id),"
+        " at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, from_status TEXT, to_status TEXT,"
+        " from_queue TEXT, to_queue TEXT, assignee TEXT, detail TEXT)",
+        "CREATE INDEX beacon_events_beacon ON beacon_events(beacon_id, id)",
+        "CREATE TABLE beacon_notes (id INTEGER PRIMARY KEY, beacon_id INTEGER NOT NULL REFERENCES beacons(id),"
+        " at TEXT NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL)",
+        "CREATE INDEX beacon_notes_beacon ON beacon_notes(beacon_id, id)",
+        "CREATE TABLE beacon_threads (beacon_id INTEGER PRIMARY KEY REFERENCES beacons(id),"
+        " thread_id INTEGER NOT NULL REFERENCES beacons(id), similarity REAL, linked_at TEXT NOT NULL,"
+        " queue TEXT NOT NULL, brand TEXT, product TEXT, at TEXT, words TEXT NOT NULL DEFAULT '')",
+        "CREATE INDEX beacon_threads_thread ON beacon_threads(thread_id)",
+        "CREATE INDEX beacon_threads_similar ON beacon_threads(brand, product, queue, at)",
+        "CREATE TABLE feedback_labels (id INTEGER PRIMARY KEY, beacon_id INTEGER NOT NULL REFERENCES beacons(id),"
+        " mention_id INTEGER NOT NULL REFERENCES mentions(id), from_queue TEXT NOT NULL, to_queue TEXT NOT NULL,"
+        " actor TEXT NOT NULL, at TEXT NOT NULL)",
+        "CREATE INDEX feedback_labels_mention ON feedback_labels(mention_id, id)",
+    ):
+        db.execute(sql)
+
+
+@alerts(name="0001_alert_tables")
+def _alerts_0001(db: sqlite_utils.Database) -> None:
+    for sql in (
+        "ALTER TABLE outbox ADD COLUMN parent_event_id TEXT",
+        "ALTER TABLE outbox ADD COLUMN http_status INTEGER",
+        "CREATE INDEX outbox_channel ON outbox(channel, status, next_attempt_at)",
+        "CREATE INDEX outbox_parent ON outbox(parent_event_id)",
+        (
+            "CREATE TABLE alert_source_health (channel TEXT NOT NULL, source_id TEXT NOT NULL,"
+            " state TEXT NOT NULL DEFAULT 'ok', reason TEXT, since TEXT, episode INTEGER NOT NULL DEFAULT 0,"
+            " reminders INTEGER NOT NULL DEFAULT 0, last_alert_at TEXT, first_seen TEXT NOT NULL,"
+            " PRIMARY KEY (channel, source_id))"
+        ),
+        (
+            "CREATE TABLE alert_incidents (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, brand TEXT NOT NULL,"
+            " product TEXT, status TEXT NOT NULL DEFAULT 'open', threshold REAL NOT NULL, opened_at TEXT NOT NULL,"
+            " closed_at TEXT, event_id TEXT NOT NULL, grouped INTEGER NOT NULL DEFAULT 0)"
+        ),
+        "CREATE UNIQUE INDEX alert_incidents_open ON alert_incidents(channel, brand, ifnull(product, '')) WHERE status = 'open'",
+        "CREATE TABLE alert_channels (channel TEXT PRIMARY KEY, last_digest_at TEXT)",
+    ):
+        db.execute(sql)
+
+
+@storage(name="0001_fixed_precision_times")
+def _storage_0001(db: sqlite_utils.Database) -> None:
+    """Rewrite every stored time (seconds from the store, microseconds or none from the outbox) in one format.
+
+    Mixed precision broke text comparisons: ``...T10:00:00+00:00`` sorts after
+    ``...T10:00:00.5+00:00``. After this, every time is ``iso()``'s fixed form.
+    """
+    db.conn.create_function("beacons_iso", 1, iso_text, deterministic=True)
+    for table in TABLES:
+        if table.times:
+            sets = ", ".join(f"{c} = beacons_iso({c})" for c in table.times)
+            db.execute(f"UPDATE {table.name} SET {sets}")
+
+
+@storage(name="0002_beacons_by_priority")
+def _storage_0002(db: sqlite_utils.Database) -> None:
+    # The queue pages with a keyset on (priority, id); threads are linked by id, never by a watermark.
+    db.execute("CREATE INDEX IF NOT EXISTS beacons_priority ON beacons(priority DESC, id DESC)")
