@@ -123,7 +123,7 @@ POSTS: list[tuple[str, str, int | None, int, str, str, str]] = [
 
 
 def config_data(
-    db_path: Path, *, serve: dict[str, Any] | None = None, routing: dict[str, Any] | None = None
+    db_path: Path | str, *, serve: dict[str, Any] | None = None, routing: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "database": str(db_path),
@@ -136,7 +136,9 @@ def config_data(
     return data
 
 
-def make_config(db_path: Path, *, serve: dict[str, Any] | None = None, routing: dict[str, Any] | None = None) -> Config:
+def make_config(
+    db_path: Path | str, *, serve: dict[str, Any] | None = None, routing: dict[str, Any] | None = None
+) -> Config:
     """A validated Config; serve defaults to token auth on an ephemeral loopback port."""
     serve = {"host": "127.0.0.1", "port": 0, "tokens": [TOKEN, OTHER_TOKEN], "refresh": 1} if serve is None else serve
     return parse_config(yaml.safe_dump(config_data(db_path, serve=serve, routing=routing)), env={}, path="<test>")

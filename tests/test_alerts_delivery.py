@@ -68,8 +68,8 @@ def statuses(store: Store, channel: str = "hook") -> list[str]:
     return [r.status for r in sorted(Outbox(store).rows(channel=channel, limit=1000), key=lambda r: r.id)]
 
 
-def test_alerts_delivery_once_per_event_id_signed(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_once_per_event_id_signed(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     ids = [add_beacon(store, ["hook"]) for _ in range(5)]
     with Receiver() as r:
         sender = ChannelSender(channel(r.url), Outbox(store), tick=0.02)
@@ -86,8 +86,8 @@ def test_alerts_delivery_once_per_event_id_signed(tmp_path: Path) -> None:
         assert r2.requests == []
 
 
-def test_alerts_delivery_two_senders_never_share_a_row(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_two_senders_never_share_a_row(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     ids = [add_beacon(store, ["hook"]) for _ in range(20)]
     other = Store(store.database)  # a second connection, as a second process would have
     with Receiver() as r:
@@ -98,8 +98,8 @@ def test_alerts_delivery_two_senders_never_share_a_row(tmp_path: Path) -> None:
     assert sorted(k or "" for k in keys) == sorted(f"beacon-{i}-hook" for i in ids)  # each exactly once
 
 
-def test_alerts_delivery_retries_follow_backoff(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_retries_follow_backoff(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     add_beacon(store, ["hook"])
     clock = FakeClock.starting_now()  # the gaps below are the sender's own (fake) time: exact on any machine
     with Receiver(clock=clock) as r:
@@ -127,8 +127,8 @@ def test_alerts_backoff_is_exponential_capped_and_jittered(attempt: int) -> None
     assert max(delays) - min(delays) > full / 10  # jittered, not constant
 
 
-def test_alerts_delivery_obeys_429_retry_after(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_obeys_429_retry_after(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     add_beacon(store, ["hook"])
     add_beacon(store, ["hook"])
     clock = FakeClock.starting_now()
@@ -144,11 +144,11 @@ def test_alerts_delivery_obeys_429_retry_after(tmp_path: Path) -> None:
 
 
 def test_alerts_delivery_dead_after_max_attempts_then_cli_retry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from beacons.cli import main
 
-    store = open_store(tmp_path)
+    store = Store(database)
     beacon_id = add_beacon(store, ["hook"])
     with Receiver() as r:
         r.default = Reply(500)
@@ -174,8 +174,8 @@ def test_alerts_delivery_dead_after_max_attempts_then_cli_retry(
     assert statuses(store) == ["sent"]
 
 
-def test_alerts_delivery_permanent_4xx_is_dead_at_once(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_permanent_4xx_is_dead_at_once(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     add_beacon(store, ["hook"])
     with Receiver() as r:
         r.default = Reply(404, b"channel_not_found")
@@ -187,8 +187,8 @@ def test_alerts_delivery_permanent_4xx_is_dead_at_once(tmp_path: Path) -> None:
     assert (row.status, row.last_error) == ("dead", "HTTP 404: channel_not_found")
 
 
-def test_alerts_delivery_dead_receiver_blocks_no_other_channel(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_dead_receiver_blocks_no_other_channel(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     add_beacon(store, ["slow", "fast"])
     add_beacon(store, ["slow", "fast"])
     with Receiver() as slow, Receiver() as fast:
@@ -208,8 +208,8 @@ def test_alerts_delivery_dead_receiver_blocks_no_other_channel(tmp_path: Path) -
     assert [(r.status, r.attempts) for r in Outbox(store).rows(channel="slow")] == [("pending", 0), ("pending", 0)]
 
 
-def test_alerts_delivery_timeout_and_connection_refused_are_retried(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_timeout_and_connection_refused_are_retried(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     add_beacon(store, ["hook"])
     with Receiver() as r:
         r.script(HANG)
@@ -238,8 +238,8 @@ def test_alerts_delivery_timeout_and_connection_refused_are_retried(tmp_path: Pa
     assert "127.0.0.1" not in row.last_error or "/hook" not in row.last_error
 
 
-def test_alerts_delivery_rate_limit_spaces_requests(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_alerts_delivery_rate_limit_spaces_requests(database: str, tmp_path: Path) -> None:
+    store = Store(database)
     for _ in range(4):
         add_beacon(store, ["hook"])
     clock = FakeClock.starting_now()
@@ -251,10 +251,10 @@ def test_alerts_delivery_rate_limit_spaces_requests(tmp_path: Path) -> None:
     assert all(b.at - a.at >= 0.2 for a, b in pairwise(got))  # 5 per second, in the sender's time: never a burst
 
 
-def test_alerts_delivery_never_logs_or_stores_url_or_secret(tmp_path: Path) -> None:
+def test_alerts_delivery_never_logs_or_stores_url_or_secret(database: str, tmp_path: Path) -> None:
     from structlog.testing import capture_logs
 
-    store = open_store(tmp_path)
+    store = Store(database)
     add_beacon(store, ["hook"])
     add_beacon(store, ["hook"])
     with Receiver() as r, capture_logs() as logs:

@@ -55,7 +55,12 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def config(tmp_path: Path, template_db: Path) -> Config:
+def config(tmp_path: Path, template_db: Path, database: str) -> Config:
+    """The seeded queue on each backend (SQLite: a copy of the template file; PostgreSQL: seeded afresh)."""
+    if database.startswith("postgresql://"):
+        config = make_config(database)
+        seed(config)
+        return config
     shutil.copyfile(template_db, tmp_path / "api.db")
     return make_config(tmp_path / "api.db")
 
@@ -165,7 +170,7 @@ def test_api_session_dies_with_its_token(config: Config, tmp_path: Path) -> None
         sign_in(c, token=OTHER_TOKEN)
         cookies = dict(c.cookies)
     first.stop()
-    rotated = make_config(Path(config.database), serve={"host": "127.0.0.1", "port": 0, "tokens": [TOKEN]})
+    rotated = make_config(config.database, serve={"host": "127.0.0.1", "port": 0, "tokens": [TOKEN]})
     second = start(rotated)
     try:
         with httpx.Client(base_url=second.url, timeout=10, cookies=cookies, verify=SSL) as c:

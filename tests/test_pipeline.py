@@ -70,8 +70,8 @@ def poll(
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    s = Store(db_path)
+def store(database: str) -> Iterator[Store]:
+    s = Store(database)
     yield s
     s.close()
 
