@@ -172,7 +172,14 @@ def _load_plugins() -> None:
     """Import the modules that add commands (train, serve, alerts...) if they exist."""
     import importlib
 
-    for module in ("beacons.nlp.cli", "beacons.web.cli", "beacons.queue_cli", "beacons.alerts.cli", "beacons.doctor"):
+    for module in (
+        "beacons.nlp.cli",
+        "beacons.web.cli",
+        "beacons.queue_cli",
+        "beacons.alerts.cli",
+        "beacons.doctor",
+        "beacons.storage.cli",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

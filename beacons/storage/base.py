@@ -95,6 +95,9 @@ class Backend(Protocol):
         """(applied, known) migration names."""
         ...
 
+    def after_copy(self, table: str) -> None:
+        """After ``beacons db copy`` wrote ids into ``table``: make new ids start above them."""
+
     def close(self) -> None: ...
 
 

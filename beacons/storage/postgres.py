@@ -208,6 +208,12 @@ class PostgresBackend:
                 ) from None
             raise
 
+    def after_copy(self, table: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
+
     def close(self) -> None:
         if self._closed:
             return

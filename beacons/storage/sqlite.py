@@ -164,5 +164,8 @@ class SQLiteBackend:
                 _rollback(conn)
                 raise StoreError(f"could not commit to {self.path}: {exc}{fault_hint(exc)}") from exc
 
+    def after_copy(self, table: str) -> None:
+        """An INTEGER PRIMARY KEY already counts on from the largest id."""
+
     def close(self) -> None:
         self.conn.close()
