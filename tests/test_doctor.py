@@ -234,3 +234,15 @@ def test_doctor_fails_when_no_brand_is_configured(
     fails = [c["detail"] for c in report["checks"] if c["status"] == "fail"]
     assert code == 1
     assert any("no brands" in d for d in fails), fails
+
+
+def test_doctor_checks_a_postgresql_database(pg_url: str) -> None:
+    from beacons.doctor import check_database
+
+    fresh = check_database(pg_url)
+    assert [c.status for c in fresh] == ["ok", "warn", "ok"]  # answers, not migrated yet, writable
+    Store(pg_url).close()
+    checks = check_database(pg_url)
+    assert [c.status for c in checks] == ["ok", "ok", "ok"] and "PostgreSQL" in checks[0].detail
+    down = check_database("postgresql://beacons:pw-in-url@127.0.0.1:1/none")
+    assert [c.status for c in down] == ["fail"] and "pw-in-url" not in down[0].detail
