@@ -19,6 +19,8 @@ import contextlib
 import os
 import random
 import signal
+import socket
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -74,6 +76,7 @@ class Service:
     classifier: Classifier
     results: list[PollResult] = field(default_factory=list)
     clock: Clock = SYSTEM  # scheduling and every time-based decision below it
+    worker: str | None = None  # this process's name in a fleet (a PostgreSQL database); None on SQLite
 
 
 def channel_names(config: Config) -> list[str]:
@@ -115,7 +118,8 @@ def build_service(
         routing=config.routing,
         clock=clock,
     )
-    return Service(config, store, client, pipeline, classifier, clock=clock)
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}" if store.kind == "postgresql" else None
+    return Service(config, store, client, pipeline, classifier, clock=clock, worker=worker)
 
 
 async def _guarded_poll(service: Service, source: Source) -> PollResult:
@@ -145,6 +149,77 @@ async def _source_loop(service: Service, source: Source, stop: asyncio.Event, rn
             log.warning("source.schedule_not_saved", source=source.id)
         if await service.clock.wait(stop, delay):
             return
+
+
+HEARTBEAT_EVERY = 10.0
+
+
+def lease_seconds(config: Config) -> float:
+    """How long a source lease lasts: longer than any poll can take (twice the shutdown grace, plus a minute)."""
+    return 2 * shutdown_grace(config) + 60.0
+
+
+async def _fleet_poll(service: Service, source: Source, rng: random.Random) -> None:
+    assert service.worker is not None
+    result = await asyncio.shield(_guarded_poll(service, source))
+    delay = next_delay(source, result, max_backoff=service.config.fetch.max_backoff, rng=rng)
+    try:
+        if not service.store.release_source(
+            source.id, service.worker, next_poll_at=service.clock.now() + timedelta(seconds=delay)
+        ):
+            log.warning("source.lease_lost", source=source.id)  # the poll outlived its lease
+    except Exception:
+        log.warning("source.schedule_not_saved", source=source.id)
+
+
+async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random) -> None:
+    """A fleet worker: lease due sources (fleet-wide schedule in the database), poll them, give them back."""
+    worker = service.worker
+    assert worker is not None
+    by_id = {s.id: s for s in service.config.sources}
+    lease = lease_seconds(service.config)
+    limit = max(1, service.config.fetch.concurrency)
+    in_flight: set[asyncio.Task[None]] = set()
+    next_beat = 0.0
+    polled = 0
+    log.info("fleet.joined", worker=worker, lease_s=lease)
+    try:
+        while not stop.is_set():
+            now = service.clock.now()
+            try:
+                if service.clock.monotonic() >= next_beat:
+                    service.store.heartbeat(
+                        worker, hostname=socket.gethostname(), pid=os.getpid(), now=now, polled=polled
+                    )
+                    polled, next_beat = 0, service.clock.monotonic() + HEARTBEAT_EVERY
+                ids = (
+                    service.store.lease_due(worker, now=now, lease=lease, limit=limit - len(in_flight))
+                    if len(in_flight) < limit
+                    else []
+                )
+            except Exception as exc:  # the database is down or busy: try again shortly
+                log.warning("fleet.lease_failed", error=str(exc))
+                ids = []
+                await service.clock.wait(stop, 2.0)
+            for source_id in ids:
+                source = by_id.get(source_id)
+                if source is None:  # in the database but not in this worker's config: leave it to one that has it
+                    service.store.release_source(source_id, worker, next_poll_at=now + timedelta(seconds=60))
+                    continue
+                task = asyncio.create_task(_fleet_poll(service, source, rng), name=f"source:{source_id}")
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                polled += 1
+            if not ids:
+                await service.clock.wait(stop, 1.0)
+            else:
+                await asyncio.sleep(0)
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+    finally:
+        with contextlib.suppress(Exception):
+            service.store.leave_fleet(worker)
+        log.info("fleet.left", worker=worker)
 
 
 async def run_once(service: Service, sources: Sequence[Source] | None = None) -> list[PollResult]:
@@ -207,9 +282,12 @@ async def run(
         if install_signals:
             _install_signals(loop, stop, tasks)
         rng = random.Random()
-        tasks += [
-            asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources
-        ]
+        if service.worker is not None:  # PostgreSQL: the sources are shared by every worker on it
+            tasks.append(asyncio.create_task(_fleet_loop(service, stop, rng), name="fleet"))
+        else:
+            tasks += [
+                asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources
+            ]
         tasks += [asyncio.create_task(extra(service, stop), name=f"extra:{i}") for i, extra in enumerate(EXTRA_TASKS)]
         tasks.append(asyncio.create_task(_reclassify_loop(service, stop), name="reclassify"))
         await stop.wait()

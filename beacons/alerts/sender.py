@@ -37,6 +37,7 @@ from beacons.clock import SYSTEM, Clock
 from beacons.fetch import parse_retry_after
 from beacons.log import get_logger
 from beacons.models import Beacon, Source
+from beacons.storage.base import from_epoch
 
 if TYPE_CHECKING:
     from beacons.daemon import Service
@@ -103,6 +104,7 @@ class ChannelSender:
         self.paused_until = 0.0  # wall clock: no request before this (Retry-After)
         self._next_send = 0.0  # monotonic: the rate limit
         self._next_health = 0.0
+        self.worker: str | None = None  # set in a fleet: housekeeping runs on the job's leader only
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -161,7 +163,15 @@ class ChannelSender:
         return True
 
     def housekeeping(self, now: float) -> None:
-        """Source health (ops channels), incidents that calmed down, and a due digest."""
+        """Source health (ops channels), incidents that calmed down, and a due digest.
+
+        In a fleet only the leader of ``alerts:<channel>`` does this, so a digest,
+        a health alert or an incident's end is produced once for the whole fleet.
+        """
+        if self.worker is not None:
+            ttl = max(30.0, 3 * self.tick, self.channel.health.check_every)
+            if not self.outbox.store.lead(f"alerts:{self.channel.name}", self.worker, now=from_epoch(now), ttl=ttl):
+                return
         if self.channel.ops and now >= self._next_health:
             self._next_health = now + self.channel.health.check_every
             health.check(self.outbox, self.channel, self.sources, now=now)
@@ -358,6 +368,8 @@ async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1
         )
         for c in channels
     ]
+    for s in senders:
+        s.worker = service.worker
     try:
         if stop.is_set():
             results = await asyncio.gather(*(s.drain() for s in senders), return_exceptions=True)

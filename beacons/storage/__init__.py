@@ -10,7 +10,8 @@ once for both backends in their shared SQL:
 - ``beacons.py``: the one list query (keyset paging), a beacon, notes, history, facets, feedback labels;
 - ``lifecycle.py``: claim, resolve, dismiss, re-route and notes, each one guarded transaction;
 - ``threads.py``: linking beacons about the same problem, at write time;
-- ``outbox.py``: the alert outbox and alert state (``Storage.outbox``).
+- ``outbox.py``: the alert outbox and alert state (``Storage.outbox``);
+- ``fleet.py``: several workers: source leases, host affinity, leaders of periodic jobs.
 
 The schema is declared once in ``schema.py``; each backend has its own
 forward-only migrations (``sqlite_migrations.py``, ``postgres_migrations.py``),
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from beacons.storage.base import Backend, Result
 from beacons.storage.beacons import BeaconsMixin
+from beacons.storage.fleet import FleetMixin
 from beacons.storage.lifecycle import LifecycleMixin
 from beacons.storage.mentions import MentionsMixin
 from beacons.storage.outbox import OutboxStore
@@ -55,7 +57,7 @@ def open_backend(database: str | Path, *, timeout: float = 10.0) -> Backend:
     return SQLiteBackend(database, timeout=timeout)
 
 
-class Storage(SourcesMixin, MentionsMixin, BeaconsMixin, LifecycleMixin, ThreadsMixin):
+class Storage(SourcesMixin, MentionsMixin, BeaconsMixin, LifecycleMixin, ThreadsMixin, FleetMixin):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 
     def __init__(self, database: str | Path, *, timeout: float = 10.0, migrate: bool = True) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 
 from beacons.cli import EXIT_ERROR, EXIT_OK, Subparsers, _config_arg, command, load, parser_hook
 from beacons.errors import BeaconsError
@@ -135,4 +136,42 @@ def cmd_copy(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     print("beacons: every table verified; point database: at the target and start beacons", file=sys.stderr)
+    return EXIT_OK
+
+
+@parser_hook
+def _add_fleet_parser(groups: dict[str, Subparsers]) -> None:
+    f = groups[""].add_parser(
+        "fleet",
+        help="the workers sharing this database: heartbeats, leases, leaders",
+        description="Every `beacons run` worker on this PostgreSQL database, its last heartbeat, the sources and "
+        "hosts it holds leases on, and which worker leads each periodic alert job.",
+    )
+    _config_arg(f)
+    f.add_argument("--format", choices=["table", "json"], default="table")
+
+
+@command("fleet")
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from beacons.storage.base import utcnow
+
+    config = load(args)
+    now = utcnow()
+    with Storage(config.database) as store:
+        state = store.fleet(now=now)
+    if args.format == "json":
+        print(json.dumps(state, indent=2))
+        return EXIT_OK
+    if not state["workers"]:
+        print("(no workers: `beacons run` on a PostgreSQL database joins the fleet)")
+    else:
+        print(f"{'worker':44} {'heartbeat':>10} {'leases':>6} {'hosts':>5} {'polled':>8}  started")
+    for w in state["workers"]:
+        age = (now - datetime.fromisoformat(w["heartbeat_at"])).total_seconds()
+        print(
+            f"{w['id'][:44]:44} {age:9.0f}s {w['leases']:6} {w['hosts']:5} {w['sources_polled']:8}  {w['started_at'][:19]}"
+        )
+    for leader in state["leaders"]:
+        print(f"leader of {leader['job']}: {leader['owner']} (until {leader['until'][:19]})")
+    print(f"sources due now: {state['sources_due']}")
     return EXIT_OK

@@ -82,4 +82,18 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE TABLE alert_channels (channel text PRIMARY KEY, last_digest_at timestamptz)",
         ),
     ),
+    (
+        "0002_fleet",
+        (
+            "ALTER TABLE sources ADD COLUMN host text",
+            "ALTER TABLE sources ADD COLUMN lease_owner text",
+            "ALTER TABLE sources ADD COLUMN lease_until timestamptz",
+            "CREATE INDEX sources_due ON sources(next_poll_at)",
+            """CREATE TABLE fleet_workers (id text PRIMARY KEY, hostname text NOT NULL, pid integer NOT NULL,
+                started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
+                sources_polled bigint NOT NULL DEFAULT 0)""",
+            "CREATE TABLE fleet_hosts (host text PRIMARY KEY, owner text NOT NULL, until timestamptz NOT NULL)",
+            "CREATE TABLE fleet_leaders (job text PRIMARY KEY, owner text NOT NULL, until timestamptz NOT NULL)",
+        ),
+    ),
 )

@@ -19,6 +19,7 @@ class Table:
     times: tuple[str, ...] = ()  # timestamptz on PostgreSQL, fixed-format UTC text on SQLite
     key: tuple[str, ...] = ("id",)
     serial: bool = True  # an id the database counts up
+    copied: bool = True  # False: fleet state (workers, leases) that means nothing in another database
 
 
 TABLES: tuple[Table, ...] = (
@@ -43,8 +44,11 @@ TABLES: tuple[Table, ...] = (
             "items_new",
             "skipped",
             "next_poll_at",
+            "host",
+            "lease_owner",
+            "lease_until",
         ),
-        ("last_poll_at", "last_ok_at", "last_new_at", "next_poll_at"),
+        ("last_poll_at", "last_ok_at", "last_new_at", "next_poll_at", "lease_until"),
         serial=False,
     ),
     Table(
@@ -158,6 +162,15 @@ TABLES: tuple[Table, ...] = (
         ("opened_at", "closed_at"),
     ),
     Table("alert_channels", ("channel", "last_digest_at"), ("last_digest_at",), key=("channel",), serial=False),
+    Table(
+        "fleet_workers",
+        ("id", "hostname", "pid", "started_at", "heartbeat_at", "sources_polled"),
+        ("started_at", "heartbeat_at"),
+        serial=False,
+        copied=False,
+    ),
+    Table("fleet_hosts", ("host", "owner", "until"), ("until",), key=("host",), serial=False, copied=False),
+    Table("fleet_leaders", ("job", "owner", "until"), ("until",), key=("job",), serial=False, copied=False),
 )
 
 BY_NAME = {t.name: t for t in TABLES}

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from beacons.models import Source, SourceState
 from beacons.storage.base import Backend, utcnow
+
+
+def source_host(source: Source) -> str:
+    """The host a source's requests go to (its feed URL's or its API's), for fleet-wide politeness."""
+    url = getattr(source.options, "url", None) or getattr(source.options, "base_url", None) or ""
+    return (urlsplit(str(url)).hostname or source.kind).lower()
 
 
 class SourcesMixin:
@@ -15,12 +22,13 @@ class SourcesMixin:
 
     def sync_sources(self, sources: Iterable[Source]) -> None:
         """Make sure every configured source has a row (its state survives restarts)."""
-        rows = [(s.id, s.kind) for s in sources]
+        rows = [(s.id, s.kind, source_host(s)) for s in sources]
         if not rows:
             return
         with self.backend.transaction() as tx:
             tx.executemany(
-                "INSERT INTO sources (id, kind) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind",
+                "INSERT INTO sources (id, kind, host) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, host = excluded.host",
                 rows,
             )
 

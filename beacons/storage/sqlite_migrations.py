@@ -11,7 +11,6 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from beacons.storage.base import iso_text
-from beacons.storage.schema import TABLES
 
 core = Migrations("beacons")
 queue = Migrations("beacons-queue")
@@ -122,13 +121,42 @@ def _storage_0001(db: sqlite_utils.Database) -> None:
     ``...T10:00:00.5+00:00``. After this, every time is ``iso()``'s fixed form.
     """
     db.conn.create_function("beacons_iso", 1, iso_text, deterministic=True)
-    for table in TABLES:
-        if table.times:
-            sets = ", ".join(f"{c} = beacons_iso({c})" for c in table.times)
-            db.execute(f"UPDATE {table.name} SET {sets}")
+    # The time columns as they were at this migration (spelled out: a later migration adds others).
+    times = {
+        "sources": ("last_poll_at", "last_ok_at", "last_new_at", "next_poll_at"),
+        "mentions": ("published_at", "fetched_at", "created_at"),
+        "beacons": ("created_at", "updated_at"),
+        "outbox": ("next_attempt_at", "created_at", "sent_at"),
+        "beacon_events": ("at",),
+        "beacon_notes": ("at",),
+        "beacon_threads": ("linked_at", "at"),
+        "feedback_labels": ("at",),
+        "alert_source_health": ("since", "last_alert_at", "first_seen"),
+        "alert_incidents": ("opened_at", "closed_at"),
+        "alert_channels": ("last_digest_at",),
+    }
+    for table, columns in times.items():
+        sets = ", ".join(f"{c} = beacons_iso({c})" for c in columns)
+        db.execute(f"UPDATE {table} SET {sets}")
 
 
 @storage(name="0002_beacons_by_priority")
 def _storage_0002(db: sqlite_utils.Database) -> None:
     # The queue pages with a keyset on (priority, id); threads are linked by id, never by a watermark.
     db.execute("CREATE INDEX IF NOT EXISTS beacons_priority ON beacons(priority DESC, id DESC)")
+
+
+@storage(name="0003_fleet")
+def _storage_0003(db: sqlite_utils.Database) -> None:
+    # Source leases, host affinity and leaders of periodic jobs (beacons.storage.fleet).
+    for sql in (
+        "ALTER TABLE sources ADD COLUMN host TEXT",
+        "ALTER TABLE sources ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE sources ADD COLUMN lease_until TEXT",
+        "CREATE INDEX sources_due ON sources(next_poll_at)",
+        "CREATE TABLE fleet_workers (id TEXT PRIMARY KEY, hostname TEXT NOT NULL, pid INTEGER NOT NULL,"
+        " started_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, sources_polled INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE fleet_hosts (host TEXT PRIMARY KEY, owner TEXT NOT NULL, until TEXT NOT NULL)",
+        "CREATE TABLE fleet_leaders (job TEXT PRIMARY KEY, owner TEXT NOT NULL, until TEXT NOT NULL)",
+    ):
+        db.execute(sql)

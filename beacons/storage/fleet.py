@@ -1,0 +1,127 @@
+"""Several daemon workers on one database: source leases, host affinity, leaders of periodic jobs.
+
+- A worker takes due sources with one transaction: ``SELECT ... FOR UPDATE
+  SKIP LOCKED`` (PostgreSQL; SQLite has one writer anyway) picks them, and a
+  lease (``lease_owner``, ``lease_until``) marks them. While the lease runs no
+  other worker takes the source; after the poll the worker writes the next
+  poll time and drops the lease. A worker killed by SIGKILL loses its leases
+  when they run out, and the others take its sources over.
+- Politeness holds across workers by host affinity: a worker polls a source
+  only while it holds the lease of the source's host (``fleet_hosts``, one row
+  per host, taken with a guarded upsert), so every request to one host comes
+  from one worker at a time and that worker's per-host limits, spacing,
+  Retry-After and pauses (``beacons.fetch.Politeness``) are the fleet's.
+- A periodic job (digests, source health, spike checks of a channel) runs on
+  the worker that holds its row in ``fleet_leaders``; a leader that dies stops
+  renewing it and another takes over when it runs out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from beacons.storage.base import Backend
+
+
+class FleetMixin:
+    backend: Backend
+
+    def heartbeat(self, worker: str, *, hostname: str, pid: int, now: datetime, polled: int = 0) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(
+                "INSERT INTO fleet_workers (id, hostname, pid, started_at, heartbeat_at, sources_polled)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,"
+                " sources_polled = fleet_workers.sources_polled + excluded.sources_polled",
+                [worker, hostname, pid, now, now, polled],
+            )
+
+    def lease_due(self, worker: str, *, now: datetime, lease: float, limit: int) -> list[str]:
+        """Take up to ``limit`` due sources that no live lease holds, on hosts this worker holds or can take."""
+        until = now + timedelta(seconds=lease)
+        with self.backend.transaction() as tx:
+            candidates = tx.execute(
+                # A source this worker holds is in flight here: never take it twice.
+                "SELECT id, host FROM sources WHERE (lease_until IS NULL OR lease_until < ?)"
+                " AND (next_poll_at IS NULL OR next_poll_at <= ?)"
+                f" ORDER BY next_poll_at IS NOT NULL, next_poll_at, id LIMIT ?{self.backend.skip_locked}",
+                [now, now, limit],
+            ).rows
+            hosts: dict[str, bool] = {}
+            taken: list[str] = []
+            for source_id, host in candidates:
+                host = host or ""
+                if host not in hosts:
+                    hosts[host] = bool(
+                        tx.execute(
+                            "INSERT INTO fleet_hosts (host, owner, until) VALUES (?, ?, ?)"
+                            " ON CONFLICT (host) DO UPDATE SET owner = excluded.owner, until = excluded.until"
+                            " WHERE fleet_hosts.until < ? OR fleet_hosts.owner = excluded.owner RETURNING host",
+                            [host, worker, until, now],
+                        ).rows
+                    )
+                if hosts[host]:
+                    taken.append(source_id)
+            for source_id in taken:
+                tx.execute(
+                    "UPDATE sources SET lease_owner = ?, lease_until = ? WHERE id = ?"
+                    " AND (lease_until IS NULL OR lease_until < ?)",
+                    [worker, until, source_id, now],
+                )
+        return taken
+
+    def release_source(self, source_id: str, worker: str, *, next_poll_at: datetime) -> bool:
+        """Drop this worker's lease and set when the fleet polls the source next; False when the lease was lost."""
+        with self.backend.transaction() as tx:
+            return bool(
+                tx.execute(
+                    "UPDATE sources SET lease_owner = NULL, lease_until = NULL, next_poll_at = ?"
+                    " WHERE id = ? AND lease_owner = ?",
+                    [next_poll_at, source_id, worker],
+                ).rowcount
+            )
+
+    def lead(self, job: str, worker: str, *, now: datetime, ttl: float) -> bool:
+        """Take or renew the leadership of ``job``; True while this worker is its leader."""
+        with self.backend.transaction() as tx:
+            return bool(
+                tx.execute(
+                    "INSERT INTO fleet_leaders (job, owner, until) VALUES (?, ?, ?)"
+                    " ON CONFLICT (job) DO UPDATE SET owner = excluded.owner, until = excluded.until"
+                    " WHERE fleet_leaders.until < ? OR fleet_leaders.owner = excluded.owner RETURNING job",
+                    [job, worker, now + timedelta(seconds=ttl), now],
+                ).rows
+            )
+
+    def leave_fleet(self, worker: str) -> None:
+        """A clean stop: give back every lease and leadership at once instead of letting them run out."""
+        with self.backend.transaction() as tx:
+            tx.execute("UPDATE sources SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", [worker])
+            tx.execute("DELETE FROM fleet_hosts WHERE owner = ?", [worker])
+            tx.execute("DELETE FROM fleet_leaders WHERE owner = ?", [worker])
+            tx.execute("DELETE FROM fleet_workers WHERE id = ?", [worker])
+
+    def fleet(self, *, now: datetime) -> dict[str, Any]:
+        """Workers with their heartbeat, live leases and hosts, and the leaders of periodic jobs."""
+        read = self.backend.read
+        workers = read(
+            "SELECT w.id, w.hostname, w.pid, w.started_at, w.heartbeat_at, w.sources_polled,"
+            " (SELECT COUNT(*) FROM sources s WHERE s.lease_owner = w.id AND s.lease_until >= ?),"
+            " (SELECT COUNT(*) FROM fleet_hosts h WHERE h.owner = w.id AND h.until >= ?)"
+            " FROM fleet_workers w ORDER BY w.id",
+            [now, now],
+        ).rows
+        keys = ("id", "hostname", "pid", "started_at", "heartbeat_at", "sources_polled", "leases", "hosts")
+        leaders = read("SELECT job, owner, until FROM fleet_leaders WHERE until >= ? ORDER BY job", [now]).rows
+        due = read("SELECT COUNT(*) FROM sources WHERE next_poll_at IS NULL OR next_poll_at <= ?", [now]).scalar()
+        return {
+            "workers": [
+                {
+                    k: (int(v) if k in ("pid", "sources_polled", "leases", "hosts") else v)
+                    for k, v in zip(keys, r, strict=True)
+                }
+                for r in workers
+            ],
+            "leaders": [{"job": r[0], "owner": r[1], "until": r[2]} for r in leaders],
+            "sources_due": int(due),
+        }

@@ -1,0 +1,153 @@
+"""Several workers on one database: source leases, host affinity, leaders, and two real daemons sharing sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers_db import rows
+from helpers_feeds import SUPPORT_TEXTS, rss_source_config, texts_feed
+from test_storage import race
+
+from beacons.cli import main
+from beacons.feedserver import FeedServer, Resource
+from beacons.models import Source
+from beacons.storage import Storage
+from collectors.rss import Options
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+LEASE = 120.0
+
+
+def src(sid: str, url: str) -> Source:
+    return Source(sid, "rss", 60.0, Options(url))
+
+
+@pytest.fixture
+def store(database: str) -> Iterator[Storage]:
+    with Storage(database) as s:
+        yield s
+
+
+def test_fleet_one_source_goes_to_one_of_racing_workers(database: str, store: Storage) -> None:
+    store.sync_sources([src("blog", "https://a.example/feed")])
+    workers = [Storage(database) for _ in range(4)]
+    try:
+        results = race(4, lambda i: workers[i].lease_due(f"w{i}", now=NOW, lease=LEASE, limit=10))
+    finally:
+        for w in workers:
+            w.close()
+    assert sorted(r for got in results for r in got) == ["blog"]
+
+
+def test_fleet_lease_runs_out_and_another_worker_takes_over(store: Storage) -> None:
+    store.sync_sources([src("blog", "https://a.example/feed")])
+    assert store.lease_due("killed", now=NOW, lease=LEASE, limit=10) == ["blog"]
+    assert store.lease_due("other", now=NOW + timedelta(seconds=LEASE - 1), lease=LEASE, limit=10) == []
+    assert store.lease_due("other", now=NOW + timedelta(seconds=LEASE + 1), lease=LEASE, limit=10) == ["blog"]
+
+
+def test_fleet_released_source_waits_for_its_next_poll(store: Storage) -> None:
+    store.sync_sources([src("blog", "https://a.example/feed")])
+    assert store.lease_due("w1", now=NOW, lease=LEASE, limit=10) == ["blog"]
+    assert store.release_source("blog", "w1", next_poll_at=NOW + timedelta(seconds=60))
+    assert not store.release_source("blog", "w1", next_poll_at=NOW)  # no lease any more
+    assert store.lease_due("w1", now=NOW + timedelta(seconds=59), lease=LEASE, limit=10) == []
+    # due again: polled by w1, which still holds its host (a.example) ...
+    assert store.lease_due("w2", now=NOW + timedelta(seconds=61), lease=LEASE, limit=10) == []
+    assert store.lease_due("w1", now=NOW + timedelta(seconds=61), lease=LEASE, limit=10) == ["blog"]
+    store.release_source("blog", "w1", next_poll_at=NOW + timedelta(seconds=120))
+    # ... or by another worker once w1 has stopped renewing that host (it died, or left the fleet)
+    assert store.lease_due("w2", now=NOW + timedelta(seconds=61 + LEASE + 1), lease=LEASE, limit=10) == ["blog"]
+
+
+def test_fleet_one_host_is_polled_by_one_worker_at_a_time(store: Storage) -> None:
+    store.sync_sources(
+        [src("a1", "https://a.example/1"), src("a2", "https://a.example/2"), src("b1", "https://b.example/1")]
+    )
+    assert store.lease_due("w1", now=NOW, lease=LEASE, limit=1) == ["a1"]
+    assert store.lease_due("w2", now=NOW, lease=LEASE, limit=10) == ["b1"]  # a2 waits: w1 holds a.example
+    assert store.lease_due("w1", now=NOW, lease=LEASE, limit=10) == ["a2"]  # a1 is in flight at w1 already
+    later = NOW + timedelta(seconds=LEASE + 1)
+    assert sorted(store.lease_due("w2", now=later, lease=LEASE, limit=10)) == ["a1", "a2", "b1"]
+
+
+def test_fleet_periodic_job_has_one_leader_until_it_stops_renewing(store: Storage) -> None:
+    assert store.lead("alerts:ops", "w1", now=NOW, ttl=30)
+    assert not store.lead("alerts:ops", "w2", now=NOW + timedelta(seconds=10), ttl=30)
+    assert store.lead("alerts:ops", "w1", now=NOW + timedelta(seconds=20), ttl=30)  # renewed
+    assert not store.lead("alerts:ops", "w2", now=NOW + timedelta(seconds=45), ttl=30)
+    assert store.lead("alerts:ops", "w2", now=NOW + timedelta(seconds=51), ttl=30)  # w1 died: taken over
+
+
+def test_fleet_command_shows_workers_and_leaders(store: Storage, database: str, tmp_path: Path, capsys: Any) -> None:
+    store.sync_sources([src("blog", "https://a.example/feed")])
+    now = datetime.now(UTC)
+    store.heartbeat("host-a:41:abc", hostname="host-a", pid=41, now=now, polled=3)
+    store.lease_due("host-a:41:abc", now=now, lease=LEASE, limit=10)
+    store.lead("alerts:ops", "host-a:41:abc", now=now, ttl=30)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"database": database}), encoding="utf-8")
+    assert main(["fleet", "--format", "json", "-c", str(config)]) == 0
+    state = json.loads(capsys.readouterr().out)
+    [worker] = state["workers"]
+    assert (worker["id"], worker["leases"], worker["hosts"], worker["sources_polled"]) == ("host-a:41:abc", 1, 1, 3)
+    assert state["leaders"][0]["job"] == "alerts:ops" and state["sources_due"] == 1
+    assert main(["fleet", "-c", str(config)]) == 0
+    assert "leader of alerts:ops: host-a:41:abc" in capsys.readouterr().out
+
+
+def test_fleet_two_daemons_poll_each_source_once(feed_server: FeedServer, pg_url: str, tmp_path: Path) -> None:
+    """Two `python daemon.py` processes on one PostgreSQL: every source polled exactly once in its interval,
+    every mention stored once; on SIGTERM each leaves the fleet."""
+    paths = [f"/f{i}.xml" for i in range(16)]
+    for i, path in enumerate(paths):
+        feed_server.add(path, Resource(texts_feed([f"{t} (feed {i})" for t in SUPPORT_TEXTS[:2]], start=10 * i)))
+    port = feed_server.base_url.rsplit(":", 1)[1]
+    hosts = ["127.0.0.1", "localhost"]  # two hosts, so both workers get work
+    sources = [
+        {"id": f"s{i}", "kind": "rss", "url": f"http://{hosts[i % 2]}:{port}{p}", "interval": "1h"}
+        for i, p in enumerate(paths)
+    ]
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({**rss_source_config({}), "database": pg_url, "sources": sources}),
+        encoding="utf-8",
+    )
+    root = Path(__file__).resolve().parents[1]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(root / "daemon.py"), "--config", str(config)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(feed_server.hits(p) for p in paths):
+            time.sleep(0.2)
+        time.sleep(2.0)  # long enough for a second poll, were the fleet to make one
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        errs = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert [len(feed_server.hits(p)) for p in paths] == [1] * len(paths), errs[0][-3000:]
+    with Storage(pg_url) as store:
+        assert store.mention_count() == 2 * len(paths)
+        assert rows(store, "SELECT COUNT(*) FROM fleet_workers") == [(0,)]  # both left on SIGTERM
+        assert rows(store, "SELECT COUNT(*) FROM sources WHERE lease_owner IS NOT NULL") == [(0,)]
+        assert all("fleet.joined" in e for e in errs)
