@@ -217,6 +217,8 @@ class LoadServer:
             return await _send(writer, 404, b"not found", "text/plain")
         n = int(path[6:-4])
         kind = self._kind(n)
+        if self.args.latency_max > 0:  # every request: a far-away server (bench/workers.py)
+            await asyncio.sleep(random.uniform(self.args.latency_min, self.args.latency_max))
         if host in self.slow_hosts and self._hold is not None:
             await self._wait_hold()
         elif host in self.slow_hosts:
@@ -323,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow-max", type=float, default=5.0)
     p.add_argument("--slow-hosts", type=int, default=0, help="the first k hosts answer every feed slowly")
     p.add_argument("--hold-timeout", type=float, default=60.0, help="longest a /hold keeps slow answers back")
+    p.add_argument("--latency-min", type=float, default=0.0, help="every answer waits at least this long (s)")
+    p.add_argument("--latency-max", type=float, default=0.0, help="... and at most this long (s); 0: no added latency")
     p.add_argument("--hang", type=float, default=60.0, help="longest a hanging feed holds a connection")
     p.add_argument("--max-seconds", type=float, default=7200.0, help="exit after this long whatever happens")
     p.add_argument("--ignore-stdin", action="store_true", help="do not exit when stdin closes")

@@ -62,24 +62,28 @@ def test_fleet_released_source_waits_for_its_next_poll(store: Storage) -> None:
     assert store.lease_due("w1", now=NOW, lease=LEASE, limit=10) == ["blog"]
     assert store.release_source("blog", "w1", next_poll_at=NOW + timedelta(seconds=60))
     assert not store.release_source("blog", "w1", next_poll_at=NOW)  # no lease any more
-    assert store.lease_due("w1", now=NOW + timedelta(seconds=59), lease=LEASE, limit=10) == []
-    # due again: polled by w1, which still holds its host (a.example) ...
-    assert store.lease_due("w2", now=NOW + timedelta(seconds=61), lease=LEASE, limit=10) == []
-    assert store.lease_due("w1", now=NOW + timedelta(seconds=61), lease=LEASE, limit=10) == ["blog"]
-    store.release_source("blog", "w1", next_poll_at=NOW + timedelta(seconds=120))
-    # ... or by another worker once w1 has stopped renewing that host (it died, or left the fleet)
-    assert store.lease_due("w2", now=NOW + timedelta(seconds=61 + LEASE + 1), lease=LEASE, limit=10) == ["blog"]
+    assert store.lease_due("w2", now=NOW + timedelta(seconds=59), lease=LEASE, limit=10) == []
+    assert store.lease_due("w2", now=NOW + timedelta(seconds=61), lease=LEASE, limit=10) == ["blog"]
 
 
 def test_fleet_one_host_is_polled_by_one_worker_at_a_time(store: Storage) -> None:
-    store.sync_sources(
-        [src("a1", "https://a.example/1"), src("a2", "https://a.example/2"), src("b1", "https://b.example/1")]
-    )
+    store.sync_sources([src(f"a{i}", f"https://a.example/{i}") for i in (1, 2, 3)] + [src("b1", "https://b.example/1")])
     assert store.lease_due("w1", now=NOW, lease=LEASE, limit=1) == ["a1"]
-    assert store.lease_due("w2", now=NOW, lease=LEASE, limit=10) == ["b1"]  # a2 waits: w1 holds a.example
-    assert store.lease_due("w1", now=NOW, lease=LEASE, limit=10) == ["a2"]  # a1 is in flight at w1 already
-    later = NOW + timedelta(seconds=LEASE + 1)
-    assert sorted(store.lease_due("w2", now=later, lease=LEASE, limit=10)) == ["a1", "a2", "b1"]
+    assert store.lease_due("w2", now=NOW, lease=LEASE, limit=10) == ["b1"]  # a2 and a3 wait: w1 holds a.example
+    # w1's hold on the host has lapsed, but its poll of a1 is still in flight: the host stays with w1
+    assert store.lease_due("w2", now=NOW + timedelta(seconds=20), lease=LEASE, limit=10) == []
+    assert store.lease_due("w1", now=NOW + timedelta(seconds=20), lease=LEASE, limit=10) == ["a2", "a3"]
+    later = NOW + timedelta(seconds=20 + LEASE + 1)  # w1 died: its leases ran out
+    assert sorted(store.lease_due("w2", now=later, lease=LEASE, limit=10)) == ["a1", "a2", "a3", "b1"]
+
+
+def test_fleet_workers_share_the_hosts(store: Storage) -> None:
+    store.sync_sources([src(f"{h}1", f"https://{h}.example/1") for h in "abcd"])
+    for w in ("w1", "w2"):
+        store.heartbeat(w, hostname="m", pid=1, now=NOW)
+    first = store.lease_due("w1", now=NOW, lease=LEASE, limit=10)
+    second = store.lease_due("w2", now=NOW, lease=LEASE, limit=10)
+    assert len(first) == 2 and sorted(first + second) == ["a1", "b1", "c1", "d1"]
 
 
 def test_fleet_periodic_job_has_one_leader_until_it_stops_renewing(store: Storage) -> None:

@@ -36,10 +36,26 @@ class FleetMixin:
                 [worker, hostname, pid, now, now, polled],
             )
 
-    def lease_due(self, worker: str, *, now: datetime, lease: float, limit: int) -> list[str]:
-        """Take up to ``limit`` due sources that no live lease holds, on hosts this worker holds or can take."""
+    def lease_due(self, worker: str, *, now: datetime, lease: float, limit: int, host_hold: float = 15.0) -> list[str]:
+        """Take up to ``limit`` due sources that no live lease holds, on hosts this worker holds or can take.
+
+        A worker holds at most its share of the hosts (hosts / live workers, rounded up), so a
+        worker that joins gets hosts as the others' short host holds (``host_hold``) lapse; a
+        host is never taken while another worker's poll of one of its sources is in flight.
+        """
         until = now + timedelta(seconds=lease)
+        hold = now + timedelta(seconds=min(host_hold, lease))
         with self.backend.transaction() as tx:
+            live = tx.execute(
+                "SELECT COUNT(*) FROM fleet_workers WHERE heartbeat_at >= ?", [now - timedelta(seconds=30)]
+            ).scalar()
+            hosts_total = tx.execute("SELECT COUNT(DISTINCT host) FROM sources").scalar()
+            share = -(-int(hosts_total or 0) // max(1, int(live or 0)))
+            mine = sorted(
+                r[0]
+                for r in tx.execute("SELECT host FROM fleet_hosts WHERE owner = ? AND until >= ?", [worker, now]).rows
+            )
+            keep = set(mine[:share])  # past its share a worker lets the rest of its hosts lapse
             candidates = tx.execute(
                 # A source this worker holds is in flight here: never take it twice.
                 "SELECT id, host FROM sources WHERE (lease_until IS NULL OR lease_until < ?)"
@@ -52,14 +68,21 @@ class FleetMixin:
             for source_id, host in candidates:
                 host = host or ""
                 if host not in hosts:
-                    hosts[host] = bool(
-                        tx.execute(
-                            "INSERT INTO fleet_hosts (host, owner, until) VALUES (?, ?, ?)"
-                            " ON CONFLICT (host) DO UPDATE SET owner = excluded.owner, until = excluded.until"
-                            " WHERE fleet_hosts.until < ? OR fleet_hosts.owner = excluded.owner RETURNING host",
-                            [host, worker, until, now],
-                        ).rows
-                    )
+                    if host in keep or (host not in mine and len(keep) < share):
+                        hosts[host] = bool(
+                            tx.execute(
+                                "INSERT INTO fleet_hosts (host, owner, until) VALUES (?, ?, ?)"
+                                " ON CONFLICT (host) DO UPDATE SET owner = excluded.owner, until = excluded.until"
+                                " WHERE (fleet_hosts.until < ? OR fleet_hosts.owner = excluded.owner)"
+                                " AND NOT EXISTS (SELECT 1 FROM sources o WHERE o.host = excluded.host"
+                                " AND o.lease_owner != excluded.owner AND o.lease_until >= ?) RETURNING host",
+                                [host, worker, hold, now, now],
+                            ).rows
+                        )
+                        if hosts[host]:
+                            keep.add(host)
+                    else:
+                        hosts[host] = False
                 if hosts[host]:
                     taken.append(source_id)
             for source_id in taken:
