@@ -210,10 +210,12 @@ async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random)
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 polled += 1
-            if not ids:
-                await service.clock.wait(stop, 1.0)
-            else:
+            if ids:
                 await asyncio.sleep(0)
+            elif len(in_flight) >= limit:  # full: lease again as soon as a poll finishes
+                await asyncio.wait(in_flight, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            else:  # nothing due that this worker may take
+                await service.clock.wait(stop, 1.0)
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
     finally:
