@@ -155,3 +155,16 @@ def test_fleet_two_daemons_poll_each_source_once(feed_server: FeedServer, pg_url
         assert rows(store, "SELECT COUNT(*) FROM fleet_workers") == [(0,)]  # both left on SIGTERM
         assert rows(store, "SELECT COUNT(*) FROM sources WHERE lease_owner IS NOT NULL") == [(0,)]
         assert all("fleet.joined" in e for e in errs)
+
+
+def test_fleet_channel_rate_limit_and_pause_hold_for_every_sender(database: str, store: Storage) -> None:
+    senders = [Storage(database) for _ in range(4)]
+    try:
+        slots = race(4, lambda i: [senders[i].send_slot("ops", now=NOW, spacing=1.0) for _ in range(3)])
+    finally:
+        for s in senders:
+            s.close()
+    taken = sorted(t for got in slots for t in got)
+    assert taken == [NOW + timedelta(seconds=n) for n in range(12)]  # one per second across all four
+    store.pause_channel("ops", until=NOW + timedelta(seconds=60))  # a 429 with Retry-After: 48 s
+    assert store.send_slot("ops", now=NOW + timedelta(seconds=13), spacing=1.0) == NOW + timedelta(seconds=60)

@@ -247,7 +247,17 @@ class ChannelSender:
         return raw, {"Content-Type": "application/json; charset=utf-8"}
 
     async def _rate_limit(self, stop: asyncio.Event | None) -> bool:
-        """Wait for this channel's next send slot; True when stopped meanwhile."""
+        """Wait for this channel's next send slot; True when stopped meanwhile.
+
+        In a fleet the slot is reserved in the database, so the channel's rate
+        limit (and a Retry-After pause) holds for all its senders together.
+        """
+        if self.worker is not None:
+            slot = self.outbox.store.send_slot(
+                self.channel.name, now=from_epoch(self.clock.time()), spacing=1.0 / self.channel.rate_limit
+            )
+            wait = slot.timestamp() - self.clock.time()
+            return wait > 0 and await self.clock.wait(stop, wait)
         wait = self._next_send - self.clock.monotonic()
         if wait > 0 and await self.clock.wait(stop, wait):
             return True
@@ -293,6 +303,8 @@ class ChannelSender:
             retry_after = DEFAULT_429_PAUSE
         if retry_after is not None and status in (429, 503):
             self.paused_until = max(self.paused_until, self.clock.time() + retry_after)
+            if self.worker is not None:
+                self.outbox.store.pause_channel(self.channel.name, until=from_epoch(self.paused_until))
         detail = self._safe(head[:200].decode("utf-8", "replace").strip())
         error = f"HTTP {status}" + (f": {detail}" if detail else "")
         return Outcome("retry" if status in RETRYABLE else "dead", status, error, retry_after=retry_after)

@@ -116,6 +116,32 @@ class FleetMixin:
                 ).rows
             )
 
+    def send_slot(self, channel: str, *, now: datetime, spacing: float) -> datetime:
+        """Reserve the channel's next send time for the whole fleet: the later of now and the slot after the
+        last reservation (or the end of a pause); the next one is ``spacing`` seconds after it."""
+        with self.backend.transaction() as tx:
+            tx.lock(f"send:{channel}")
+            row = tx.execute("SELECT next_send_at FROM fleet_channels WHERE channel = ?", [channel]).one()
+            slot = max(now, datetime.fromisoformat(row[0])) if row else now
+            tx.execute(
+                "INSERT INTO fleet_channels (channel, next_send_at) VALUES (?, ?)"
+                " ON CONFLICT (channel) DO UPDATE SET next_send_at = excluded.next_send_at",
+                [channel, slot + timedelta(seconds=spacing)],
+            )
+        return slot
+
+    def pause_channel(self, channel: str, *, until: datetime) -> None:
+        """No sender of the fleet sends to ``channel`` before ``until`` (the receiver's Retry-After)."""
+        with self.backend.transaction() as tx:
+            tx.lock(f"send:{channel}")
+            row = tx.execute("SELECT next_send_at FROM fleet_channels WHERE channel = ?", [channel]).one()
+            if row is None or datetime.fromisoformat(row[0]) < until:
+                tx.execute(
+                    "INSERT INTO fleet_channels (channel, next_send_at) VALUES (?, ?)"
+                    " ON CONFLICT (channel) DO UPDATE SET next_send_at = excluded.next_send_at",
+                    [channel, until],
+                )
+
     def leave_fleet(self, worker: str) -> None:
         """A clean stop: give back every lease and leadership at once instead of letting them run out."""
         with self.backend.transaction() as tx:

@@ -96,4 +96,8 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE TABLE fleet_leaders (job text PRIMARY KEY, owner text NOT NULL, until timestamptz NOT NULL)",
         ),
     ),
+    (
+        "0003_fleet_channels",
+        ("CREATE TABLE fleet_channels (channel text PRIMARY KEY, next_send_at timestamptz NOT NULL)",),
+    ),
 )

@@ -171,6 +171,9 @@ TABLES: tuple[Table, ...] = (
     ),
     Table("fleet_hosts", ("host", "owner", "until"), ("until",), key=("host",), serial=False, copied=False),
     Table("fleet_leaders", ("job", "owner", "until"), ("until",), key=("job",), serial=False, copied=False),
+    Table(
+        "fleet_channels", ("channel", "next_send_at"), ("next_send_at",), key=("channel",), serial=False, copied=False
+    ),
 )
 
 BY_NAME = {t.name: t for t in TABLES}

@@ -160,3 +160,9 @@ def _storage_0003(db: sqlite_utils.Database) -> None:
         "CREATE TABLE fleet_leaders (job TEXT PRIMARY KEY, owner TEXT NOT NULL, until TEXT NOT NULL)",
     ):
         db.execute(sql)
+
+
+@storage(name="0004_fleet_channels")
+def _storage_0004(db: sqlite_utils.Database) -> None:
+    # A channel's next send slot, shared by every sender of the fleet (rate limit and Retry-After pauses).
+    db.execute("CREATE TABLE fleet_channels (channel TEXT PRIMARY KEY, next_send_at TEXT NOT NULL)")
