@@ -399,3 +399,12 @@ def test_queue_cli_route_explain(capsys: Any, config_file: str) -> None:
         "classifier",
     ]
     assert cli(capsys, "route", "--explain", "999", "-c", config_file)[0] == 1
+
+
+def test_queue_cli_list_and_the_api_list_the_same_beacons(capsys: Any, config_file: str, store: Any) -> None:
+    """Issue 11: `queue list` once showed thread members the page hides; both now use one query."""
+    code, out, _ = cli(capsys, "queue", "list", "--format", "json", "-c", config_file)
+    listed = [b["id"] for b in json.loads(out)]
+    page = q.list_entries(store, q.QueueFilter())
+    assert code == 0 and listed == [e.beacon.id for e in page.entries]
+    assert OUTAGE in listed and OUTAGE_TOO not in listed  # the second outage post is in the first one's thread

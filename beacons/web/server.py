@@ -175,7 +175,7 @@ class App:
 
     @contextmanager
     def store(self) -> Iterator[Storage]:
-        store = Storage(self.config.database)
+        store = Storage(self.config.database, migrate=False)  # WebServer migrated once at start
         try:
             yield store
         finally:
