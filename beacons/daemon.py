@@ -307,6 +307,9 @@ async def run(
             await asyncio.gather(*late, return_exceptions=True)
         return service.results
     finally:
+        if service.worker is not None:  # give back leases and leaderships (a --once run holds leaderships too)
+            with contextlib.suppress(Exception):
+                service.store.leave_fleet(service.worker)
         await service.client.aclose()
         service.store.close()
         log.info("daemon.stopped")

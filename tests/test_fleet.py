@@ -168,3 +168,42 @@ def test_fleet_channel_rate_limit_and_pause_hold_for_every_sender(database: str,
     assert taken == [NOW + timedelta(seconds=n) for n in range(12)]  # one per second across all four
     store.pause_channel("ops", until=NOW + timedelta(seconds=60))  # a 429 with Retry-After: 48 s
     assert store.send_slot("ops", now=NOW + timedelta(seconds=13), spacing=1.0) == NOW + timedelta(seconds=60)
+
+
+def test_fleet_digest_of_a_channel_is_made_by_its_leader_once(database: str, store: Storage) -> None:
+    import asyncio
+
+    from helpers_alerts import add_beacon
+
+    from beacons.alerts.config import AlertChannel, SpikeRule
+    from beacons.alerts.outbox import Outbox
+    from beacons.alerts.sender import ChannelSender
+
+    hook = AlertChannel(
+        url="http://127.0.0.1:9/hook",
+        kind="webhook",
+        name="hook",
+        secret="s" * 20,
+        digest=60.0,
+        spikes=SpikeRule(enabled=False),
+    )
+    for _ in range(3):
+        add_beacon(store, ["hook"])
+    others = [Storage(database) for _ in range(2)]
+    senders = [ChannelSender(hook, Outbox(s)) for s in others]
+    try:
+        for i, sender in enumerate(senders):
+            sender.worker = f"w{i}"
+        now = time.time()
+        for row in Outbox(store).rows():
+            senders[0].triage(row, now)  # queued for the digest
+        leading = [s._is_leader(now + 120) for s in senders]
+        for s in senders:
+            s.housekeeping(now + 120)
+        kinds = [r.kind for r in Outbox(store).rows()]
+        assert leading == [True, False] and kinds.count("digest") == 1
+    finally:
+        for s in senders:
+            asyncio.run(s.aclose())
+        for o in others:
+            o.close()

@@ -72,6 +72,9 @@ def public_url(config: Any) -> str | None:
     return str(value) if value else None
 
 
+LEAD_RENEW, LEAD_TTL = 10.0, 30.0  # seconds
+
+
 class ChannelSender:
     """Delivers one channel's rows, in order of due time, at its own pace."""
 
@@ -105,6 +108,18 @@ class ChannelSender:
         self._next_send = 0.0  # monotonic: the rate limit
         self._next_health = 0.0
         self.worker: str | None = None  # set in a fleet: housekeeping runs on the job's leader only
+        self._leader_checked = (float("-inf"), False)
+
+    def _is_leader(self, now: float) -> bool:
+        """Lead ``alerts:<channel>``, renewed every LEAD_RENEW s; a leader that dies is replaced within LEAD_TTL s."""
+        checked, leading = self._leader_checked
+        if now - checked >= LEAD_RENEW:
+            assert self.worker is not None
+            leading = self.outbox.store.lead(
+                f"alerts:{self.channel.name}", self.worker, now=from_epoch(now), ttl=LEAD_TTL
+            )
+            self._leader_checked = (now, leading)
+        return leading
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -168,10 +183,8 @@ class ChannelSender:
         In a fleet only the leader of ``alerts:<channel>`` does this, so a digest,
         a health alert or an incident's end is produced once for the whole fleet.
         """
-        if self.worker is not None:
-            ttl = max(30.0, 3 * self.tick, self.channel.health.check_every)
-            if not self.outbox.store.lead(f"alerts:{self.channel.name}", self.worker, now=from_epoch(now), ttl=ttl):
-                return
+        if self.worker is not None and not self._is_leader(now):
+            return
         if self.channel.ops and now >= self._next_health:
             self._next_health = now + self.channel.health.check_every
             health.check(self.outbox, self.channel, self.sources, now=now)
