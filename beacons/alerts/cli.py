@@ -46,8 +46,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from beacons.storage import Storage
 
     config = load(args)
-    outbox = Outbox(Storage(config.database))
-    rows = outbox.rows(status=args.status, channel=args.channel, limit=args.limit)
+    with Storage(config.database) as store:
+        rows = Outbox(store).rows(status=args.status, channel=args.channel, limit=args.limit)
     if args.format == "json":
         print(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -74,9 +74,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print("beacons: alerts retry: give ids (from `beacons alerts list`) or --dead", file=sys.stderr)
         return EXIT_ERROR
     config = load(args)
-    outbox = Outbox(Storage(config.database))
     keys: list[int | str] = [int(k) if k.isdigit() else k for k in args.ids]
-    changed = outbox.retry(ids=keys, dead=args.dead, channel=args.channel, now=time.time())
+    with Storage(config.database) as store:
+        changed = Outbox(store).retry(ids=keys, dead=args.dead, channel=args.channel, now=time.time())
     print(f"{changed} alert(s) queued again; the running daemon (or the next `beacons run --once`) sends them")
     return EXIT_OK if changed or args.dead else EXIT_ERROR
 
@@ -96,11 +96,13 @@ def cmd_test(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def send() -> int:
-        sender = ChannelSender(channel, Outbox(Storage(config.database)), public_url=public_url(config))
+        store = Storage(config.database)
+        sender = ChannelSender(channel, Outbox(store), public_url=public_url(config))
         try:
             outcome = await sender.send_test()
         finally:
             await sender.aclose()
+            store.close()
         if outcome.status == "sent":
             print(f"sent a test alert to {channel.name}: HTTP {outcome.http_status} in {outcome.ms:.0f} ms")
             return EXIT_OK

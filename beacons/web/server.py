@@ -325,12 +325,18 @@ class WebServer:
 
     def __init__(self, config: Config, serve: ServeConfig | None = None, *, secret: bytes | None = None) -> None:
         self.app = App(config, serve, secret=secret)
-        Storage(config.database).close()  # apply migrations once, before request threads open connections
+        # Migrations once, before request threads open connections; kept open for the server's life so a
+        # PostgreSQL pool outlives each request's Storage (one per request, as SQLite wants one per thread).
+        self._storage = Storage(config.database)
         serve = self.app.serve
         server_class: type[_Server] = _Server
         if ":" in serve.host:
             server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
-        self.httpd = server_class((serve.host.strip("[]"), serve.port), _make_handler(self.app))
+        try:
+            self.httpd = server_class((serve.host.strip("[]"), serve.port), _make_handler(self.app))
+        except BaseException:
+            self._storage.close()
+            raise
         self._thread: threading.Thread | None = None
 
     @property
@@ -353,7 +359,12 @@ class WebServer:
 
     def stop(self) -> None:
         self.httpd.shutdown()
+        self.close()
+
+    def close(self) -> None:
+        """Close the socket and the database (after ``serve_forever`` returned)."""
         self.httpd.server_close()
+        self._storage.close()
         log.info("serve.stopped", url=self.url)
 
     def __enter__(self) -> WebServer:
