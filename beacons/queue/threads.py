@@ -40,7 +40,8 @@ def link_threads(store: Storage, grouping: GroupingConfig | None, beacon_ids: It
     """Link the given (just stored) beacons; returns how many were linked now."""
     g = grouping or GroupingConfig()
     choose = chooser(g) if g.enabled else None
-    return sum(store.link_thread(i, words_of, choose, window=g.window) for i in sorted(beacon_ids))
+    ids = sorted(beacon_ids)
+    return sum(store.link_many(ids[i : i + 500], words_of, choose, window=g.window) for i in range(0, len(ids), 500))
 
 
 def link_pending(store: Storage, grouping: GroupingConfig | None = None, *, batch: int = 200) -> int:

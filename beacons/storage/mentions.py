@@ -162,10 +162,11 @@ def _insert_mention(tx: Tx, item: Item, now: datetime) -> int | None:
         )
         keys = list(dict.fromkeys(item.keys))
         taken = 0
-        for key in keys:
-            taken += tx.execute(
-                "INSERT INTO mention_keys (key, mention_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                [key, mention_id],
+        if keys:
+            taken = tx.execute(
+                f"INSERT INTO mention_keys (key, mention_id) VALUES {', '.join(['(?, ?)'] * len(keys))}"
+                " ON CONFLICT (key) DO NOTHING",
+                [v for key in keys for v in (key, mention_id)],
             ).rowcount
         if taken < len(keys):  # one of its keys belongs to a stored mention: the same post again
             sp.rollback()
