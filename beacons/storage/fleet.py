@@ -58,10 +58,13 @@ class FleetMixin:
             keep = set(mine[:share])  # past its share a worker lets the rest of its hosts lapse
             candidates = tx.execute(
                 # A source this worker holds is in flight here: never take it twice.
+                # Hosts another worker holds are left out here, not after: a worker beside others
+                # would otherwise see a page of sources it may not take, and wait for nothing.
                 "SELECT id, host FROM sources WHERE (lease_until IS NULL OR lease_until < ?)"
                 " AND (next_poll_at IS NULL OR next_poll_at <= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM fleet_hosts h WHERE h.host = sources.host AND h.owner != ? AND h.until >= ?)"
                 f" ORDER BY next_poll_at IS NOT NULL, next_poll_at, id LIMIT ?{self.backend.skip_locked}",
-                [now, now, limit],
+                [now, now, worker, now, 2 * limit],
             ).rows
             hosts: dict[str, bool] = {}
             taken: list[str] = []
@@ -83,7 +86,7 @@ class FleetMixin:
                             keep.add(host)
                     else:
                         hosts[host] = False
-                if hosts[host]:
+                if hosts[host] and len(taken) < limit:
                     taken.append(source_id)
             for source_id in taken:
                 tx.execute(
