@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ from beacons.errors import ConfigError, NotModified, SourceError, StoreError
 from beacons.log import configure
 from beacons.models import Classification, Match, Source
 from beacons.storage import Storage, is_postgres_url
-from beacons.storage.sqlite import fault_hint
+from beacons.storage.sqlite import inspect_file, try_write_lock
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -100,16 +99,9 @@ def check_database(path: str) -> list[Check]:
         return [Check("database", "warn", f"{path} does not exist yet; `beacons run` creates it")]
     checks: list[Check] = []
     try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
-        try:
-            result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
-            version = _schema_version(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        return [
-            Check("database", "fail", f"cannot read {path}: {exc} (is it an SQLite file? restore it from a backup)")
-        ]
+        result, applied, known = inspect_file(path)
+    except StoreError as exc:
+        return [Check("database", "fail", str(exc))]
     if result != ["ok"]:
         checks.append(
             Check(
@@ -120,7 +112,7 @@ def check_database(path: str) -> list[Check]:
         )
     else:
         checks.append(Check("database", "ok", f"{path}: integrity_check ok"))
-    checks.append(_schema_verdict(*version))
+    checks.append(_schema_verdict(applied, known))
     checks.append(_check_writable(path))
     return checks
 
@@ -146,13 +138,11 @@ def check_postgres(url: str) -> list[Check]:
     except StoreError as exc:
         return [Check("database", "fail", str(exc))]
     try:
-        version = backend.read("SHOW server_version").scalar()
-        checks = [Check("database", "ok", f"{display_url(url)}: PostgreSQL {version} answers")]
+        checks = [Check("database", "ok", f"{display_url(url)}: {backend.server_version()} answers")]
         applied, known = backend.migrations()
         checks.append(_schema_verdict(len(applied), len(known)))
         try:
-            with backend.transaction() as tx:
-                tx.execute("SELECT txid_current()")  # a transaction id is only given to a transaction that may write
+            backend.check_writable()
             checks.append(Check("database", "ok", "writable (a write transaction was opened and committed)"))
         except StoreError as exc:
             checks.append(Check("database", "fail", f"not writable: {exc}"))
@@ -163,37 +153,17 @@ def check_postgres(url: str) -> list[Check]:
     return checks
 
 
-def _schema_version(conn: sqlite3.Connection) -> tuple[int, int]:
-    from beacons.storage.sqlite_migrations import SETS
-
-    expected = sum(len(s._migrations) for s in SETS)  # a new database has every migration this beacons knows
-    try:
-        applied = int(conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0])
-    except sqlite3.OperationalError:  # no migrations table: an empty or foreign file
-        applied = 0
-    return applied, expected
-
-
 def _check_writable(path: str) -> Check:
-    """Take the write lock and rewrite one header field to its own value, then roll back."""
-    try:
-        conn = sqlite3.connect(path, timeout=2.0, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("ROLLBACK")
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        if "locked" in str(exc).lower():  # the running daemon may hold it mid-write: worth a look, not a failure
-            return Check(
-                "database",
-                "warn",
-                f"write lock busy for over 2 s: {exc}{fault_hint(exc)}; fine if beacons is running, else find the other writer",
-            )
-        return Check("database", "fail", f"not writable: {exc}{fault_hint(exc)}")
-    return Check("database", "ok", "writable (a write lock was taken and released)")
+    problem = try_write_lock(path, timeout=2.0)
+    if problem is None:
+        return Check("database", "ok", "writable (a write lock was taken and released)")
+    if problem.startswith("locked: "):  # the running daemon may hold it mid-write: worth a look, not a failure
+        return Check(
+            "database",
+            "warn",
+            f"write lock busy for over 2 s: {problem[8:]}; fine if beacons is running, else find the other writer",
+        )
+    return Check("database", "fail", f"not writable: {problem}")
 
 
 # -- sources ---------------------------------------------------------------

@@ -245,8 +245,8 @@ def test_store_creates_the_database_and_its_wal_files_private(tmp_path: Path) ->
     path = tmp_path / "private.db"
     store = Store(path)
     try:
-        with store.transaction() as conn:  # a write creates the -wal file; WAL mode has created -shm
-            conn.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+        with store.backend.transaction() as tx:  # a write creates the -wal file; WAL mode has created -shm
+            tx.execute("CREATE TABLE IF NOT EXISTS probe (x)")
         made = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
         assert path in made and len(made) >= 2
         assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == {p.name: 0o600 for p in made}

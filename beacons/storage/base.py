@@ -95,6 +95,11 @@ class Backend(Protocol):
         """(applied, known) migration names."""
         ...
 
+    def server_version(self) -> str: ...
+
+    def check_writable(self) -> None:
+        """Raise ``StoreError`` when the database refuses a write transaction."""
+
     def after_copy(self, table: str) -> None:
         """After ``beacons db copy`` wrote ids into ``table``: make new ids start above them."""
 

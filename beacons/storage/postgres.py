@@ -208,6 +208,14 @@ class PostgresBackend:
                 ) from None
             raise
 
+    def server_version(self) -> str:
+        return f"PostgreSQL {self.read('SHOW server_version').scalar()}"
+
+    def check_writable(self) -> None:
+        """Open a write transaction: a transaction id is only given to one that may write (read-only servers refuse)."""
+        with self.transaction() as tx:
+            tx.execute("SELECT txid_current()")
+
     def after_copy(self, table: str) -> None:
         with self.transaction() as tx:
             tx.execute(

@@ -164,8 +164,57 @@ class SQLiteBackend:
                 _rollback(conn)
                 raise StoreError(f"could not commit to {self.path}: {exc}{fault_hint(exc)}") from exc
 
+    def server_version(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
+
+    def check_writable(self) -> None:
+        with self.transaction():
+            pass
+
     def after_copy(self, table: str) -> None:
         """An INTEGER PRIMARY KEY already counts on from the largest id."""
 
     def close(self) -> None:
         self.conn.close()
+
+
+# -- checks for ``beacons doctor``: a file that may be broken is read without writing to it --------
+
+
+def inspect_file(path: str) -> tuple[list[str], int, int]:
+    """(integrity_check lines, migrations applied, migrations known), reading the file read-only."""
+    file = Path(path)
+    known = sum(len(s._migrations) for s in sqlite_migrations.SETS)
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
+        try:
+            result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            try:
+                applied = int(conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0])
+            except sqlite3.OperationalError:  # no migrations table: an empty or foreign file
+                applied = 0
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {path}: {exc} (is it an SQLite file? restore it from a backup)") from exc
+    return result, applied, known
+
+
+def try_write_lock(path: str, *, timeout: float = 2.0) -> str | None:
+    """Take the write lock and rewrite one header field to its own value, then roll back.
+
+    None when that worked; else "locked: <why>" when another process holds the lock, or the error.
+    """
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        prefix = "locked: " if "locked" in str(exc).lower() else ""
+        return f"{prefix}{exc}{fault_hint(exc)}"
+    return None
