@@ -392,7 +392,7 @@ def test_faults_short_lock_is_waited_out(tmp_path: Path, feed: tuple[FeedServer,
             if writing.wait(60):
                 release()
 
-        store.db.conn.set_trace_callback(trace)
+        store.backend.conn.set_trace_callback(trace)
         releaser = threading.Thread(target=release_when_writing)
         releaser.start()
         try:
@@ -400,7 +400,7 @@ def test_faults_short_lock_is_waited_out(tmp_path: Path, feed: tuple[FeedServer,
         finally:
             writing.set()
             releaser.join(60)
-            store.db.conn.set_trace_callback(None)
+            store.backend.conn.set_trace_callback(None)
     assert result.status == "ok" and result.counts["new"] == 203
     store.close()
     assert_sound(tmp_path / "b.db", 203)
