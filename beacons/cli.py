@@ -300,7 +300,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     r = config.routing
     classifier = load_classifier(
         config.classifier.model,
-        support_threshold=r.support_threshold,
+        support_threshold=r.support_threshold_for(None),
         advocacy_threshold=r.advocacy_threshold,
         relevance_threshold=r.relevance_threshold,
     )

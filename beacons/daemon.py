@@ -102,7 +102,7 @@ def build_service(
     politeness = Politeness(config.fetch.concurrency, config.fetch.per_host_concurrency, config.fetch.per_host_delay)
     classifier = classifier or load_classifier(
         config.classifier.model,
-        support_threshold=config.routing.support_threshold,
+        support_threshold=config.routing.support_threshold_for(None),
         advocacy_threshold=config.routing.advocacy_threshold,
         relevance_threshold=config.routing.relevance_threshold,
     )

@@ -18,6 +18,7 @@ from spacy.matcher import PhraseMatcher
 from beacons.models import Brand, Match, MatchSpan, Mention
 
 MAX_MATCH_CHARS = 100_000
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 
 
 def _matcher_nlp() -> Language:
@@ -29,6 +30,10 @@ def _matcher_nlp() -> Language:
     nlp = spacy.blank("en")
     suffixes = [*nlp.Defaults.suffixes, r"(?<=[A-Z0-9])\."]  # type: ignore[misc]
     nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search  # type: ignore[union-attr]
+    # Japanese and Chinese put no space between words ("RouterXが壊れた"): every Han or kana
+    # character is its own token, so a Latin name touching them, or a name written in them, matches.
+    infixes = [*nlp.Defaults.infixes, rf"(?<=[{CJK}])|(?=[{CJK}])"]  # type: ignore[misc]
+    nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer  # type: ignore[union-attr]
     return nlp
 
 

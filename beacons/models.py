@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from beacons.text import full_text
+
 Queue = Literal["support", "advocacy", "none"]
 Sentiment = Literal["negative", "neutral", "positive"]
 QUEUES: tuple[Queue, ...] = ("support", "advocacy", "none")
@@ -86,9 +88,7 @@ class Mention:
     @property
     def full_text(self) -> str:
         """Title and body as one text, the unit that is matched and classified."""
-        if self.title and not self.text.startswith(self.title):
-            return f"{self.title}\n\n{self.text}" if self.text else self.title
-        return self.text or self.title
+        return full_text(self.title, self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,27 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """The passage that decided a classification: its text and character offsets into ``Mention.full_text``."""
+
+    text: str
+    start: int
+    end: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "end": self.end}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Evidence | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(str(data["text"]), int(data["start"]), int(data["end"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
 class Classification:
     queue: Queue
     is_beacon: bool
@@ -120,6 +141,8 @@ class Classification:
     intents: dict[str, float] = field(default_factory=dict)
     lang: str | None = None
     model: str = "rules"
+    evidence: Evidence | None = None
+    urgency: float = 0.0  # 0..1, beacons.urgency.urgency_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +180,7 @@ class Beacon:
     updated_at: str | None = None
     fetched_at: str | None = None
     author_reach: int | None = None
+    evidence: dict[str, Any] | None = None  # {text, start, end}: the passage that decided it (Evidence.to_json)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

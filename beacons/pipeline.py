@@ -312,6 +312,8 @@ def classify_texts(
                 "intents": c.intents,
                 "priority": r.priority,
                 "lang": c.lang,
+                "urgency": c.urgency,
+                "evidence": c.evidence.to_json() if c.evidence else None,
             }
         )
     return records

@@ -1,4 +1,4 @@
-"""``beacons queue claim/resolve/dismiss/reroute/note/export``, a fuller ``queue show``, and ``beacons route --explain``."""
+"""``beacons queue claim/resolve/dismiss/reroute/relabel/note/export``, a fuller ``queue show``, and ``beacons route --explain``."""
 
 from __future__ import annotations
 
@@ -79,6 +79,23 @@ def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentP
     p.add_argument("id", type=int)
     p.add_argument("queue", choices=["support", "advocacy", "none"])
     p.add_argument("--note", help="why (kept as a note)")
+    p = q.add_parser(
+        "relabel",
+        help="correct a beacon's sentiment, intents and/or queue; kept as labels for `beacons train --with-feedback`",
+        description="Correct what the classifier said about a beacon. Each correction is stored as a training label: "
+        "`beacons train --with-feedback` learns the queue, the sentiment and the intents from them.",
+    )
+    _common(p)
+    p.add_argument("id", type=int)
+    p.add_argument("--queue", choices=["support", "advocacy", "none"], help="move it to this queue (a re-route)")
+    p.add_argument("--sentiment", choices=["negative", "neutral", "positive"], help="the sentiment toward the brand")
+    p.add_argument(
+        "--intent",
+        action="append",
+        metavar="INTENT",
+        help="an intent the post has (repeat for several; replaces the stored intents), e.g. bug_outage",
+    )
+    p.add_argument("--no-intents", action="store_true", help="the post has none of the intents")
     p = q.add_parser("note", help="add a note to a beacon")
     _common(p)
     p.add_argument("id", type=int)
@@ -154,6 +171,17 @@ def cmd_reroute(args: argparse.Namespace) -> int:
     from beacons.queue import reroute
 
     return _act(args, lambda store, i, by, **kw: reroute(store, i, by, args.queue, **kw), note=args.note)
+
+
+@command("queue relabel")
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from beacons.feedback import relabel
+
+    intents = [] if args.no_intents else args.intent
+    return _act(
+        args,
+        lambda store, i, by: relabel(store, i, by, queue=args.queue, sentiment=args.sentiment, intents=intents),
+    )
 
 
 @command("queue note")

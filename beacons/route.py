@@ -17,17 +17,19 @@ step, so ``beacons route --explain ID`` can print why a beacon went where it did
 
 Priority (documented in the README):
 
-    support:  40 + 25*support_score + 15*negativity + 10*urgency + reach + recency
+    support:  35 + 20*support_score + 10*negativity + 25*urgency + reach + recency
     advocacy: 10 + 30*advocacy_score + 10*positivity + 2*reach + recency
     none:     0
 
 negativity = max(0, -sentiment_score) and positivity = max(0, sentiment_score),
-both 0..1; urgency = 1 when the text has an urgency word (down, outage, refund,
-hacked, data loss, ...), else the classifier's bug_outage or account_billing
-intent score; reach = min(10, 2.5*log10(1 + author_reach)), 0 when the source
-does not give it; recency = 0 for the first day, then falls linearly to -10 at
-seven days old. Support tops out at 100, advocacy at 70: a problem waits less
-well than a compliment.
+both 0..1; urgency (0..1, ``beacons.urgency.urgency_of``) grows with each kind
+of urgency cue in the text: "URGENT", an outage, payments failing, a security
+hole, lost data, many users affected (one kind 0.55-0.7, two 0.9, three 0.95+);
+reach = min(10, 2.5*log10(1 + author_reach)), 0 when the source does not give
+it; recency = 0 for the first day, then falls linearly to -10 at seven days
+old. Urgency weighs more than the tone (issue 12): a calm "all our payment
+terminals are offline" outranks an angry sync bug. Support tops out at 100,
+advocacy at 70: a problem waits less well than a compliment.
 
 Nothing here does I/O; ``similarity`` and ``content_words`` (grouping posts
 about the same problem into one thread) are pure too.
@@ -44,17 +46,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from beacons.models import Brand, Classification, Match, Mention, Queue, Route
+from beacons.urgency import urgency_of
 
 if TYPE_CHECKING:
     from beacons.config import RoutingConfig
 
-URGENCY = re.compile(
-    r"\b((is|are|was|went|goes|been|still|all|totally|completely|site|service|server|app) down|down (again|for|since|right now)"
-    r"|outage|offline|refund\w*|hacked|breach\w*|data loss|lost (all|my|our) (data|files|photos)|charged twice|double.?charged"
-    r"|fraud\w*|stolen|urgent|asap|emergency|locked out|can'?t (log ?in|access))\b",
-    re.IGNORECASE,
-)
-URGENT_INTENTS = ("bug_outage", "account_billing")
 FRESH_FOR = timedelta(days=1)
 STALE_AT = timedelta(days=7)
 
@@ -113,6 +109,7 @@ class Rules:
     overrides: tuple[Override, ...] = ()
     product_teams: tuple[tuple[str, str, str], ...] = ()  # (product lower, team, where it was set)
     brand_teams: tuple[tuple[str, str, str], ...] = ()
+    brand_support: tuple[tuple[str, float], ...] = ()  # (brand lower, support threshold) from the per-brand form
 
     @classmethod
     def from_config(cls, routing: RoutingConfig, brands: Sequence[Brand] = ()) -> Rules:
@@ -142,8 +139,9 @@ class Rules:
             )
             for r in routing.rules
         )
+        per_brand = routing.support_threshold if isinstance(routing.support_threshold, dict) else {}
         return cls(
-            routing.support_threshold,
+            routing.support_threshold_for(None),
             routing.advocacy_threshold,
             routing.relevance_threshold,
             routing.non_english,
@@ -152,7 +150,13 @@ class Rules:
             overrides,
             tuple(product_teams),
             tuple(brand_teams),
+            tuple((str(k).lower(), float(v)) for k, v in per_brand.items() if k != "default"),
         )
+
+    def support_for(self, brand: str | None) -> float:
+        """``routing.support_threshold`` for this brand: its own value, else the default."""
+        key = (brand or "").lower()
+        return next((v for name, v in self.brand_support if name == key), self.support_threshold)
 
 
 DEFAULT_RULES = Rules()
@@ -192,10 +196,8 @@ def _recency(mention: Mention, now: datetime) -> float:
 
 
 def urgency(mention: Mention, classification: Classification) -> float:
-    """1 for an urgency word, else the strongest urgent intent score (0..1)."""
-    if URGENCY.search(mention.full_text):
-        return 1.0
-    return max([0.0, *(float(classification.intents.get(i, 0.0)) for i in URGENT_INTENTS)])
+    """0..1: the urgency cues in the text (``beacons.urgency``), or the classifier's own figure if higher."""
+    return max(urgency_of(mention.full_text).score, float(classification.urgency))
 
 
 def priority_terms(
@@ -206,10 +208,10 @@ def priority_terms(
     s = classification.sentiment_score
     if queue == "support":
         return {
-            "base": 40.0,
-            "score": 25 * float(classification.scores.get("support", 0.0)),
-            "negativity": 15 * max(0.0, -s),
-            "urgency": 10 * urgency(mention, classification),
+            "base": 35.0,
+            "score": 20 * float(classification.scores.get("support", 0.0)),
+            "negativity": 10 * max(0.0, -s),
+            "urgency": 25 * urgency(mention, classification),
             "reach": _reach(mention.author_reach),
             "recency": _recency(mention, now),
         }
@@ -232,16 +234,17 @@ def priority(
     return round(min(100.0, max(0.0, sum(terms.values())))) if terms else 0
 
 
-def _proposed(classification: Classification, rules: Rules) -> tuple[Queue, str]:
+def _proposed(classification: Classification, rules: Rules, brand: str | None = None) -> tuple[Queue, str]:
     """The queue the scores reach under the thresholds (the classifiers' own rule), and why."""
+    threshold = rules.support_for(brand)
     support = float(classification.scores.get("support", 0.0))
     advocacy = float(classification.scores.get("advocacy", 0.0))
     if classification.relevance < rules.relevance_threshold:
         return "none", f"relevance {classification.relevance:.2f} < relevance_threshold {rules.relevance_threshold:.2f}"
-    if support >= rules.support_threshold and support >= advocacy:
+    if support >= threshold and support >= advocacy:
         return (
             "support",
-            f"support score {support:.2f} >= support_threshold {rules.support_threshold:.2f} (advocacy {advocacy:.2f})",
+            f"support score {support:.2f} >= support_threshold {threshold:.2f} (advocacy {advocacy:.2f})",
         )
     if advocacy >= rules.advocacy_threshold:
         return (
@@ -250,7 +253,7 @@ def _proposed(classification: Classification, rules: Rules) -> tuple[Queue, str]
         )
     return (
         "none",
-        f"support {support:.2f} < {rules.support_threshold:.2f} and advocacy {advocacy:.2f} < {rules.advocacy_threshold:.2f}",
+        f"support {support:.2f} < {threshold:.2f} and advocacy {advocacy:.2f} < {rules.advocacy_threshold:.2f}",
     )
 
 
@@ -301,7 +304,7 @@ def decide(
     if rules.non_english != "keep" and lang and not lang.lower().startswith("en"):
         return stop("language", f"language {lang} and non_english: {rules.non_english}")
     steps.append(Step("language", "pass", f"language {lang or 'unknown'}, non_english: {rules.non_english}"))
-    queue, why = _proposed(classification, rules)
+    queue, why = _proposed(classification, rules, match.brand)
     steps.append(Step("classifier", "decided", f"{queue}: {why} (model {classification.model})"))
     reason = f"classifier {classification.model}: {why}"
     chosen: Override | None = None

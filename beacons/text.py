@@ -136,5 +136,23 @@ def clean(text: str, *, limit: int = MAX_TEXT_CHARS) -> str:
     return text[:limit]
 
 
+def title_and_body(title: str | None, text: str | None) -> tuple[str, int]:
+    """The one text a post is matched, classified and shown as, and where its body starts in it.
+
+    Title and body joined by a blank line; a body that already starts with the title (many feeds
+    repeat it) or an empty part is not doubled. Match spans and evidence offsets index into it, so
+    the collectors, the corpus, the trainer and the page all build it here (issue 12).
+    """
+    title, text = title or "", text or ""
+    if title and not text.startswith(title):
+        return (f"{title}\n\n{text}", len(title) + 2) if text else (title, len(title))
+    return text or title, 0
+
+
+def full_text(title: str | None, text: str | None) -> str:
+    """``title_and_body`` without the offset."""
+    return title_and_body(title, text)[0]
+
+
 def one_line(text: str | None, *, limit: int = MAX_TITLE_CHARS) -> str:
     return " ".join(html_to_text(text, limit=limit * 2).split())[:limit]

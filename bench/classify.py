@@ -1,8 +1,15 @@
-"""Classifier throughput, load time and size: ``python bench/classify.py``.
+"""Classifier throughput, load time and size, measured the way the daemon runs it: ``python bench/classify.py``.
 
-Runs the shipped spaCy classifier (match + mask + three textcats + VADER +
-language id) over the corpus texts in one process, pinned to one core when
-the OS allows, and prints posts/second beside VADER alone (the reference).
+- Load: a fresh Python process imports spaCy, loads the shipped model and the
+  language-ID model (py3langid loads on the first post), each timed on its own
+  and in total, imports included.
+- Throughput: distinct posts, never a repeated list. Short posts are corpus
+  sentences recombined into new posts (seeded); 2,000-character posts are
+  built from sentences of many corpus posts with one brand mention in the
+  middle. Every post is matched against all corpus brands (the product's
+  BrandMatcher) *inside* the timer, then classified (masking, passages, four
+  textcats, VADER, language id). One process, pinned to one core where the OS
+  allows. VADER alone on the same posts is printed as a peer.
 """
 
 from __future__ import annotations
@@ -10,69 +17,152 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_SENT = re.compile(r"(?<=[.!?])\s+")
+
+LOAD = """
+import json, time
+t0 = time.perf_counter()
+import spacy
+t1 = time.perf_counter()
+from beacons.nlp.model import SpacyClassifier, find_model
+clf = SpacyClassifier(find_model({model!r}))
+t2 = time.perf_counter()
+from beacons.nlp.lang import detect
+detect("Mi router se desconecta cada noche desde la actualización")
+t3 = time.perf_counter()
+print(json.dumps({{"import_spacy_s": t1 - t0, "model_s": t2 - t1, "langid_s": t3 - t2, "total_s": t3 - t0}}))
+"""
+
+
+def cold_load(model: str | None) -> dict[str, float]:
+    """Load times in a fresh interpreter: nothing imported or cached beforehand."""
+    code = LOAD.format(model=model)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return {k: round(v, 3) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def distinct_posts(n: int, length: int, seed: int) -> list[str]:
+    """``n`` different posts of about ``length`` characters, recombined from corpus sentences."""
+    from beacons.nlp.corpus import load_corpus
+
+    corpus = load_corpus()
+    rng = random.Random(seed)
+    branded = [ex.full_text for ex in corpus.examples if len(ex.full_text) < 280]
+    sentences = [s for ex in corpus.examples for s in _SENT.split(ex.text) if 20 <= len(s) <= 300]
+    seen: set[str] = set()
+    posts: list[str] = []
+    while len(posts) < n:
+        if length <= 280:
+            # a short corpus post (it names its brand) with a different sentence from another post
+            post = f"{rng.choice(branded)} {rng.choice(sentences)}"[: max(length, 40)]
+        else:
+            parts: list[str] = []
+            while sum(len(p) + 1 for p in parts) < length:
+                parts.append(rng.choice(sentences))
+            parts.insert(len(parts) // 2, rng.choice(branded))
+            post = " ".join(parts)[:length]
+        if post not in seen:
+            seen.add(post)
+            posts.append(post)
+    return posts
+
+
+def throughput(posts: list[str], clf: object, matcher: object) -> tuple[float, float]:
+    """Posts per wall-clock second and per CPU second for match + classify, in the pipeline's batches.
+
+    The machine is shared: the CPU-second figure is what one core of our own does; the wall-clock
+    one is what we got while others ran (the load average is printed beside it).
+    """
+    t, c = time.perf_counter(), time.process_time()
+    for i in range(0, len(posts), 256):
+        batch = posts[i : i + 256]
+        items = [(text, matcher.match_text(text)) for text in batch]  # type: ignore[attr-defined]
+        clf.classify_many(items)  # type: ignore[attr-defined]
+    return len(posts) / (time.perf_counter() - t), len(posts) / max(1e-9, time.process_time() - c)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--posts", type=int, default=20_000, help="posts to classify (the corpus, repeated)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", type=int, default=10_000, help="distinct short posts (default 10,000)")
+    parser.add_argument("--long", type=int, default=1_000, help="distinct 2,000-character posts (default 1,000)")
     parser.add_argument("--model", help="model directory (default: shipped)")
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object with the figures on stdout (the table goes to stderr)",
-    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (the table to stderr)")
     args = parser.parse_args()
     out = sys.stderr if args.json else sys.stdout
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    load = cold_load(args.model)
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     from beacons.match import BrandMatcher
     from beacons.nlp.corpus import load_corpus
     from beacons.nlp.model import SpacyClassifier, find_model
 
-    corpus = load_corpus()
     path = find_model(args.model)
     if path is None:
         print("no model: run `beacons train` first", file=sys.stderr)
         return 1
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    t = time.perf_counter()
     clf = SpacyClassifier(path)
-    load_s = time.perf_counter() - t
-    matchers = {name: BrandMatcher([b]) for name, b in corpus.brands.items()}
-    base = [(ex.full_text, matchers[ex.brand].match_text(ex.full_text)) for ex in corpus.examples]
-    items = (base * (args.posts // len(base) + 1))[: args.posts]
-    print(f"classifying {len(items)} posts on one core...", file=sys.stderr)
-    clf.classify_many(items[:500])  # warm up
-    t = time.perf_counter()
-    for i in range(0, len(items), 1000):
-        clf.classify_many(items[i : i + 1000])
-    model_s = time.perf_counter() - t
+    matcher = BrandMatcher(load_corpus().brands.values())
+    print(f"building {args.short} short and {args.long} long distinct posts...", file=sys.stderr)
+    short = distinct_posts(args.short, 200, args.seed)
+    long_ = distinct_posts(args.long, 2000, args.seed + 1)
+    warm = distinct_posts(300, 200, args.seed + 2)
+    throughput(warm, clf, matcher)  # first-call costs (vocab growth, langid) are in the load figures
+    print("timing on one core...", file=sys.stderr)
+    short_ps, short_cpu = throughput(short, clf, matcher)
+    long_ps, long_cpu = throughput(long_, clf, matcher)
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     vader = SentimentIntensityAnalyzer()
     t = time.perf_counter()
-    for text, _ in items:
+    for text in short:
         vader.polarity_scores(text[:1000])
-    vader_s = time.perf_counter() - t
-    print(f"{'measure':34} {'value':>12} {'target':>10}", file=out)
-    print(f"{'classifier posts/second (1 core)':34} {len(items) / model_s:12,.0f} {'>= 2,000':>10}", file=out)
-    print(f"{'VADER alone posts/second':34} {len(items) / vader_s:12,.0f} {'(ref)':>10}", file=out)
-    print(f"{'model load time (s)':34} {load_s:12.2f} {'< 2':>10}", file=out)
-    print(f"{'model size on disk (MB)':34} {size / 1e6:12.1f} {'< 30':>10}", file=out)
+    vader_ps = len(short) / (time.perf_counter() - t)
+    rows = [
+        ("short posts per CPU-second (~200 chars)", f"{short_cpu:,.0f}", ">= 2,000"),
+        ("short posts per wall-clock second", f"{short_ps:,.0f}", ""),
+        ("2,000-char posts per CPU-second", f"{long_cpu:,.0f}", "(stated)"),
+        ("2,000-char posts per wall-clock second", f"{long_ps:,.0f}", ""),
+        ("load average during the run (1 min)", f"{load_avg:.1f}", ""),
+        ("VADER alone, short posts/s (peer)", f"{vader_ps:,.0f}", "(ref)"),
+        ("cold load: import spacy (s)", f"{load['import_spacy_s']:.2f}", ""),
+        ("cold load: model (s)", f"{load['model_s']:.2f}", ""),
+        ("cold load: language id (s)", f"{load['langid_s']:.2f}", ""),
+        ("cold load: total, imports included (s)", f"{load['total_s']:.2f}", "< 2"),
+        ("model size on disk (MB)", f"{size / 1e6:.1f}", "< 40"),
+    ]
+    print(f"{'measure':44} {'value':>10} {'target':>10}", file=out)
+    for name, value, target in rows:
+        print(f"{name:44} {value:>10} {target:>10}", file=out)
     if args.json:
-        figures = {
-            "posts": len(items),
-            "posts_per_s": round(len(items) / model_s),
-            "vader_posts_per_s": round(len(items) / vader_s),
-            "load_s": round(load_s, 2),
-            "size_mb": round(size / 1e6, 1),
-        }
-        print(json.dumps(figures))
+        print(
+            json.dumps(
+                {
+                    "short_posts": len(short),
+                    "long_posts": len(long_),
+                    "short_posts_per_s": round(short_ps),
+                    "long_posts_per_s": round(long_ps),
+                    "short_posts_per_cpu_s": round(short_cpu),
+                    "long_posts_per_cpu_s": round(long_cpu),
+                    "load_average": round(load_avg, 1),
+                    "vader_posts_per_s": round(vader_ps),
+                    **load,
+                    "size_mb": round(size / 1e6, 1),
+                }
+            )
+        )
     return 0
 
 

@@ -67,13 +67,20 @@ def _classify(f: dict[str, Any]) -> list[Row]:
     return [
         Row(
             "classify",
-            "posts per second (spaCy model, 1 core)",
-            f"{f['posts_per_s']:,}",
+            "short posts per CPU-second, match + classify (distinct posts, 1 core)",
+            f"{f['short_posts_per_cpu_s']:,}",
             ">= 2,000",
-            f["posts_per_s"] >= 2000,
+            f["short_posts_per_cpu_s"] >= 2000,
         ),
-        Row("classify", "model load time", f"{f['load_s']:.2f} s", "< 2 s", f["load_s"] < 2),
-        Row("classify", "model size on disk", f"{f['size_mb']:.1f} MB", "< 30 MB", f["size_mb"] < 30),
+        Row("classify", "2,000-character posts per CPU-second (1 core)", f"{f['long_posts_per_cpu_s']:,}"),
+        Row(
+            "classify",
+            "cold load: import spacy + model + language id",
+            f"{f['total_s']:.2f} s",
+            "< 2 s",
+            f["total_s"] < 2,
+        ),
+        Row("classify", "model size on disk", f"{f['size_mb']:.1f} MB", "< 40 MB", f["size_mb"] < 40),
     ]
 
 
@@ -131,7 +138,7 @@ def _alerts(f: dict[str, Any]) -> list[Row]:
 
 BENCHES = (
     Bench("ingest", "ingest.py", ("--feeds", "50", "--entries", "20"), (), _ingest),
-    Bench("classify", "classify.py", ("--posts", "5000"), (), _classify),
+    Bench("classify", "classify.py", ("--short", "5000", "--long", "500"), (), _classify),
     Bench("scale", "scale.py", ("--quick",), (), _scale),
     Bench("alert_latency", "alert_latency.py", ("--beacons", "100"), (), _alerts),
 )

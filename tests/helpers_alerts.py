@@ -24,7 +24,7 @@ import pytest
 import structlog
 
 from beacons.clock import SYSTEM, Clock
-from beacons.models import Classification, Match, MatchSpan, Mention, Route
+from beacons.models import Classification, Evidence, Match, MatchSpan, Mention, Route
 from beacons.store import Item, Store
 
 HANG = "hang"
@@ -168,6 +168,7 @@ def add_beacon(
     url: str | None = None,
     source_id: str = "forum",
     team: str | None = None,
+    evidence: str | None = None,
 ) -> int:
     """Store one routed mention the way the pipeline does (save_poll writes the outbox rows); its beacon id."""
     n = next(_counter)
@@ -183,7 +184,8 @@ def add_beacon(
             spans.append(MatchSpan(start, start + len(term), term, brand, product if kind == "product" else None, kind))
     match = Match(brand, product, tuple(spans))
     scores = {"support": 0.9 if queue == "support" else 0.1, "advocacy": 0.9 if queue == "advocacy" else 0.1}
-    classification = Classification(queue, queue == "support", "negative", -0.6, 0.9, scores)  # type: ignore[arg-type]
+    found = Evidence(evidence, full.index(evidence), full.index(evidence) + len(evidence)) if evidence else None
+    classification = Classification(queue, queue == "support", "negative", -0.6, 0.9, scores, evidence=found)  # type: ignore[arg-type]
     item = Item(mention, (f"key-{n}",), match, classification, Route(queue, priority, "test", team))  # type: ignore[arg-type]
     result = store.save_poll(source_id, [item], channels=channels)
     return result.beacon_ids[0]

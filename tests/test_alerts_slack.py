@@ -83,6 +83,16 @@ def test_alerts_slack_escapes_every_injection(tmp_path: Path) -> None:
     assert "*Acme*" in section and "*RouterX*" in section  # the match is highlighted
 
 
+def test_alerts_slack_shows_the_evidence_passage_escaped_issue_12(tmp_path: Path) -> None:
+    buried = "The Acme RouterX app <!channel> charged me twice & support never answered."
+    text = "We spent a week by the sea, the weather was kind and the food was better. " * 6 + buried
+    body, _ = send_slack(tmp_path, text=text, evidence=buried)
+    why = [t for t in mrkdwn_texts(body) if t.startswith("*Why:*")]
+    assert why == ["*Why:* _The Acme RouterX app &lt;!channel&gt; charged me twice &amp; support never answered._"]
+    plain_body, _ = send_slack(tmp_path / "b")
+    assert not any(t.startswith("*Why:*") for t in mrkdwn_texts(plain_body))  # no evidence, no section
+
+
 def test_alerts_slack_body_has_the_issue_fields(tmp_path: Path) -> None:
     body, beacon_id = send_slack(tmp_path, author="sam", url="https://forum.example/t/9")
     flat = json.dumps(body)

@@ -41,7 +41,11 @@ def readme_verifier() -> Callable[..., bool]:
 def send_one(tmp_path: Path) -> tuple[Received, int]:
     store = open_store(tmp_path)
     beacon_id = add_beacon(
-        store, ["hook"], text="Acme RouterX lost all my settings after the update", team="networking"
+        store,
+        ["hook"],
+        text="Acme RouterX lost all my settings after the update",
+        team="networking",
+        evidence="lost all my settings after the update",
     )
     with Receiver() as r:
 
@@ -92,6 +96,7 @@ def test_alerts_webhook_body_matches_schema_v1(tmp_path: Path) -> None:
         "title",
         "excerpt",
         "highlights",
+        "evidence",
         "url",
         "link",
         "author",
@@ -100,6 +105,10 @@ def test_alerts_webhook_body_matches_schema_v1(tmp_path: Path) -> None:
         "created_at",
     }
     assert set(b) == documented
+    # issue 12: the passage that decided the queue, with offsets into the post's title + body
+    assert b["evidence"]["text"] == "lost all my settings after the update"
+    full = "RouterX drops wifi\n\nAcme RouterX lost all my settings after the update"
+    assert full[b["evidence"]["start"] : b["evidence"]["end"]] == b["evidence"]["text"]
     assert b["link"] == f"https://beacons.example.org/beacons/{beacon_id}" and b["team"] == "networking"
     for h in b["highlights"]:
         assert b["excerpt"][h["start"] : h["end"]] == h["text"]

@@ -176,6 +176,9 @@ def test_queue_reroute_is_a_training_label(store: Store) -> None:
             "title": "How do I set up a guest network on the RX-200?",
             "queue": "none",
             "brand": "Acme",
+            "sentiment": None,
+            "intents": None,
+            "labels": ["queue"],
         }
     ]  # type: ignore[union-attr]
     assert scalar(store, "SELECT COUNT(*) FROM feedback_labels") == 2  # every correction is kept
@@ -389,7 +392,7 @@ def test_queue_cli_route_explain(capsys: Any, config_file: str) -> None:
     code, out, _ = cli(capsys, "route", "--explain", "1", "-c", config_file)
     assert code == 0
     assert "rule urgent  matched  keyword 'outage' -> queue support, min_priority 80" in out
-    assert out.splitlines()[-2].startswith("decision: support, priority 9")
+    assert out.splitlines()[-2].startswith("decision: support, priority 8")
     code, out, _ = cli(capsys, "route", "--explain", "1", "--format", "json", "-c", config_file)
     data = json.loads(out)
     assert data["decision"]["team"] == "cloud" and [s["rule"] for s in data["steps"]][:4] == [

@@ -44,29 +44,38 @@ def post(
 @pytest.mark.parametrize(
     ("queue", "kw", "text", "age", "reach", "expected"),
     [
-        # support: 40 + 25*0.8 + 15*0.4 = 66
-        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX reboots", timedelta(0), None, 66),
-        # + urgency word: +10
-        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX is down again", timedelta(0), None, 76),
+        # support: 35 + 20*0.8 + 10*0.4 = 55
+        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX reboots", timedelta(0), None, 55),
+        # + one urgency kind (outage): 25 * (1 - e^-1) = 15.8
+        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX is down again", timedelta(0), None, 71),
         # + reach 9999 followers: 2.5*log10(10000) = 10
-        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX is down again", timedelta(0), 9999, 86),
+        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX is down again", timedelta(0), 9999, 81),
         # 4 days old: recency -10 * (3 days / 6 days) = -5
-        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX reboots", timedelta(days=4), None, 61),
+        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX reboots", timedelta(days=4), None, 50),
         # older than 7 days: -10
-        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX reboots", timedelta(days=30), None, 56),
+        ("support", {"support": 0.8, "sentiment": -0.4}, "RouterX reboots", timedelta(days=30), None, 45),
         # positive sentiment adds nothing to support
-        ("support", {"support": 0.8, "sentiment": 0.6}, "RouterX reboots", timedelta(0), None, 60),
-        # an urgent intent score stands in for an urgency word: 10 * 0.6
+        ("support", {"support": 0.8, "sentiment": 0.6}, "RouterX reboots", timedelta(0), None, 51),
+        # intents no longer stand in for urgency: a bug is not urgent by itself
         (
             "support",
-            {"support": 0.8, "sentiment": -0.4, "intents": {"bug_outage": 0.6}},
+            {"support": 0.8, "sentiment": -0.4, "intents": {"bug_outage": 0.9}},
             "RouterX reboots",
             timedelta(0),
             None,
-            72,
+            55,
         ),
-        # everything at its maximum: 40 + 25 + 15 + 10 + 10 = 100
-        ("support", {"support": 1.0, "sentiment": -1.0}, "outage", timedelta(0), 10**9, 100),
+        # two kinds (URGENT + payments): 25 * (1 - e^-2.4) = 22.7
+        ("support", {"support": 0.8, "sentiment": 0.0}, "URGENT card payments failing", timedelta(0), None, 74),
+        # everything at its maximum: 35 + 20 + 10 + 25 + 10 = 100
+        (
+            "support",
+            {"support": 1.0, "sentiment": -1.0},
+            "URGENT outage, all our stores offline, payments failing",
+            timedelta(0),
+            10**9,
+            100,
+        ),
         # advocacy: 10 + 30*0.9 + 10*0.5 = 42
         ("advocacy", {"advocacy": 0.9, "support": 0.0, "sentiment": 0.5}, "love my RouterX", timedelta(0), None, 42),
         # + reach 99: 2 * 2.5*log10(100) = 10
@@ -86,13 +95,13 @@ def test_route_priority_formula(
 def test_route_priority_recency_is_flat_on_the_first_day() -> None:
     c = classification("support", support=0.8, sentiment=-0.4)
     fresh = [priority(post(age=timedelta(hours=h)), c, now=NOW) for h in (0, 6, 23)]
-    assert fresh == [66, 66, 66]
+    assert fresh == [55, 55, 55]
 
 
 def test_route_priority_unknown_date_counts_as_fresh() -> None:
     m = post()
     undated = type(m)(m.source_id, m.url, m.guid, m.title, m.text, m.author, None, NOW, m.raw)
-    assert priority(undated, classification("support", support=0.8, sentiment=-0.4), now=NOW) == 66
+    assert priority(undated, classification("support", support=0.8, sentiment=-0.4), now=NOW) == 55
 
 
 @pytest.mark.parametrize(
@@ -102,9 +111,12 @@ def test_route_priority_unknown_date_counts_as_fresh() -> None:
         ("the whole service down since 9am", True),  # "down since" is urgent on its own
         ("Acme Cloud down for anyone else?", True),
         ("big outage at Acme", True),
-        ("I want a refund", True),
+        ("URGENT: all our payment terminals are offline, cannot take card payments", True),
         ("my account was hacked", True),
         ("data loss after the update", True),
+        ("the update deleted all my notes from the last three years", True),
+        ("nobody can log in at our office since 9", True),
+        ("I want a refund", False),  # billing, not urgent by itself
         ("scroll down to the settings", False),
         ("download the firmware", False),
         ("a breakdown of the costs", False),
@@ -112,7 +124,16 @@ def test_route_priority_unknown_date_counts_as_fresh() -> None:
     ],
 )
 def test_route_urgency_words(text: str, urgent: bool) -> None:
-    assert urgency(post(text), classification()) == (1.0 if urgent else 0.0)
+    assert (urgency(post(text), classification()) >= 0.5) == urgent
+
+
+def test_route_urgent_outage_outranks_an_angry_sync_bug_issue_12() -> None:
+    """Urgency raises priority whatever the tone: a calm terminal outage beats a furious sync bug."""
+    terminals = post("URGENT: all our payment terminals are offline, cannot take card payments")
+    sync = post("Notebook sync is broken AGAIN, my notes never show up on the laptop. So annoyed.")
+    calm = classification("support", support=0.6, sentiment=0.0)
+    angry = classification("support", support=0.95, sentiment=-0.8)
+    assert priority(terminals, calm, now=NOW) > priority(sync, angry, now=NOW)
 
 
 # -- the rules, in order ---------------------------------------------------------------------------
@@ -136,6 +157,15 @@ def test_route_thresholds_come_from_the_config() -> None:
     strict = rules({"support_threshold": 0.9})
     assert route(post(), match(), classification(support=0.8), strict, now=NOW).queue == "none"
     assert route(post(), match(), classification(support=0.8), rules(), now=NOW).queue == "support"
+
+
+def test_route_support_threshold_per_brand() -> None:
+    per_brand = rules({"support_threshold": {"default": 0.9, "acme": 0.4}})
+    assert per_brand.support_for("Acme") == 0.4 and per_brand.support_for("Other") == 0.9
+    assert route(post(), match(), classification(support=0.45), per_brand, now=NOW).queue == "support"
+    other = match()
+    other = type(other)("Globex", None, other.spans)
+    assert route(post(), other, classification(support=0.8), per_brand, now=NOW).queue == "none"
 
 
 def test_route_no_brand_is_none() -> None:
@@ -198,7 +228,7 @@ OUTAGE_RULE = {
         # below every threshold, the keyword still makes it support
         ("Acme Cloud outage", {"support": 0.2, "advocacy": 0.0, "sentiment": 0.0}, "support", 80),
         # already above 80: the floor does not lower it
-        ("Acme Cloud outage, everything is down, data loss", {"support": 1.0, "sentiment": -1.0}, "support", 90),
+        ("Acme Cloud outage, everything is down, data loss", {"support": 1.0, "sentiment": -1.0}, "support", 87),
         # a phrase matches across any whitespace, case-insensitively
         ("reports of DATA\n loss", {"support": 0.2}, "support", 80),
         # whole words only: "outages" and "insecurity" are other words
@@ -249,8 +279,8 @@ def test_route_override_on_classifier_queue() -> None:
     r = rules({"rules": [{"name": "promote-praise", "queues": ["advocacy"], "brands": ["acme"], "min_priority": 60}]})
     assert route(post(), match(), classification(support=0.1, advocacy=0.9, sentiment=0.5), r, now=NOW).priority == 60
     assert (
-        route(post(), match(), classification(support=0.9, sentiment=-0.4), r, now=NOW).priority == 68
-    )  # 40 + 22.5 + 6, no floor
+        route(post(), match(), classification(support=0.9, sentiment=-0.4), r, now=NOW).priority == 57
+    )  # 35 + 18 + 4, no floor
 
 
 @pytest.mark.parametrize(
@@ -303,14 +333,14 @@ def test_route_explain_lists_every_step() -> None:
         ("classifier", "decided"),
         ("rule billing", "matched"),
         ("rule urgent", "skipped"),
-        ("priority", "76"),
+        ("priority", "71"),
         ("team", "billing"),
     ]
     assert "keyword 'refund'" in decision.steps[4].detail
     assert "an earlier rule already matched" in decision.steps[5].detail
     assert (
         decision.steps[6].detail
-        == "base 40.0 + score 20.0 + negativity 6.0 + urgency 10.0 + reach 0.0 + recency 0.0 = 76.0"
+        == "base 35.0 + score 16.0 + negativity 4.0 + urgency 15.8 + reach 0.0 + recency 0.0 = 70.8"
     )
     assert decision.route.team == "billing"
 
@@ -369,6 +399,9 @@ def test_route_explain_stops_at_the_deciding_rule() -> None:
             "routing.drop.domains[0]: expected a host name like spam.example",
         ),
         ({"support_threshold": 1.5}, "routing.support_threshold: must be between 0 and 1"),
+        ({"support_threshold": {"Acmee": 0.4}}, "routing.support_threshold.Acmee: unknown brand 'Acmee'"),
+        ({"support_threshold": {"default": 2}}, "routing.support_threshold.default: must be between 0 and 1"),
+        ({"support_threshold": {"default": "low"}}, "routing.support_threshold.default: expected a number"),
         ({"grouping": {"window": "soon"}}, 'routing.grouping.window: expected a duration like 5m, got "soon"'),
         ({"grouping": {"similarity": 0}}, "routing.grouping.similarity: must be above 0"),
     ],

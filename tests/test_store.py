@@ -260,3 +260,22 @@ def test_store_keeps_the_mode_an_operator_gave_an_existing_file(tmp_path: Path) 
     path.chmod(0o640)
     Store(path).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_store_keeps_the_evidence_passage_issue_12(store: Store) -> None:
+    from dataclasses import replace
+
+    from beacons.models import Evidence
+
+    plain, second_item = item(1), item(2)
+    whole = second_item.mention.full_text
+    start = whole.index("RouterX")
+    assert second_item.classification is not None
+    evidence = Evidence(whole[start:], start, len(whole))
+    with_evidence = replace(second_item, classification=replace(second_item.classification, evidence=evidence))
+    result = store.save_poll("blog", [plain, with_evidence])
+    first, second = (store.get_beacon(i) for i in result.beacon_ids)
+    assert first is not None and first.evidence is None  # e.g. the rules classifier gives none
+    assert second is not None
+    assert second.evidence == {"text": "RouterX text 2", "start": start, "end": len(whole)}
+    assert second.to_json()["evidence"] == second.evidence  # the API JSON carries it

@@ -53,6 +53,7 @@ class BeaconCard:
     source: str
     published_at: str | None
     created_at: str | None
+    evidence: dict[str, Any] | None = None  # {text, start, end}: the passage that decided the queue (issue 12)
 
     @property
     def what(self) -> str:
@@ -93,6 +94,9 @@ def cut(text: str, limit: int) -> str:
     if space > limit * 0.7:
         head = head[:space]
     return head.rstrip() + "…"
+
+
+EVIDENCE_CHARS = 600
 
 
 def excerpt(
@@ -171,7 +175,16 @@ def card(view: BeaconView, public_url: str | None) -> BeaconCard:
         source=b.source,
         published_at=b.published_at,
         created_at=b.created_at,
+        evidence=_evidence(b.evidence),
     )
+
+
+def _evidence(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored evidence passage, control characters blanked and folded, cut for an alert."""
+    if not data or not isinstance(data.get("text"), str) or not data["text"].strip():
+        return None
+    text = cut(_SPACE.sub(" ", _CONTROL.sub(" ", data["text"])).strip(), EVIDENCE_CHARS)
+    return {"text": text, "start": int(data.get("start", 0)), "end": int(data.get("end", 0))}
 
 
 def build_event(row: Row, outbox: Outbox, public_url: str | None) -> Event:

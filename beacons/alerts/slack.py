@@ -93,6 +93,7 @@ def _beacon_blocks(b: BeaconCard) -> list[dict[str, Any]]:
             ],
         },
         _section("> " + highlighted(b.excerpt)),
+        *([_section("*Why:* _" + escape(b.evidence["text"]).replace("_", " ") + "_")] if b.evidence else []),
         _context(_links(b)),
     ]
 

@@ -64,6 +64,7 @@ def beacon_json(b: BeaconCard) -> dict[str, Any]:
         "title": b.title,
         "excerpt": text,
         "highlights": highlights,
+        "evidence": b.evidence,
         "url": b.url,
         "link": b.link,
         "author": b.author,

@@ -33,7 +33,8 @@ def _add(groups: dict[str, Subparsers]) -> None:
     t.add_argument(
         "--with-feedback",
         action="store_true",
-        help="also learn from queue corrections (re-routes) stored in the database",
+        help="also learn from the team's corrections stored in the database: re-routes (queue) and "
+        "`beacons queue relabel` (sentiment, intents)",
     )
     t.add_argument(
         "--config", "-c", metavar="FILE", help="config whose database holds the feedback (with --with-feedback)"
@@ -41,8 +42,11 @@ def _add(groups: dict[str, Subparsers]) -> None:
     t.add_argument("--eval", action="store_true", help="print the evaluation on the held-out brands when done")
     e = sub.add_parser(
         "eval",
-        help="precision/recall/F1 of the classifier on brands it never saw",
-        description="Evaluate a model on the brand-disjoint test split of the corpus.",
+        help="precision/recall/F1 of the classifier on brands and writers it never saw",
+        description="Evaluate a model on the test split of the corpus: brands and writers it never saw, with posts "
+        "that copy a training post (after brand masking, exactly or nearly) dropped. Prints per-queue, sentiment and "
+        "intent figures, the support threshold trade-off, figures per tag (long, buried, emoji, sarcasm, typos, "
+        "non-English, news, homonyms...), per source style and per language, and the targets.",
     )
     e.add_argument(
         "--model", metavar="DIR", help="model directory (default: the shipped model); 'rules' for the rules classifier"
@@ -101,6 +105,8 @@ def _feedback(args: argparse.Namespace, corpus: Corpus) -> list[Example]:
                 continue
             corpus.brands[brand] = to_brand(match)
         queue = row["queue"]
+        labels = row.get("labels") or ["queue"]
+        sentiment = row.get("sentiment") or ("positive" if queue == "advocacy" else "neutral")
         out.append(
             Example(
                 f"feedback-{i}",
@@ -110,9 +116,11 @@ def _feedback(args: argparse.Namespace, corpus: Corpus) -> list[Example]:
                 "feedback",
                 "en",
                 queue,
-                (),
+                tuple(row.get("intents") or ()),
                 True,
-                "neutral" if queue != "advocacy" else "positive",
+                sentiment,
+                writer="feedback",
+                tags=tuple(f"label:{name}" for name in labels),
             )
         )
     return out
@@ -121,9 +129,10 @@ def _feedback(args: argparse.Namespace, corpus: Corpus) -> list[Example]:
 @command("eval")
 def cmd_eval(args: argparse.Namespace) -> int:
     from beacons.classify import RulesClassifier
-    from beacons.nlp.corpus import examples_in, load_corpus, split_brands
+    from beacons.nlp.corpus import load_corpus
     from beacons.nlp.evaluate import evaluate, format_report
     from beacons.nlp.model import SpacyClassifier, find_model
+    from beacons.nlp.splits import make_splits
 
     corpus = load_corpus(args.corpus)
     classifier: Classifier
@@ -138,8 +147,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
             return EXIT_ERROR
         classifier = SpacyClassifier(path)
-    examples = examples_in(corpus, split_brands(corpus), args.split)
-    metrics = evaluate(classifier, corpus, examples)
+    splits = make_splits(corpus, dedupe=(args.split,))
+    metrics = evaluate(classifier, corpus, splits.part(args.split), splits=splits, part=args.split)
     if args.format == "json":
         print(json.dumps(metrics, indent=2))
     else:

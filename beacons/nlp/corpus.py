@@ -10,16 +10,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from beacons.models import Brand, Product
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
+from beacons.text import full_text
 
 CORPUS_DIR = Path(str(resources.files("beacons").joinpath("data/corpus")))
+
+
+TAGS = (
+    "long",
+    "buried",
+    "emoji",
+    "sarcasm",
+    "typos",
+    "slang",
+    "no_punct",
+    "calm_breakage",
+    "urgent",
+    "question_no_mark",
+    "mixed",
+    "forum_thread",
+    "review",
+    "non_english",
+    "news",
+    "homonym",
+)
+LONG_CHARS = 600  # a post at least this long is "long" when its line gives no tags
+_EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b50\u2764]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +59,57 @@ class Example:
     intents: tuple[str, ...]
     relevant: bool
     sentiment: str
+    writer: str = "base"  # one writer persona ("w6-03"); the base corpus is "base-part-N"
+    tags: tuple[str, ...] = ()
+    evidence: str | None = None  # the exact substring of full_text that carries the decision
 
     @property
     def full_text(self) -> str:
-        if self.title and not self.text.startswith(self.title):
-            return f"{self.title}\n\n{self.text}"
-        return self.text
+        return full_text(self.title, self.text)
+
+
+def derived_tags(d: dict[str, Any], text: str) -> tuple[str, ...]:
+    """Tags a line without a ``tags`` field obviously has, from its style, language, length and labels."""
+    tags = []
+    if len(text) >= LONG_CHARS:
+        tags.append("long")
+    if _EMOJI.search(text):
+        tags.append("emoji")
+    if d.get("style") == "forum":
+        tags.append("forum_thread")
+    if d.get("style") == "review":
+        tags.append("review")
+    if d.get("lang", "en") != "en":
+        tags.append("non_english")
+    if d.get("style") == "news":
+        tags.append("news")
+    if not d.get("relevant", True) or "homonym" in (d.get("intents") or ()):
+        tags.append("homonym")
+    return tuple(tags)
+
+
+def _example(d: dict[str, Any], part: str) -> Example:
+    title, text = d.get("title"), d["text"]
+    whole = full_text(title, text)
+    tags = d.get("tags")
+    tags = tuple(tags) if tags is not None else derived_tags(d, whole)
+    if "non_english" not in tags and d.get("lang", "en") != "en":
+        tags = (*tags, "non_english")
+    return Example(
+        id=d["id"],
+        brand=d["brand"],
+        text=text,
+        title=title,
+        style=d["style"],
+        lang=d.get("lang", "en"),
+        queue=d["queue"],
+        intents=tuple(d.get("intents") or ()),
+        relevant=bool(d.get("relevant", True)),
+        sentiment=d["sentiment"],
+        writer=d.get("writer") or f"base-{part}",
+        tags=tags,
+        evidence=d.get("evidence") or None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +134,7 @@ def load_corpus(folder: str | Path | None = None) -> Corpus:
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
-            d = json.loads(line)
-            examples.append(
-                Example(
-                    id=d["id"],
-                    brand=d["brand"],
-                    text=d["text"],
-                    title=d.get("title"),
-                    style=d["style"],
-                    lang=d.get("lang", "en"),
-                    queue=d["queue"],
-                    intents=tuple(d.get("intents") or ()),
-                    relevant=bool(d.get("relevant", True)),
-                    sentiment=d["sentiment"],
-                )
-            )
+            examples.append(_example(json.loads(line), path.stem))
     return Corpus(tuple(examples), brands, industries)
 
 
@@ -97,6 +153,9 @@ def check(corpus: Corpus) -> list[str]:
         if ex.sentiment not in SENTIMENTS:
             problems.append(f"{ex.id}: sentiment {ex.sentiment!r}")
         problems.extend(f"{ex.id}: intent {i!r}" for i in ex.intents if i not in INTENTS)
+        problems.extend(f"{ex.id}: tag {t!r}" for t in ex.tags if t not in TAGS)
+        if ex.evidence is not None and ex.evidence not in ex.full_text:
+            problems.append(f"{ex.id}: evidence is not a substring of the title and text")
     return problems
 
 

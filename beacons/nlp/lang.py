@@ -106,9 +106,14 @@ _ENGLISH = frozenset(
 _WORD = re.compile(r"[a-z']+")
 
 
+def _ascii_letters(body: str) -> bool:
+    """No letter outside ASCII (emoji, curly quotes and dashes are fine; "é", "ß", "я" are not)."""
+    return body.isascii() or not any(ord(ch) > 127 and ch.isalpha() for ch in body)
+
+
 def _clearly_english(body: str) -> bool:
     words = _WORD.findall(body.lower())
-    return len(words) >= 4 and body.isascii() and sum(w in _ENGLISH for w in words) * 5 >= len(words)
+    return len(words) >= 4 and _ascii_letters(body) and sum(w in _ENGLISH for w in words) * 5 >= len(words)
 
 
 @lru_cache(maxsize=1)

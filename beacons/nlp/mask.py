@@ -9,6 +9,7 @@ the ordinary word than one written with a capital.
 from __future__ import annotations
 
 from beacons.models import Match
+from beacons.urgency import reports_harm, urgency_of
 
 BRAND = "zzbrand"
 BRAND_LOWER = "zzbrandlc"
@@ -63,6 +64,16 @@ def vader_token(compound: float) -> str:
     return "zzvpos1" if compound < 0.5 else "zzvpos2"
 
 
+def cue_tokens(text: str) -> str:
+    """Urgency and harm cues (``beacons.urgency``) as words the model can weigh: zzurgent, zzharm."""
+    words = []
+    if urgency_of(text).score >= 0.5:
+        words.append("zzurgent")
+    if reports_harm(text):
+        words.append("zzharm")
+    return " ".join(words)
+
+
 def model_input(text: str, match: Match | None, compound: float) -> str:
-    """What the textcat components read: masked, lower-cased text plus the VADER word."""
-    return f"{mask_text(text, match)} {vader_token(compound)}"
+    """What the textcat components read: masked, lower-cased text plus the VADER and cue words."""
+    return f"{mask_text(text, match)} {vader_token(compound)} {cue_tokens(text[:MAX_CLASSIFY_CHARS])}"

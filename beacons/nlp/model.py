@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import spacy
+from spacy.language import Language
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from beacons.models import Classification, Match, Queue, Sentiment
+from beacons.models import Classification, Evidence, Match, Queue, Sentiment
 from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
 from beacons.nlp.lang import detect
 from beacons.nlp.mask import model_input
+from beacons.nlp.passages import evidence_span, passages
+from beacons.urgency import reports_harm, urgency_of
 
 MODEL_DIR = Path(str(resources.files("beacons").joinpath("data/model")))
 VADER_WEIGHT = (
     0.3  # share of VADER in the sentiment when the model does not record its own (chosen on dev by `beacons train`)
 )
 VADER_CHARS = 1_000
+PASSAGE_ALPHA = 0.5
 
 
 def find_model(path: str | Path | None = None) -> Path | None:
@@ -36,8 +41,73 @@ def vader_probs(compound: float) -> dict[str, float]:
     return {"negative": neg, "neutral": 1.0 - neg - pos, "positive": pos}
 
 
+def calibrate(score: float, raw_threshold: float) -> float:
+    """A raw support score on a scale where ``raw_threshold`` is 0.5 (piecewise linear, 0 and 1 kept)."""
+    t = min(0.95, max(0.05, raw_threshold))
+    return score * 0.5 / t if score < t else 0.5 + (score - t) * 0.5 / (1 - t)
+
+
+def sub_match(match: Match | None, start: int, end: int) -> Match | None:
+    """The match's spans inside ``text[start:end]``, shifted to offsets into that slice."""
+    if match is None:
+        return None
+    spans = tuple(
+        replace(s, start=s.start - start, end=s.end - start) for s in match.spans if start <= s.start and s.end <= end
+    )
+    return replace(match, spans=spans) if spans else None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The model's scores for one piece of a post: the whole (start 0, end len) or a passage."""
+
+    start: int
+    end: int
+    cats: dict[str, float]
+
+    def q(self, label: str) -> float:
+        return self.cats.get(f"q:{label}", 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Combined:
+    """How passage and whole scores were mixed (chosen on dev by ``beacons train``, kept in meta.json)."""
+
+    queue_alpha: float = PASSAGE_ALPHA  # share of the deciding passage in the queue scores
+    sentiment_alpha: float = PASSAGE_ALPHA  # ... and in the sentiment
+
+
+def decide_passage(
+    whole: Reading, parts: Sequence[Reading], support_threshold: float, advocacy_threshold: float, alpha: float
+) -> Reading | None:
+    """The strongest support passage whose mix with the whole reaches the threshold, else the advocacy one, else None."""
+    if not parts or alpha <= 0:
+        return None
+    best = max(parts, key=lambda r: r.q("support"))
+    if (1 - alpha) * whole.q("support") + alpha * best.q("support") >= support_threshold and best.q(
+        "support"
+    ) > whole.q("support"):
+        return best
+    best = max(parts, key=lambda r: r.q("advocacy"))
+    mixed_support = (1 - alpha) * whole.q("support") + alpha * best.q("support")
+    if (
+        whole.q("support") < support_threshold
+        and (1 - alpha) * whole.q("advocacy") + alpha * best.q("advocacy") >= advocacy_threshold
+        and best.q("advocacy") > whole.q("advocacy")
+        and mixed_support < support_threshold
+    ):
+        return best
+    return None
+
+
+def mix(whole: dict[str, float], part: dict[str, float] | None, alpha: float) -> dict[str, float]:
+    if part is None:
+        return whole
+    return {k: (1 - alpha) * v + alpha * part.get(k, 0.0) for k, v in whole.items()}
+
+
 class SpacyClassifier:
-    """The trained pipeline behind the ``Classifier`` interface."""
+    """The trained pipeline behind the ``Classifier`` interface, reading long posts passage by passage."""
 
     def __init__(
         self,
@@ -48,11 +118,40 @@ class SpacyClassifier:
         relevance_threshold: float = 0.5,
     ) -> None:
         self.path = Path(path)
-        self.nlp = spacy.load(self.path)
+        nlp = spacy.load(self.path)
         meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
+        self._setup(nlp, meta, support_threshold, advocacy_threshold, relevance_threshold)
+
+    @classmethod
+    def from_nlp(cls, nlp: Language, *, support_threshold: float = 0.5) -> SpacyClassifier:
+        """A classifier over a pipeline in memory (``beacons train`` tunes the mixing on dev with it)."""
+        self = cls.__new__(cls)
+        self.path = Path(".")
+        self._setup(nlp, dict(nlp.meta), support_threshold, 0.5, 0.5)
+        return self
+
+    def _setup(
+        self,
+        nlp: Language,
+        meta: dict[str, Any],
+        support_threshold: float,
+        advocacy_threshold: float,
+        relevance_threshold: float,
+    ) -> None:
+        self.nlp = nlp
+        training = meta.get("beacons_training", {})
         self.name = f"spacy:{meta.get('name', 'beacons')}-{meta.get('version', '0')}"
-        self.vader_weight = float(meta.get("beacons_training", {}).get("vader_weight", VADER_WEIGHT))
+        self.vader_weight = float(training.get("vader_weight", VADER_WEIGHT))
+        self.combined = Combined(
+            float(training.get("passage_alpha", PASSAGE_ALPHA)),
+            float(training.get("sentiment_alpha", PASSAGE_ALPHA)),
+        )
+        # The raw support score chosen on dev (best recall at the stated precision) is reported as 0.5, so
+        # routing.support_threshold keeps one meaning across models: 0.5 is the calibrated operating point.
+        self.raw_threshold = float(training.get("support_raw_threshold", 0.5))
         self.support_threshold = support_threshold
+        # Intent scores likewise: each intent's dev threshold (precision >= 0.8) is reported as 0.5.
+        self.intent_thresholds = {k: float(v) for k, v in training.get("intent_raw_thresholds", {}).items()}
         self.advocacy_threshold = advocacy_threshold
         self.relevance_threshold = relevance_threshold
         self._vader = SentimentIntensityAnalyzer()
@@ -60,39 +159,84 @@ class SpacyClassifier:
     def classify(self, text: str, match: Match | None) -> Classification:
         return self.classify_many([(text, match)])[0]
 
+    def _compound(self, text: str) -> float:
+        return float(self._vader.polarity_scores(text[:VADER_CHARS])["compound"]) if text.strip() else 0.0
+
+    def read(self, items: Sequence[tuple[str, Match | None]]) -> list[tuple[Reading, list[Reading], float]]:
+        """Model scores of each post's whole and of its passages, and the whole's VADER compound."""
+        compounds = [self._compound(text) for text, _ in items]
+        inputs: list[str] = []
+        owners: list[tuple[int, int, int]] = []  # (item, start, end)
+        for i, (text, match) in enumerate(items):
+            if match is None or not text.strip():
+                continue
+            inputs.append(model_input(text, match, compounds[i]))
+            owners.append((i, 0, len(text)))
+            for a, b in passages(text, match):
+                piece = text[a:b]
+                inputs.append(model_input(piece, sub_match(match, a, b), self._compound(piece)))
+                owners.append((i, a, b))
+        readings: dict[int, list[Reading]] = {}
+        for (i, a, b), doc in zip(owners, self.nlp.pipe(inputs, batch_size=256), strict=True):
+            cats = dict(doc.cats)
+            cats["q:support"] = calibrate(cats.get("q:support", 0.0), self.raw_threshold)
+            for name, t in self.intent_thresholds.items():
+                key = f"i:{name}"
+                cats[key] = calibrate(cats.get(key, 0.0), t)
+            readings.setdefault(i, []).append(Reading(a, b, cats))
+        out: list[tuple[Reading, list[Reading], float]] = []
+        for i, (text, _) in enumerate(items):
+            found = readings.get(i)
+            if not found:
+                out.append((Reading(0, len(text), {}), [], compounds[i]))
+            else:
+                out.append((found[0], found[1:], compounds[i]))
+        return out
+
     def classify_many(self, items: Sequence[tuple[str, Match | None]]) -> list[Classification]:
-        compounds = [
-            self._vader.polarity_scores(text[:VADER_CHARS])["compound"] if text.strip() else 0.0 for text, _ in items
-        ]
-        # Only posts that name a brand go through the model; the others are queue none.
-        todo = [i for i, (text, match) in enumerate(items) if match is not None and text.strip()]
-        inputs = {i: model_input(items[i][0], items[i][1], compounds[i]) for i in todo}
-        cats = dict(
-            zip(todo, (doc.cats for doc in self.nlp.pipe([inputs[i] for i in todo], batch_size=256)), strict=True)
-        )
         return [
-            self._decide(text, inputs.get(i) or text[:1000].lower(), match, compounds[i], cats.get(i, {}))
-            for i, (text, match) in enumerate(items)
+            self.decide(text, match, whole, parts, compound)
+            for (text, match), (whole, parts, compound) in zip(items, self.read(items), strict=True)
         ]
 
-    def _decide(
-        self, text: str, masked: str, match: Match | None, compound: float, cats: dict[str, float]
+    def decide(
+        self,
+        text: str,
+        match: Match | None,
+        whole: Reading,
+        parts: Sequence[Reading],
+        compound: float,
+        combined: Combined | None = None,
+        support_threshold: float | None = None,
     ) -> Classification:
-        lang, _ = detect(masked)
+        """Combine the whole and passage readings into a Classification (pure; ``beacons train`` tunes it)."""
+        c = combined or self.combined
+        threshold = self.support_threshold if support_threshold is None else support_threshold
+        cats = whole.cats
+        decisive = decide_passage(whole, parts, threshold, self.advocacy_threshold, c.queue_alpha)
+        queue_cats = mix(cats, decisive.cats if decisive else None, c.queue_alpha)
+        # Sentiment is toward the brand: read from the passages around it, the whole as context.
+        toward = decisive or (max(parts, key=lambda r: abs(r.q("support") - r.q("none"))) if parts else None)
+        sentiment_cats = mix(cats, toward.cats if toward else None, c.sentiment_alpha)
+        lang, _ = detect(text[:1000].lower())
         vader = vader_probs(compound)
         w = self.vader_weight if cats else 1.0  # no model output: VADER alone
-        sentiment_p = {s: (1 - w) * cats.get(f"s:{s}", 0.0) + w * vader[s] for s in SENTIMENTS}
+        sentiment_p = {s: (1 - w) * sentiment_cats.get(f"s:{s}", 0.0) + w * vader[s] for s in SENTIMENTS}
         sentiment: Sentiment = max(SENTIMENTS, key=sentiment_p.__getitem__)
         score = round(sentiment_p["positive"] - sentiment_p["negative"], 4)
         relevance = cats.get("r:relevant", cats.get("relevant", 1.0)) if match is not None else 0.0
-        q = {name: cats.get(f"q:{name}", 0.0) for name in QUEUES}
+        q = {name: queue_cats.get(f"q:{name}", 0.0) for name in QUEUES}
         queue: Queue = "none"
         if match is not None and text.strip() and relevance >= self.relevance_threshold:
-            if q["support"] >= self.support_threshold and q["support"] >= q["advocacy"]:
+            if q["support"] >= threshold and q["support"] >= q["advocacy"]:
                 queue = "support"
             elif q["advocacy"] >= self.advocacy_threshold:
                 queue = "advocacy"
-        intents = {name: round(cats.get(f"i:{name}", 0.0), 4) for name in INTENTS}
+        span = (decisive.start, decisive.end) if decisive else _first_passage(text, match, parts)
+        evidence = _evidence(text, match, span) if match is not None and text.strip() else None
+        focus = evidence.text if evidence else text
+        sentiment, score = _toward_brand(queue, sentiment, score, sentiment_p, reports_harm(focus))
+        intents = {name: round(queue_cats.get(f"i:{name}", 0.0), 4) for name in INTENTS}
         if not cats:
             q = {"support": 0.0, "advocacy": 0.0, "none": 1.0}
         scores: dict[str, Any] = {name: round(v, 4) for name, v in q.items()}
@@ -106,4 +250,41 @@ class SpacyClassifier:
             intents={k: v for k, v in intents.items() if v >= 0.05},
             lang=lang,
             model=self.name,
+            evidence=evidence,
+            urgency=urgency_of(text).score if queue == "support" or text.strip() else 0.0,
         )
+
+
+def _toward_brand(
+    queue: Queue, sentiment: Sentiment, score: float, p: dict[Sentiment, float], harm: bool
+) -> tuple[Sentiment, float]:
+    """Sentiment toward the brand, consistent with the queue (docs/labeling.md, issue 12).
+
+    A support post is never positive toward the brand (a mixed "love it but it crashes" is about the
+    crash), and one that reports something broken, money lost or work blocked is negative however
+    calmly written. Praise, recommendations and thanks are positive.
+    """
+    if queue == "support":
+        if harm or p["negative"] >= p["neutral"]:
+            return "negative", min(score, -0.3)
+        return "neutral", min(max(score, -0.2), 0.2)
+    if queue == "advocacy":
+        return "positive", max(score, 0.3)
+    return sentiment, score
+
+
+def _first_passage(text: str, match: Match | None, parts: Sequence[Reading]) -> tuple[int, int]:
+    if parts:
+        return parts[0].start, parts[0].end
+    return 0, len(text)
+
+
+def _evidence(text: str, match: Match | None, span: tuple[int, int]) -> Evidence:
+    start, end = span
+    focus = next((s.start for s in match.spans if start <= s.start < end), None) if match else None
+    a, b = evidence_span(text, start, end, focus)
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return Evidence(text[a:b], a, b)

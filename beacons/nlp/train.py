@@ -23,10 +23,13 @@ from spacy.training import Example as SpacyExample
 from spacy.util import compounding, fix_random_seed, minibatch  # type: ignore[attr-defined]
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from beacons.match import BrandMatcher
-from beacons.nlp.corpus import Corpus, Example, examples_in, load_corpus, split_brands
+from beacons.models import Match
+from beacons.nlp.corpus import Corpus, Example, load_corpus
 from beacons.nlp.labels import INTENT_CATS, INTENTS, QUEUE_CATS, QUEUES, RELEVANCE_CATS, SENTIMENT_CATS, SENTIMENTS
 from beacons.nlp.mask import model_input
+from beacons.nlp.model import sub_match
+from beacons.nlp.passages import passages
+from beacons.nlp.splits import Masker, make_splits
 from beacons.nlp.tokenizer import NAME as TOKENIZER
 
 COMPONENTS = {
@@ -40,6 +43,8 @@ COMPONENTS = {
 # homonyms to none at 2,000 posts/s; the bag of words alone 91% at 3,600
 # posts/s. Both meet the target, so the faster one ships.
 ENSEMBLE: frozenset[str] = frozenset()
+# Extra tokens with each long word's first and last four letters (beacons.nlp.tokenizer.affix_words).
+AFFIXES = False
 MODEL_NAME = "beacons_classifier"
 MODEL_VERSION = "0.1.0"
 
@@ -54,7 +59,8 @@ class TrainText:
     relevant: bool
     sentiment: str
     compound: float = 0.0  # VADER's score of the raw text
-    queue_only: bool = False  # a team's re-route: it labels the queue, nothing else
+    queue_only: bool = False  # a team's correction: it labels only the fields in ``labels``
+    labels: frozenset[str] = frozenset()  # for a correction: which of queue, sentiment, intents it sets
 
 
 CNN_WIDTH = 32
@@ -62,10 +68,15 @@ CNN_DEPTH = 1
 
 
 def build_pipeline(
-    *, ngram_size: int = 2, length: int = 2**17, ensemble: frozenset[str] | set[str] | None = None
+    *,
+    ngram_size: int = 2,
+    length: int = 2**17,
+    ensemble: frozenset[str] | set[str] | None = None,
+    affixes: bool | None = None,
 ) -> Language:
     ensemble = ENSEMBLE if ensemble is None else ensemble
-    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": TOKENIZER}}})
+    affixes = AFFIXES if affixes is None else affixes
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": TOKENIZER, "affixes": affixes}}})
     for name, (factory, labels, exclusive) in COMPONENTS.items():
         model: dict[str, Any] = {
             "@architectures": "spacy.TextCatBOW.v3",
@@ -111,33 +122,95 @@ def build_pipeline(
 
 
 class MatcherCache:
-    """One BrandMatcher per corpus brand, built on demand."""
+    """One BrandMatcher per corpus brand, built on demand, and VADER."""
 
     def __init__(self, corpus: Corpus) -> None:
         self.corpus = corpus
-        self._cache: dict[str, BrandMatcher] = {}
+        self.masker = Masker(corpus)
         self._vader = SentimentIntensityAnalyzer()
 
-    def vader(self, ex: Example) -> float:
-        text = ex.full_text
+    def compound(self, text: str) -> float:
         return float(self._vader.polarity_scores(text[:1000])["compound"]) if text.strip() else 0.0
 
+    def vader(self, ex: Example) -> float:
+        return self.compound(ex.full_text)
+
+    def match(self, ex: Example) -> Match | None:
+        return self.masker.matcher(ex.brand).match_text(ex.full_text)
+
     def mask(self, ex: Example) -> str:
-        matcher = self._cache.get(ex.brand)
-        if matcher is None:
-            matcher = self._cache[ex.brand] = BrandMatcher([self.corpus.brands[ex.brand]])
         text = ex.full_text
-        compound = self._vader.polarity_scores(text[:1000])["compound"] if text.strip() else 0.0
-        return model_input(text, matcher.match_text(text), compound)
+        return model_input(text, self.match(ex), self.compound(text))
 
 
-def to_train_texts(examples: Sequence[Example], masker: MatcherCache) -> list[TrainText]:
-    return [
-        TrainText(
-            masker.mask(ex), ex.queue, ex.intents, ex.relevant, ex.sentiment, masker.vader(ex), ex.style == "feedback"
+def passage_texts(ex: Example, match: Match | None, masker: MatcherCache) -> list[TrainText]:
+    """Training texts for the passages of a long post, labeled where the label is known.
+
+    The passage holding the post's ``evidence`` (and the evidence itself) carries the post's labels;
+    every passage of a post that is in no queue is in no queue. Other passages are not labeled: a
+    support post's praise paragraph is not "none".
+    """
+    text = ex.full_text
+    spans = passages(text, match)
+    if not spans:
+        return []
+    chosen: list[tuple[int, int]] = []
+    if ex.evidence:
+        at = text.find(ex.evidence)
+        if at >= 0:
+            end = at + len(ex.evidence)
+            chosen = [(a, b) for a, b in spans if a < end and at < b]
+            if (at, end) not in chosen and end - at >= 20:
+                chosen.append((at, end))
+    elif ex.queue == "none":
+        chosen = spans
+    out = []
+    for a, b in chosen:
+        piece = text[a:b]
+        out.append(
+            TrainText(
+                model_input(piece, sub_match(match, a, b), masker.compound(piece)),
+                ex.queue,
+                ex.intents,
+                ex.relevant,
+                ex.sentiment,
+                masker.compound(piece),
+                ex.style == "feedback",
+            )
         )
-        for ex in examples
-    ]
+    return out
+
+
+def to_train_texts(
+    examples: Sequence[Example], masker: MatcherCache, *, with_passages: bool = False
+) -> list[TrainText]:
+    out = []
+    for ex in examples:
+        match = masker.match(ex)
+        text = ex.full_text
+        compound = masker.compound(text)
+        out.append(
+            TrainText(
+                model_input(text, match, compound),
+                ex.queue,
+                ex.intents,
+                ex.relevant,
+                ex.sentiment,
+                compound,
+                ex.style == "feedback",
+                feedback_fields(ex),
+            )
+        )
+        if with_passages:
+            out.extend(passage_texts(ex, match, masker))
+    return out
+
+
+def feedback_fields(ex: Example) -> frozenset[str]:
+    """The fields a team's correction labels: an Example from feedback carries them in its tags."""
+    if ex.style != "feedback":
+        return frozenset()
+    return frozenset(t.removeprefix("label:") for t in ex.tags if t.startswith("label:"))
 
 
 def _cats(t: TrainText, component: str) -> dict[str, float]:
@@ -152,13 +225,19 @@ def _cats(t: TrainText, component: str) -> dict[str, float]:
     return cats
 
 
+FIELD_OF = {
+    "textcat_queue": "queue",
+    "textcat_sentiment": "sentiment",
+    "textcat_intent": "intents",
+    "textcat_relevance": "relevance",
+}
 HOMONYM_WEIGHT = 3  # homonyms are 5% of the corpus; the relevance label sees each one this many times
 
 
 def _examples(nlp: Language, texts: Sequence[TrainText], component: str) -> list[SpacyExample]:
     out: list[SpacyExample] = []
     for t in texts:
-        if t.queue_only and component != "textcat_queue":
+        if t.queue_only and FIELD_OF[component] not in (t.labels or {"queue"}):
             continue
         doc = nlp.make_doc(t.text)
         copies = HOMONYM_WEIGHT if component in ("textcat_intent", "textcat_relevance") and not t.relevant else 1
@@ -207,29 +286,109 @@ def _fit(
         on_epoch(epoch, losses)
 
 
-def choose_vader_weight(nlp: Language, dev: Sequence[TrainText]) -> float:
-    """The share of VADER in the sentiment that gives the best macro-F1 on the dev brands."""
-    from beacons.nlp.model import vader_probs
+TARGET_PRECISION = 0.92  # the support threshold: the lowest raw score keeping this precision on dev (a missed customer costs more than an extra card)
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
-    if not dev:
-        return 0.3
-    cats = [doc.cats for doc in nlp.pipe([t.text for t in dev], batch_size=256)]
-    best = (-1.0, 0.3)
-    for w in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
-        pred = []
-        for t, c in zip(dev, cats, strict=True):
-            v = vader_probs(t.compound)
-            pred.append(max(SENTIMENTS, key=lambda s: (1 - w) * c[f"s:{s}"] + w * v[s]))
-        f1s = []
-        for s in SENTIMENTS:
-            tp = sum(p == s and t.sentiment == s for p, t in zip(pred, dev, strict=True))
-            fp = sum(p == s and t.sentiment != s for p, t in zip(pred, dev, strict=True))
-            fn = sum(p != s and t.sentiment == s for p, t in zip(pred, dev, strict=True))
-            f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-        score = sum(f1s) / len(f1s)
-        if score > best[0] + 1e-9:
-            best = (score, w)
-    return best[1]
+
+@dataclass(frozen=True, slots=True)
+class Tuned:
+    passage_alpha: float
+    sentiment_alpha: float
+    vader_weight: float
+    support_raw_threshold: float
+    dev_queue_accuracy: float
+    dev_sentiment_macro_f1: float
+    dev_support: tuple[float, float]  # precision, recall at the chosen threshold
+    intent_raw_thresholds: dict[str, float]
+
+
+def _macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    f1s = []
+    for s in SENTIMENTS:
+        tp = sum(p == s and g == s for p, g in zip(pred, gold, strict=True))
+        fp = sum(p == s and g != s for p, g in zip(pred, gold, strict=True))
+        fn = sum(p != s and g == s for p, g in zip(pred, gold, strict=True))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(f1s) / len(f1s)
+
+
+INTENT_PRECISION = 0.8  # each intent's threshold: the lowest raw score keeping this precision on dev
+
+
+def _intent_thresholds(readings: Sequence[Any], dev: Sequence[Example], progress: Progress) -> dict[str, float]:
+    """Per intent, the lowest raw score (0.15..0.5) whose intent precision on dev stays >= INTENT_PRECISION."""
+    out: dict[str, float] = {}
+    for name in INTENTS:
+        gold = [name in ex.intents for ex in dev]
+        scores = [whole.cats.get(f"i:{name}", 0.0) for whole, _parts, _c in readings]
+        chosen = 0.5
+        if sum(gold) >= 5:
+            for t in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
+                tp = sum(s >= t and g for s, g in zip(scores, gold, strict=True))
+                fp = sum(s >= t and not g for s, g in zip(scores, gold, strict=True))
+                if tp and tp / (tp + fp) >= INTENT_PRECISION:
+                    chosen = t
+                    break
+        out[name] = chosen
+    progress("intent thresholds on dev: " + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
+    return out
+
+
+def tune(nlp: Language, dev: Sequence[Example], masker: MatcherCache, progress: Progress = print) -> Tuned:
+    """On dev: the passage share of the queue and sentiment, VADER's share, and the calibrated support threshold."""
+    from beacons.nlp.model import Combined, SpacyClassifier
+
+    clf = SpacyClassifier.from_nlp(nlp)
+    items = [(ex.full_text, masker.match(ex)) for ex in dev]
+    readings = clf.read(items)
+    gold_q = [ex.queue for ex in dev]
+
+    def run(combined: Combined, threshold: float = 0.5, vader: float | None = None) -> list[Any]:
+        if vader is not None:
+            clf.vader_weight = vader
+        return [
+            clf.decide(text, match, whole, parts, compound, combined, threshold)
+            for (text, match), (whole, parts, compound) in zip(items, readings, strict=True)
+        ]
+
+    def accuracy(results: Sequence[Any]) -> float:
+        return float(sum(r.queue == g for r, g in zip(results, gold_q, strict=True))) / max(1, len(dev))
+
+    best_alpha = max(ALPHAS, key=lambda a: (round(accuracy(run(Combined(a, 0.0), vader=0.0)), 4), -abs(a - 0.5)))
+    grid = [(sa, w) for sa in ALPHAS for w in (0.0, 0.1, 0.2, 0.3, 0.4)]
+    gold_s = [ex.sentiment for ex in dev]
+    scored = [
+        (_macro_f1(gold_s, [r.sentiment for r in run(Combined(best_alpha, sa), vader=w)]), sa, w) for sa, w in grid
+    ]
+    f1, best_sa, best_w = max(scored, key=lambda x: (round(x[0], 4), -x[2], -abs(x[1] - 0.5)))
+    combined = Combined(best_alpha, best_sa)
+    chosen = (0.5, 0.0, 0.0)
+    for t in [x / 100 for x in range(20, 81, 2)]:
+        results = run(combined, t, best_w)
+        tp = sum(r.queue == "support" and g == "support" for r, g in zip(results, gold_q, strict=True))
+        fp = sum(r.queue == "support" and g != "support" for r, g in zip(results, gold_q, strict=True))
+        fn = sum(r.queue != "support" and g == "support" for r, g in zip(results, gold_q, strict=True))
+        p, r_ = (tp / (tp + fp) if tp + fp else 0.0), (tp / (tp + fn) if tp + fn else 0.0)
+        if p >= TARGET_PRECISION:
+            chosen = (t, p, r_)
+            break
+    intent_thresholds = _intent_thresholds(readings, dev, progress)
+    final = run(combined, chosen[0], best_w)
+    tuned = Tuned(
+        best_alpha,
+        best_sa,
+        best_w,
+        chosen[0],
+        round(accuracy(final), 4),
+        round(f1, 4),
+        (round(chosen[1], 4), round(chosen[2], 4)),
+        intent_thresholds,
+    )
+    progress(
+        f"tuned on dev: passage share {best_alpha}, sentiment passage share {best_sa}, VADER share {best_w}, "
+        f"support threshold {chosen[0]:.2f} (precision {chosen[1]:.3f}, recall {chosen[2]:.3f}; target precision {TARGET_PRECISION})"
+    )
+    return tuned
 
 
 def train(
@@ -243,27 +402,34 @@ def train(
     progress: Progress = print,
     limit: int | None = None,
     refit: bool = True,
+    ensemble: frozenset[str] | None = None,
+    affixes: bool | None = None,
 ) -> tuple[Language, dict[str, Any]]:
-    """Pick the epoch count on the dev brands, then refit on train + dev and save to ``out_dir``.
+    """Pick the epoch count and the mixing on the dev brands and writers, then refit on train + dev and save.
 
-    The test brands are never read here: ``beacons eval`` reports on them.
+    The test brands and writers are never read here: ``beacons eval`` reports on them.
     """
     started = time.monotonic()
     corpus = corpus or load_corpus()
-    split = split_brands(corpus)
     masker = MatcherCache(corpus)
-    train_ex = examples_in(corpus, split, "train") + list(extra)
-    dev_ex = examples_in(corpus, split, "dev")
+    splits = make_splits(corpus, dedupe=("dev",), masker=masker.masker)
+    train_ex = list(splits.train) + list(extra)
+    dev_ex = list(splits.dev)
     if limit:
         train_ex, dev_ex = train_ex[:limit], dev_ex[: max(1, limit // 4)]
+    leaks = splits.leaks.get("dev")
     progress(
-        f"corpus: {len(corpus.examples)} examples, {len(corpus.brands)} brands; train {len(train_ex)}, dev {len(dev_ex)}, test brands held out"
+        f"corpus: {len(corpus.examples)} examples, {len(corpus.brands)} brands, "
+        f"{len({ex.writer for ex in corpus.examples})} writers; train {len(train_ex)}, dev {len(dev_ex)} "
+        f"({len(leaks.exact) + len(leaks.near) if leaks else 0} dev posts dropped as copies of train), "
+        f"{splits.unused} posts unused (brand and writer in different parts); test held out"
     )
-    train_texts = to_train_texts(train_ex, masker)
+    train_texts = to_train_texts(train_ex, masker, with_passages=True)
     dev_texts = to_train_texts(dev_ex, masker)
+    progress(f"{len(train_texts) - len(train_ex)} passage examples from long training posts")
 
     fix_random_seed(seed)
-    nlp = build_pipeline()
+    nlp = build_pipeline(ensemble=ensemble, affixes=affixes)
     scores: list[float] = []
 
     def report(epoch: int, losses: dict[str, float]) -> None:
@@ -276,15 +442,15 @@ def train(
     _fit(nlp, train_texts, epochs, dropout, seed, report)
     best_epoch = max(range(len(scores)), key=lambda i: (scores[i], -i)) + 1
     progress(f"best dev accuracy {scores[best_epoch - 1]:.3f} after {best_epoch} epoch(s)")
-    vader_weight = choose_vader_weight(nlp, dev_texts)
-    progress(f"VADER share of sentiment chosen on dev: {vader_weight:.1f}")
+    tuned = tune(nlp, dev_ex, masker, progress)
     if refit and dev_texts:
-        progress(f"refitting on train + dev ({len(train_texts) + len(dev_texts)} examples) for {best_epoch} epoch(s)")
+        dev_all = to_train_texts(dev_ex, masker, with_passages=True)
+        progress(f"refitting on train + dev ({len(train_texts) + len(dev_all)} texts) for {best_epoch} epoch(s)")
         fix_random_seed(seed)
-        nlp = build_pipeline()
+        nlp = build_pipeline(ensemble=ensemble, affixes=affixes)
         _fit(
             nlp,
-            [*train_texts, *dev_texts],
+            [*train_texts, *dev_all],
             best_epoch,
             dropout,
             seed,
@@ -294,11 +460,20 @@ def train(
         "seed": seed,
         "epochs": epochs,
         "best_epoch": best_epoch,
-        "vader_weight": vader_weight,
+        "vader_weight": tuned.vader_weight,
+        "passage_alpha": tuned.passage_alpha,
+        "sentiment_alpha": tuned.sentiment_alpha,
+        "support_raw_threshold": tuned.support_raw_threshold,
+        "support_target_precision": TARGET_PRECISION,
+        "intent_raw_thresholds": tuned.intent_raw_thresholds,
+        "dev_support_precision_recall": list(tuned.dev_support),
         "dev_score": round(scores[best_epoch - 1], 4),
         "train_examples": len(train_ex) + (len(dev_ex) if refit else 0),
         "dev_examples": len(dev_ex),
-        "test_brands": sorted(b for b, p in split.items() if p == "test"),
+        "test_brands": sorted(b for b, p in splits.brands.items() if p == "test"),
+        "test_writers": sorted(w for w, p in splits.writers.items() if p == "test"),
+        "ensemble": sorted(ENSEMBLE if ensemble is None else ensemble),
+        "affixes": AFFIXES if affixes is None else affixes,
         "seconds": round(time.monotonic() - started, 1),
     }
     nlp.meta["beacons_training"] = info

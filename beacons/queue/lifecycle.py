@@ -20,7 +20,7 @@ from beacons.storage import Storage
 from beacons.storage.base import utcnow
 
 OPEN = ("new", "claimed")
-ACTIONS = ("claim", "resolve", "dismiss", "reroute", "note")
+ACTIONS = ("claim", "resolve", "dismiss", "reroute", "relabel", "note")
 
 
 def _get(store: Storage, beacon_id: int) -> Beacon:

@@ -21,7 +21,7 @@ from beacons.storage.types import ListedBeacon, QueueFilter, match_from_json
 BEACON_SELECT = (
     "SELECT b.id, b.queue, b.status, b.priority, m.brand, m.product, m.title, m.text, m.url, m.source_id, m.author,"
     " m.published_at, b.sentiment, b.is_beacon, b.sentiment_score, b.scores_json, b.reason, b.team, b.assignee,"
-    " b.created_at, b.updated_at, m.fetched_at, m.author_reach"
+    " b.created_at, b.updated_at, m.fetched_at, m.author_reach, b.evidence_json"
     " FROM beacons b JOIN mentions m ON m.id = b.mention_id"
 )
 MAX_PAGE = 1000
@@ -52,6 +52,7 @@ def beacon_from_row(row: Sequence[Any]) -> Beacon:
         updated_at=row[20],
         fetched_at=row[21],
         author_reach=row[22],
+        evidence=json.loads(row[23]) if len(row) > 23 and row[23] else None,
     )
 
 
@@ -225,12 +226,35 @@ class BeaconsMixin:
         ).one()
 
     def feedback_examples(self) -> list[dict[str, Any]]:
-        """The latest human re-route of each mention, as training examples: {text, title, queue, brand}."""
+        """The team's corrections of each mention, as training examples.
+
+        {text, title, brand, queue, sentiment, intents, labels}: the latest queue, sentiment and intents
+        anyone set for the post, and ``labels``, the fields a person actually corrected (a re-route
+        corrects the queue; ``beacons queue relabel`` the sentiment and/or intents; issue 12).
+        """
         rows = self.backend.read(
-            "SELECT m.text, m.title, f.to_queue, m.brand FROM feedback_labels f JOIN mentions m ON m.id = f.mention_id"
-            " WHERE f.id IN (SELECT MAX(id) FROM feedback_labels GROUP BY mention_id) ORDER BY f.id"
+            "SELECT f.mention_id, m.text, m.title, m.brand, f.from_queue, f.to_queue, f.sentiment, f.intents_json"
+            " FROM feedback_labels f JOIN mentions m ON m.id = f.mention_id ORDER BY f.id"
         ).rows
-        return [{"text": r[0], "title": r[1], "queue": r[2], "brand": r[3]} for r in rows]
+        out: dict[int, dict[str, Any]] = {}
+        for mention_id, text, title, brand, from_q, to_q, sentiment, intents in rows:
+            item = out.setdefault(
+                mention_id,
+                {"text": text, "title": title, "brand": brand, "queue": to_q, "sentiment": None, "intents": None},
+            )
+            labels = item.setdefault("labels", [])
+            item["queue"] = to_q
+            if from_q != to_q and "queue" not in labels:
+                labels.append("queue")
+            if sentiment:
+                item["sentiment"] = sentiment
+                if "sentiment" not in labels:
+                    labels.append("sentiment")
+            if intents is not None:
+                item["intents"] = json.loads(intents)
+                if "intents" not in labels:
+                    labels.append("intents")
+        return list(out.values())
 
     def feedback_count(self) -> int:
         return int(self.backend.read("SELECT COUNT(*) FROM feedback_labels").scalar())

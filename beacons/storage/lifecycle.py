@@ -7,6 +7,7 @@ exactly one changes the row and the other raises ``TransitionConflict``.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -108,6 +109,52 @@ class LifecycleMixin:
             tx.execute("UPDATE beacons SET updated_at = ? WHERE id = ?", [now, beacon_id])
             _event(tx, beacon_id, by, "note", (status, queue), (status, queue), assignee, None, now)
         return {"id": note_id, "at": iso(now), "author": by, "text": text}
+
+    def relabel(
+        self,
+        beacon_id: int,
+        by: str,
+        *,
+        sentiment: str | None,
+        sentiment_score: float | None,
+        intents: tuple[str, ...] | None,
+        now: datetime,
+    ) -> None:
+        """Correct a beacon's sentiment and/or intents and keep the correction as a training label (issue 12)."""
+        with self.backend.transaction() as tx:
+            status, queue, assignee = _current(tx, beacon_id)
+            sets: list[str] = ["updated_at = ?"]
+            args: list[Any] = [now]
+            if sentiment is not None:
+                sets += ["sentiment = ?", "sentiment_score = ?"]
+                args += [sentiment, sentiment_score]
+            if intents is not None:
+                sets.append("intents_json = ?")
+                args.append(json.dumps({name: 1.0 for name in intents}))
+            row = tx.execute(
+                f"UPDATE beacons SET {', '.join(sets)} WHERE id = ? RETURNING mention_id", [*args, beacon_id]
+            ).one()
+            if row is None:
+                raise BeaconNotFound(beacon_id)
+            tx.execute(
+                "INSERT INTO feedback_labels (beacon_id, mention_id, from_queue, to_queue, actor, at, sentiment, intents_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    beacon_id,
+                    row[0],
+                    queue,
+                    queue,
+                    by,
+                    now,
+                    sentiment,
+                    json.dumps(list(intents)) if intents is not None else None,
+                ],
+            )
+            parts = [f"sentiment {sentiment}" if sentiment else "", ""]
+            if intents is not None:
+                parts[1] = f"intents {', '.join(intents) or '(none)'}"
+            detail = ", ".join(p for p in parts if p)
+            _event(tx, beacon_id, by, "relabel", (status, queue), (status, queue), assignee, detail, now)
 
     def reroute(self, beacon_id: int, by: str, queue: str, *, priority: int, note: str | None, now: datetime) -> None:
         """Move a beacon to another queue, keep the correction as a training label, and take it out of its thread."""

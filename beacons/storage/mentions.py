@@ -180,8 +180,8 @@ def _insert_beacon(tx: Tx, mention_id: int, item: Item, now: datetime) -> int:
     return int(
         tx.execute(
             "INSERT INTO beacons (mention_id, queue, status, priority, is_beacon, sentiment, sentiment_score, relevance,"
-            " scores_json, intents_json, model, reason, team, created_at, updated_at)"
-            " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " scores_json, intents_json, model, reason, team, created_at, updated_at, evidence_json)"
+            " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [
                 mention_id,
                 r.queue,
@@ -197,6 +197,7 @@ def _insert_beacon(tx: Tx, mention_id: int, item: Item, now: datetime) -> int:
                 r.team,
                 now,
                 now,
+                json.dumps(c.evidence.to_json()) if c.evidence else None,
             ],
         ).scalar()
     )

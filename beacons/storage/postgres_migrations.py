@@ -100,4 +100,12 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "0003_fleet_channels",
         ("CREATE TABLE fleet_channels (channel text PRIMARY KEY, next_send_at timestamptz NOT NULL)",),
     ),
+    (
+        "0004_classifier_v2",
+        (
+            "ALTER TABLE beacons ADD COLUMN evidence_json text",
+            "ALTER TABLE feedback_labels ADD COLUMN sentiment text",
+            "ALTER TABLE feedback_labels ADD COLUMN intents_json text",
+        ),
+    ),
 )

@@ -96,6 +96,7 @@ TABLES: tuple[Table, ...] = (
             "assignee",
             "created_at",
             "updated_at",
+            "evidence_json",
         ),
         ("created_at", "updated_at"),
     ),
@@ -146,7 +147,7 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "feedback_labels",
-        ("id", "beacon_id", "mention_id", "from_queue", "to_queue", "actor", "at"),
+        ("id", "beacon_id", "mention_id", "from_queue", "to_queue", "actor", "at", "sentiment", "intents_json"),
         ("at",),
     ),
     Table(

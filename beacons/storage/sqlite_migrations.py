@@ -166,3 +166,15 @@ def _storage_0003(db: sqlite_utils.Database) -> None:
 def _storage_0004(db: sqlite_utils.Database) -> None:
     # A channel's next send slot, shared by every sender of the fleet (rate limit and Retry-After pauses).
     db.execute("CREATE TABLE fleet_channels (channel TEXT PRIMARY KEY, next_send_at TEXT NOT NULL)")
+
+
+@storage(name="0005_classifier_v2")
+def _storage_0005(db: sqlite_utils.Database) -> None:
+    # issue 12: the passage that decided a classification ({text, start, end} as JSON), and corrections
+    # of sentiment and intents kept beside the queue's.
+    for sql in (
+        "ALTER TABLE beacons ADD COLUMN evidence_json TEXT",
+        "ALTER TABLE feedback_labels ADD COLUMN sentiment TEXT",
+        "ALTER TABLE feedback_labels ADD COLUMN intents_json TEXT",
+    ):
+        db.execute(sql)

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 
 from beacons.queue import Entry, InvalidInput, QueueFilter, clean_name, facets, get_detail, list_entries, version
+from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
 from beacons.web.server import HTTPError, Request, Response, safe_next
 
@@ -41,9 +42,7 @@ def safe_url(url: str | None) -> str | None:
 
 def full_text(title: str, text: str) -> tuple[str, int]:
     """``Mention.full_text`` and where the body starts in it (match spans are offsets into it)."""
-    if title and not text.startswith(title):
-        return (f"{title}\n\n{text}", len(title) + 2) if text else (title, len(title))
-    return text or title, 0
+    return title_and_body(title, text)
 
 
 def segments(text: str, spans: tuple[tuple[int, int], ...], start: int, end: int) -> list[tuple[str, bool]]:
