@@ -100,4 +100,8 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "0003_fleet_channels",
         ("CREATE TABLE fleet_channels (channel text PRIMARY KEY, next_send_at timestamptz NOT NULL)",),
     ),
+    (
+        "0004_revoked_sessions",
+        ("CREATE TABLE revoked_sessions (id text PRIMARY KEY, until timestamptz NOT NULL)",),
+    ),
 )

@@ -166,3 +166,9 @@ def _storage_0003(db: sqlite_utils.Database) -> None:
 def _storage_0004(db: sqlite_utils.Database) -> None:
     # A channel's next send slot, shared by every sender of the fleet (rate limit and Retry-After pauses).
     db.execute("CREATE TABLE fleet_channels (channel TEXT PRIMARY KEY, next_send_at TEXT NOT NULL)")
+
+
+@storage(name="0005_revoked_sessions")
+def _storage_0005(db: sqlite_utils.Database) -> None:
+    # Web sessions signed out before they expire (beacons.storage.sessions).
+    db.execute("CREATE TABLE revoked_sessions (id TEXT PRIMARY KEY, until TEXT NOT NULL) WITHOUT ROWID")
