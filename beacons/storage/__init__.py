@@ -11,7 +11,8 @@ once for both backends in their shared SQL:
 - ``lifecycle.py``: claim, resolve, dismiss, re-route and notes, each one guarded transaction;
 - ``threads.py``: linking beacons about the same problem, at write time;
 - ``outbox.py``: the alert outbox and alert state (``Storage.outbox``);
-- ``fleet.py``: several workers: source leases, host affinity, leaders of periodic jobs.
+- ``fleet.py``: several workers: source leases, host affinity, leaders of periodic jobs;
+- ``sessions.py``: web sessions revoked at sign-out.
 
 The schema is declared once in ``schema.py``; each backend has its own
 forward-only migrations (``sqlite_migrations.py``, ``postgres_migrations.py``),
@@ -30,6 +31,7 @@ from beacons.storage.lifecycle import LifecycleMixin
 from beacons.storage.mentions import MentionsMixin
 from beacons.storage.outbox import OutboxStore
 from beacons.storage.postgres import display_url, is_postgres_url
+from beacons.storage.sessions import SessionsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
 from beacons.storage.types import Item, ListedBeacon, QueueFilter, SaveResult
@@ -57,7 +59,7 @@ def open_backend(database: str | Path, *, timeout: float = 10.0) -> Backend:
     return SQLiteBackend(database, timeout=timeout)
 
 
-class Storage(SourcesMixin, MentionsMixin, BeaconsMixin, LifecycleMixin, ThreadsMixin, FleetMixin):
+class Storage(SourcesMixin, MentionsMixin, BeaconsMixin, LifecycleMixin, ThreadsMixin, FleetMixin, SessionsMixin):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 
     def __init__(self, database: str | Path, *, timeout: float = 10.0, migrate: bool = True) -> None:

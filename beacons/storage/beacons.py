@@ -64,7 +64,10 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prio, beacon_id = text.split(":")
-        return int(prio), int(beacon_id)
+        values = int(prio), int(beacon_id)
+        if not all(abs(v) < 2**63 for v in values):  # a 64-bit INTEGER on both backends (issue 10)
+            raise ValueError(text)
+        return values
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor", "is not a cursor this server gave out") from exc
 

@@ -108,4 +108,8 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE feedback_labels ADD COLUMN intents_json text",
         ),
     ),
+    (
+        "0005_revoked_sessions",
+        ("CREATE TABLE revoked_sessions (id text PRIMARY KEY, until timestamptz NOT NULL)",),
+    ),
 )

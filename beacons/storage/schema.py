@@ -175,6 +175,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "fleet_channels", ("channel", "next_send_at"), ("next_send_at",), key=("channel",), serial=False, copied=False
     ),
+    Table("revoked_sessions", ("id", "until"), ("until",), serial=False),
 )
 
 BY_NAME = {t.name: t for t in TABLES}

@@ -178,3 +178,9 @@ def _storage_0005(db: sqlite_utils.Database) -> None:
         "ALTER TABLE feedback_labels ADD COLUMN intents_json TEXT",
     ):
         db.execute(sql)
+
+
+@storage(name="0006_revoked_sessions")
+def _storage_0006(db: sqlite_utils.Database) -> None:
+    # Web sessions signed out before they expire (beacons.storage.sessions).
+    db.execute("CREATE TABLE revoked_sessions (id TEXT PRIMARY KEY, until TEXT NOT NULL) WITHOUT ROWID")

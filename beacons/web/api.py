@@ -23,10 +23,10 @@ from beacons.queue import (
     resolve,
     version,
 )
-from beacons.web.server import HTTPError, Request, Response, safe_next
+from beacons.web.messages import HTTPError, Request, Response, safe_next
 
 if TYPE_CHECKING:
-    from beacons.web.server import App
+    from beacons.web.app import App
 
 MAX_LIMIT = 200
 
@@ -34,8 +34,9 @@ MAX_LIMIT = 200
 def _limit(value: str | None, default: int) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        raise HTTPError(400, "invalid", f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {value!r}")
+    # ASCII digits only: str.isdigit() and int() also take "²" and "٣" (issue 10), and int() refuses 5,000 digits.
+    if not (value.isascii() and value.isdigit() and len(value) <= 4) or not 1 <= int(value) <= MAX_LIMIT:
+        raise HTTPError(400, "invalid", f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {value[:20]!r}")
     return int(value)
 
 

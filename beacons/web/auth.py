@@ -3,12 +3,17 @@
 Authentication, in order:
 
 - ``Authorization: Bearer <token>``: any of ``serve.tokens`` (programs, curl, Prometheus).
-- The ``beacons_session`` cookie set by ``/login``: ``<name>.<HMAC(token, name)>``, so
-  it proves the holder knew a token when they signed in, survives restarts, and
-  dies when that token is removed from the config. HttpOnly, SameSite=Strict.
+- The ``beacons_session`` cookie set by ``/login``: the person's name and a
+  random session id, signed and timestamped by itsdangerous with the token they
+  signed in with, so it proves the holder knew a token, survives restarts, dies
+  when that token is removed from the config, expires after
+  ``serve.session_max_age`` and is refused once its id is revoked at sign-out
+  (the ``revoked_sessions`` table). HttpOnly, SameSite=Strict.
 - ``auth: none-on-loopback``: a request from 127.0.0.1/::1 that did not come
-  through a proxy (no Forwarded/X-Forwarded-For) and names a loopback Host
-  (which stops DNS-rebinding pages from reaching the server).
+  through a proxy (no Forwarded/X-Forwarded-For/X-Real-IP) and names a loopback
+  Host (which stops DNS-rebinding pages, and a reverse proxy that forwards
+  ``public_url``'s Host, from reaching the server). The same rule guards every
+  path: sign-in and the session cookie too (issue 10).
 
 Anything else is 401. State-changing requests made with a cookie or by loopback
 (the ones a hostile page in the same browser could forge) must carry the CSRF
@@ -20,39 +25,60 @@ requests need neither: a browser never adds that header on its own.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+import secrets
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from beacons.web.config import ServeConfig, is_loopback
 
 SESSION_COOKIE = "beacons_session"
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+_SESSION_SALT = "beacons-session-v2"
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
     via: Literal["bearer", "session", "loopback"]
     name: str | None = None  # the signed-in person (session); bearer and loopback callers name themselves with "by"
-    session: str | None = None  # the cookie value, which the CSRF token is bound to
+    session: str | None = None  # the session id, which the CSRF token is bound to and sign-out revokes
 
 
-def _sign(key: bytes, name: str) -> str:
-    return hmac.new(key, b"beacons-session-v1|" + name.encode(), hashlib.sha256).hexdigest()
+def _hostname(value: str | None) -> str:
+    """The host name of a Host or Origin value, lower-cased; "" when it cannot be parsed (``[zzz``)."""
+    try:
+        return (urlsplit(value if value and "//" in value else f"//{value or ''}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _serializer(key: bytes, clock: Callable[[], float]) -> URLSafeTimedSerializer:
+    class _Signer(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock())
+
+    return URLSafeTimedSerializer(key, salt=_SESSION_SALT, signer=_Signer)
 
 
 class Auth:
     """Checks credentials for one server; ``secret`` signs CSRF tokens (and loopback sessions) for this process."""
 
-    def __init__(self, serve: ServeConfig, secret: bytes | None = None) -> None:
+    def __init__(
+        self, serve: ServeConfig, secret: bytes | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.serve = serve
         self.secret = secret or os.urandom(32)
+        self.clock = clock
         self.keys = [t.encode() for t in serve.tokens] if serve.auth == "token" else []
+        self._serializers = [(key, _serializer(key, clock)) for key in self.keys or [self.secret]]
+        self._public_host = _hostname(serve.public_url) if serve.public_url else None
 
     @property
     def needs_token(self) -> bool:
@@ -67,47 +93,67 @@ class Auth:
                 found = key
         return found
 
-    def make_session(self, name: str, token: str | None) -> str | None:
-        """A cookie value for ``name``, or None when the token is wrong."""
+    def is_loopback_request(self, headers: Mapping[str, str], client_ip: str) -> bool:
+        """From this machine, not through a proxy, to a loopback host name: the none-on-loopback rule."""
+        return (
+            is_loopback(client_ip)
+            and not any(h in headers for h in PROXY_HEADERS)
+            and is_loopback(_hostname(headers.get("host")))
+        )
+
+    def make_session(self, name: str, token: str | None, *, loopback: bool = False) -> str | None:
+        """A cookie value for ``name``; None when the token is wrong (or, without tokens, the caller not loopback)."""
         if self.needs_token:
             key = self.check_token(token or "")
             if key is None:
                 return None
-        else:
+        elif loopback:
             key = self.secret
-        encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-        return f"{encoded}.{_sign(key, name)}"
-
-    def _session(self, value: str) -> str | None:
-        """The name a cookie was issued to, if its signature checks out with a current key."""
-        encoded, _, signature = value.partition(".")
-        try:
-            name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        except (ValueError, UnicodeDecodeError):
+        else:
             return None
-        ok = False
-        for key in self.keys or [self.secret]:
-            if hmac.compare_digest(_sign(key, name), signature):
-                ok = True
-        return name if ok and name else None
+        serializer = next(s for k, s in self._serializers if k == key)
+        return str(serializer.dumps({"n": name, "s": secrets.token_urlsafe(18)}))
+
+    def read_session(self, value: str) -> tuple[str, str] | None:
+        """(name, session id) of a cookie signed with a current key and younger than serve.session_max_age."""
+        for _key, serializer in self._serializers:
+            try:
+                data: Any = serializer.loads(value, max_age=int(self.serve.session_max_age))
+            except BadData:
+                continue
+            if (
+                isinstance(data, dict)
+                and isinstance(data.get("s"), str)
+                and isinstance(data.get("n"), str)
+                and data["n"]
+            ):
+                return data["n"], data["s"]
+        return None
 
     def host_allowed(self, host_header: str | None) -> bool:
         """Without tokens, only a loopback Host name is accepted (or public_url's): DNS rebinding protection."""
         if self.needs_token:
             return True
-        host = urlsplit(f"//{host_header or ''}").hostname or ""
-        public = urlsplit(self.serve.public_url).hostname if self.serve.public_url else None
-        return is_loopback(host) or (public is not None and host == public.lower())
+        host = _hostname(host_header)
+        return is_loopback(host) or (self._public_host is not None and host == self._public_host)
 
-    def authenticate(self, headers: Mapping[str, str], client_ip: str, cookies: Mapping[str, str]) -> Identity | None:
+    def authenticate(
+        self,
+        headers: Mapping[str, str],
+        client_ip: str,
+        cookies: Mapping[str, str],
+        revoked: Callable[[str], bool] = lambda _id: False,
+    ) -> Identity | None:
         authorization = headers.get("authorization", "")
         if authorization[:7].lower() == "bearer " and self.needs_token and self.check_token(authorization[7:].strip()):
             return Identity("bearer")
+        loopback = not self.needs_token and self.is_loopback_request(headers, client_ip)
         cookie = cookies.get(SESSION_COOKIE)
-        name = self._session(cookie) if cookie else None
-        if name is not None:
-            return Identity("session", name, cookie)
-        if not self.needs_token and is_loopback(client_ip) and not any(h in headers for h in PROXY_HEADERS):
+        if cookie and (self.needs_token or loopback):
+            session = self.read_session(cookie)
+            if session is not None and not revoked(session[1]):
+                return Identity("session", *session)
+        if loopback:
             return Identity("loopback")
         return None
 
@@ -122,7 +168,11 @@ class Auth:
             return False
         origin = headers.get("origin")
         if origin is not None:
-            return origin != "null" and urlsplit(origin).netloc.lower() == (headers.get("host") or "").lower()
+            try:
+                netloc = urlsplit(origin).netloc.lower()
+            except ValueError:
+                return False
+            return origin != "null" and netloc == (headers.get("host") or "").lower()
         return True
 
     def csrf_ok(self, identity: Identity, headers: Mapping[str, str], form_token: str | None) -> bool:
@@ -138,10 +188,11 @@ class Auth:
             return False
         given = headers.get("x-csrf-token") or form_token or ""
         if given:
-            return hmac.compare_digest(given, self.csrf_token(identity))
+            return hmac.compare_digest(given.encode(), self.csrf_token(identity).encode())
         return headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
-    def cookie_header(self, value: str, *, clear: bool = False) -> str:
-        secure = "; Secure" if (self.serve.public_url or "").startswith("https://") else ""
-        age = "; Max-Age=0" if clear else "; Max-Age=2592000"
+    def cookie_header(self, value: str, *, clear: bool = False, https: bool = False) -> str:
+        """``https``: the request came over TLS (directly, or through a proxy trusted with serve.proxy_headers)."""
+        secure = "; Secure" if https or (self.serve.public_url or "").startswith("https://") else ""
+        age = "; Max-Age=0" if clear else f"; Max-Age={int(self.serve.session_max_age)}"
         return f"{SESSION_COOKIE}={'' if clear else value}; Path=/; HttpOnly; SameSite=Strict{age}{secure}"

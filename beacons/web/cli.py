@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +26,19 @@ def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentP
     )
     p.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: serve.port, 8080)")
+    p.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="behind a reverse proxy: take the client address and scheme from X-Forwarded-For/-Proto "
+        "sent by --forwarded-allow-ips (default: serve.proxy_headers, off)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help='comma-separated proxy addresses or networks trusted with --proxy-headers, or "*" '
+        "(default: serve.forwarded_allow_ips, 127.0.0.1,::1)",
+    )
 
 
 @command("serve")
@@ -36,20 +47,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load(args)
     serve = config.serve
-    overrides: dict[str, Any] = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    flags = (
+        ("host", args.host),
+        ("port", args.port),
+        ("proxy_headers", args.proxy_headers),
+        (
+            "forwarded_allow_ips",
+            tuple(ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip())
+            if args.forwarded_allow_ips is not None
+            else None,
+        ),
+    )
+    overrides: dict[str, Any] = {k: v for k, v in flags if v is not None}
     server = WebServer(config, replace(serve, **overrides) if overrides else serve)
     print(
-        f"beacons: serving the queue on {server.url}/ (API: {server.url}/api/beacons); Ctrl-C to stop", file=sys.stderr
+        f"beacons: serving the queue on {server.url}/ (API: {server.url}/api/beacons) with uvicorn; Ctrl-C to stop",
+        file=sys.stderr,
+        flush=True,
     )
-
-    def stop(signum: int, frame: Any) -> None:
-        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    server.serve_forever()
     return EXIT_OK

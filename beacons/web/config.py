@@ -11,6 +11,7 @@ from beacons.settings import ByteSize, Duration, Secret
 
 MIN_TOKEN_CHARS = 16
 LOOPBACK_NAMES = ("localhost",)
+MIN_SESSION_AGE, MAX_SESSION_AGE = 300.0, 30 * 86400.0
 
 
 def is_loopback(host: str) -> bool:
@@ -42,6 +43,10 @@ class ServeConfig:
     refresh: Duration = 15.0  # how often the page checks for new beacons
     page_size: int = 50  # beacons per queue column
     max_body: ByteSize = 64 * 1024  # largest request body accepted
+    session_max_age: Duration = 12 * 3600.0  # a sign-in lasts this long; sign-out ends it at once
+    client_timeout: Duration = 30.0  # a client must send its request head, and then its body, within this
+    proxy_headers: bool = False  # trust X-Forwarded-For/-Proto from forwarded_allow_ips (behind a reverse proxy)
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose X-Forwarded-* headers count
 
     @classmethod
     def absent(cls) -> ServeConfig:
@@ -89,4 +94,20 @@ class ServeConfig:
             problems.append(("refresh", f"must be at least 1s, got {self.refresh:g}s"))
         if not 1 <= self.page_size <= 500:
             problems.append(("page_size", f"must be 1..500, got {self.page_size}"))
+        if not MIN_SESSION_AGE <= self.session_max_age <= MAX_SESSION_AGE:
+            problems.append(("session_max_age", f"must be 5m..30d, got {self.session_max_age:g}s"))
+        if not 0.1 <= self.client_timeout <= 600:
+            problems.append(("client_timeout", f"must be 100ms..10m, got {self.client_timeout:g}s"))
+        for i, value in enumerate(self.forwarded_allow_ips):
+            if value.strip() == "*":
+                continue
+            try:
+                ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                problems.append(
+                    (
+                        f"forwarded_allow_ips[{i}]",
+                        f'expected an IP address, a network like 10.0.0.0/8 or "*", got {value!r}',
+                    )
+                )
         return problems

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -23,10 +23,10 @@ import jinja2
 from beacons.queue import Entry, InvalidInput, QueueFilter, clean_name, facets, get_detail, list_entries, version
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
-from beacons.web.server import HTTPError, Request, Response, safe_next
+from beacons.web.messages import HTTPError, Request, Response, safe_next
 
 if TYPE_CHECKING:
-    from beacons.web.server import App
+    from beacons.web.app import App
 
 EXCERPT_CHARS = 320
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
@@ -230,19 +230,30 @@ def login(app: App, req: Request) -> Response:
         name = clean_name(form.get("name"), "name")
     except InvalidInput as exc:
         return app.pages.login(req, status=400, message=str(exc))
-    cookie = app.auth.make_session(name, str(form.get("token") or ""))
+    if not app.auth.needs_token and (req.identity is None or req.identity.via == "bearer"):
+        # The loopback rule holds here too: through a proxy or by public_url's host, nobody signs in without a token.
+        return app.pages.login(
+            req, status=401, message="Without tokens (auth: none-on-loopback) you can only sign in on this machine."
+        )
+    cookie = app.auth.make_session(name, str(form.get("token") or ""), loopback=req.identity is not None)
     if cookie is None:
         return app.pages.login(req, status=401, message="That token is not one of serve.tokens.")
     resp = Response.redirect(safe_next(str(form.get("next") or "/")))
-    resp.headers.append(("Set-Cookie", app.auth.cookie_header(cookie)))
+    resp.headers.append(("Set-Cookie", app.auth.cookie_header(cookie, https=req.scheme == "https")))
     return resp
 
 
 def logout(app: App, req: Request) -> Response:
+    """POST /logout: the session id is revoked in the database, so a copy of the cookie stops working too."""
     form = req.data()
     app.require_csrf(req, form)
+    assert req.identity is not None
+    if req.identity.session is not None:
+        now = datetime.fromtimestamp(app.clock(), UTC)
+        with app.store() as store:
+            store.revoke_session(req.identity.session, now + timedelta(seconds=app.serve.session_max_age + 60), now=now)
     resp = Response.redirect("/login")
-    resp.headers.append(("Set-Cookie", app.auth.cookie_header("", clear=True)))
+    resp.headers.append(("Set-Cookie", app.auth.cookie_header("", clear=True, https=req.scheme == "https")))
     return resp
 
 

@@ -1,371 +1,266 @@
-"""The HTTP server: standard library ``ThreadingHTTPServer``, a small route table, and the security rules.
+"""uvicorn serving the ASGI app of ``app.py``: in the daemon's event loop, in ``beacons serve``, or in a test thread.
 
-One thread per connection and one SQLite connection per request (WAL lets
-readers and the daemon's writer work side by side). Every response carries a
-strict Content-Security-Policy (no inline script, nothing from other origins),
-``nosniff`` and ``no-store``. One log line per request: ``http.request``.
+uvicorn (h11) parses HTTP (a malformed request, such as a Content-Length that
+is not ASCII digits, is answered 400 by h11) and caps an unfinished head at
+``MAX_HEAD_BYTES``; ``app.py`` answers 414 and 431 above its own, smaller
+limits. On top of it, a slow client is cut off: the request head must arrive within
+``serve.client_timeout`` of the connection (or of the previous response), and
+``app.py`` gives the body the same time. uvicorn's access log is off and its
+own messages go through structlog without request data; ``X-Forwarded-*``
+headers count only with ``serve.proxy_headers`` and from
+``serve.forwarded_allow_ips``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import re
+import logging
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from beacons.config import Config
-from beacons.errors import ConfigError, Problem, StoreError
 from beacons.log import get_logger
-from beacons.queue import BeaconNotFound, InvalidInput, TransitionConflict
 from beacons.storage import Storage
-from beacons.web.auth import Auth, Identity
+from beacons.web.app import App
 from beacons.web.config import ServeConfig
+from beacons.web.messages import SECURITY_RAW
 
 log = get_logger("beacons.web")
 
-SECURITY_HEADERS = (
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    ),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on our own form posts,
-    # which the CSRF check must refuse. Links to posts carry rel="noreferrer" anyway.
-    ("Referrer-Policy", "same-origin"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-)
-QUIET_PATHS = ("/healthz", "/metrics", "/api/version", "/static/")
+MAX_HEAD_BYTES = 64 * 1024  # h11 drops a head that grows past this unfinished; app.py answers 414/431 sooner
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
+BACKLOG = 128
+GRACEFUL_S = 5  # requests in flight get this long at shutdown
 
 
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-    client: str
-    params: dict[str, str] = field(default_factory=dict)
-    identity: Identity | None = None
+class _TimedH11(H11Protocol):
+    """h11 with a deadline for the request head: a client dripping its headers (slowloris) is disconnected."""
 
-    @property
-    def cookies(self) -> dict[str, str]:
-        jar: SimpleCookie = SimpleCookie()
+    head_timeout: float = 30.0
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # h11 writes the head and the body separately; with Nagle on, a keep-alive client's delayed ACK
+            # holds the body back 40 ms. asyncio only sets TCP_NODELAY when the listening socket's proto is TCP.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
         try:
-            jar.load(self.headers.get("cookie", ""))
-        except CookieError:
-            return {}
-        return {k: m.value for k, m in jar.items()}
+            super().handle_events()
+        except UnicodeDecodeError:  # a request target with bytes above 0x7f: uvicorn decodes it as ASCII
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        if self.conn.their_state is not h11.IDLE:
+            self._cancel_head_timer()
 
-    @property
-    def is_form(self) -> bool:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded"
+    def send_400_response(self, msg: str) -> None:
+        """h11 could not parse the request (e.g. ``Content-Length: ²``): our JSON error and headers, then close."""
+        body = json.dumps({"error": {"code": "bad_request", "message": "malformed HTTP request"}}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            *SECURITY_RAW,
+            (b"connection", b"close"),
+        ]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body)):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.write(self.conn.send(h11.EndOfMessage()) or b"")
+        self.transport.close()
 
-    def data(self) -> dict[str, Any]:
-        """The body as a mapping: a JSON object, or a urlencoded form (from the page without JavaScript)."""
-        if not self.body.strip():
-            return {}
-        if self.is_form:
-            return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
-        ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise HTTPError(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
-        try:
-            value = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
-        if not isinstance(value, dict):
-            raise HTTPError(400, "bad_json", "the body must be a JSON object")
-        return value
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_head_timer()
 
-    @property
-    def wants_html(self) -> bool:
-        accept = self.headers.get("accept", "")
-        return "text/html" in accept and "application/json" not in accept
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def json(cls, data: Any, status: int = 200) -> Response:
-        return cls(status, json.dumps(data, ensure_ascii=False).encode(), "application/json")
-
-    @classmethod
-    def html(cls, text: str, status: int = 200) -> Response:
-        return cls(status, text.encode(), "text/html; charset=utf-8")
-
-    @classmethod
-    def redirect(cls, location: str, status: int = 303) -> Response:
-        return cls(status, b"", "text/plain", [("Location", location)])
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info("http.client_timeout", stage="head", timeout_s=self.head_timeout)
+            self.transport.close()
 
 
-class HTTPError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        self.status, self.code, self.message = status, code, message
-        super().__init__(message)
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the daemon and ``beacons serve`` own SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-def error(status: int, code: str, message: str) -> Response:
-    return Response.json({"error": {"code": code, "message": message}}, status)
+class _ToStructlog(logging.Handler):
+    """uvicorn's own warnings and errors (a malformed request, a shutdown timeout) as structlog events.
+
+    uvicorn's messages carry no headers or bodies; tracebacks are dropped (the app logs its bugs itself).
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            log.error("http.uvicorn", message=record.getMessage())
+        elif record.levelno >= logging.WARNING:
+            log.warning("http.uvicorn", message=record.getMessage())
 
 
-Handler = Callable[["App", Request], Response]
+def _route_uvicorn_logs() -> None:
+    logger = logging.getLogger("uvicorn")
+    if not any(isinstance(h, _ToStructlog) for h in logger.handlers):
+        logger.addHandler(_ToStructlog())
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
 
 
-@dataclass(frozen=True, slots=True)
-class RouteSpec:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Handler
-    kind: str  # api | page | public
-    template: str  # the documented path, e.g. /api/beacons/{id}
+def _bind(serve: ServeConfig) -> socket.socket:
+    host = serve.host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, serve.port))
+        sock.listen(BACKLOG)  # connections made before the loop serves wait in the backlog
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-def safe_next(value: str | None, default: str = "/") -> str:
-    """Only a local path: never an open redirect to another site."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value and "\n" not in value:
-        return value
-    return default
-
-
-class App:
-    """The routes, the auth rules and the database path: everything a request needs."""
-
-    def __init__(self, config: Config, serve: ServeConfig | None = None, *, secret: bytes | None = None) -> None:
-        from beacons.web import api, page
-
-        self.config = config
-        self.serve = serve or config.serve
-        problems = [Problem(f"serve.{k}", m) for k, m in self.serve.validate(require_tokens=True)]
-        if problems:
-            raise ConfigError(problems, config.path)
-        self.auth = Auth(self.serve, secret)
-        self.pages = page.Pages(self)
-        self.routes: list[RouteSpec] = []
-        for method, template, handler, kind in [*api.ROUTES, *page.ROUTES]:
-            regex = (
-                "^"
-                + re.sub(
-                    r"\{(\w+)\}",
-                    lambda m: (
-                        r"(?P<" + m.group(1) + r">[0-9]+)"
-                        if m.group(1) == "id"
-                        else r"(?P<" + m.group(1) + r">[\w.-]+)"
-                    ),
-                    template,
-                )
-                + "$"
-            )
-            self.routes.append(RouteSpec(method, re.compile(regex), handler, kind, template))
-
-    @contextmanager
-    def store(self) -> Iterator[Storage]:
-        store = Storage(self.config.database, migrate=False)  # WebServer migrated once at start
-        try:
-            yield store
-        finally:
-            store.close()
-
-    def handle(self, req: Request) -> Response:
-        spec, allowed = None, []
-        for candidate in self.routes:
-            m = candidate.pattern.match(req.path)
-            if m:
-                allowed.append(candidate.method)
-                if candidate.method == req.method or (req.method == "HEAD" and candidate.method == "GET"):
-                    spec, req.params = candidate, m.groupdict()
-                    break
-        if spec is None:
-            if allowed:
-                methods = ", ".join(sorted(set(allowed)))
-                resp = error(405, "method_not_allowed", f"{req.method} is not allowed here; use {methods}")
-                resp.headers.append(("Allow", methods))
-                return resp
-            return self.pages.not_found(req) if req.wants_html else error(404, "not_found", f"no such path {req.path}")
-        if not self.auth.host_allowed(req.headers.get("host")):
-            return error(403, "bad_host", "this server only answers to a loopback host name (see serve.public_url)")
-        req.identity = self.auth.authenticate(req.headers, req.client, req.cookies)
-        if spec.kind != "public" and req.identity is None:
-            if spec.kind == "page":
-                return self.pages.login(req, status=401)
-            resp = error(401, "unauthorized", "send Authorization: Bearer <one of serve.tokens>")
-            resp.headers.append(("WWW-Authenticate", 'Bearer realm="beacons"'))
-            return resp
-        resp = self._dispatch(spec, req)
-        if resp.status >= 400 and req.is_form and req.wants_html and resp.content_type == "application/json":
-            # A button pressed without JavaScript: answer with a readable page and a way back, not JSON.
-            message = json.loads(resp.body).get("error", {}).get("message", "")
-            return self.pages.render(req, "message.html", resp.status, title="That did not work", message=message)
-        return resp
-
-    def _dispatch(self, spec: RouteSpec, req: Request) -> Response:
-        """Run the handler; expected errors become JSON error responses."""
-        try:
-            return spec.handler(self, req)
-        except HTTPError as exc:
-            return error(exc.status, exc.code, exc.message)
-        except InvalidInput as exc:
-            return error(400, "invalid", str(exc))
-        except BeaconNotFound as exc:
-            return error(404, "not_found", str(exc))
-        except TransitionConflict as exc:
-            return Response.json(
-                {"error": {"code": "conflict", "message": str(exc), "status": exc.status, "assignee": exc.assignee}},
-                409,
-            )
-        except StoreError as exc:
-            log.error("http.store_error", path=req.path, error=str(exc))
-            return error(503, "unavailable", "the database is busy or unavailable; try again")
-
-    def require_csrf(self, req: Request, form: dict[str, Any]) -> None:
-        assert req.identity is not None
-        token = form.get("csrf") if isinstance(form.get("csrf"), str) else None
-        if not self.auth.csrf_ok(req.identity, req.headers, token):
-            raise HTTPError(403, "csrf", "missing or wrong CSRF token, or a request from another site; reload the page")
-
-
-def _make_handler(app: App) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "beacons"
-        sys_version = ""
-        timeout = 30  # a client that stops sending cannot hold a thread for ever
-        disable_nagle_algorithm = True  # headers and body leave in two writes; without this, delayed ACKs add 40 ms
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _run(self) -> None:
-            started = time.monotonic()
-            parts = urlsplit(self.path)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            length = headers.get("content-length")
-            if "chunked" in headers.get("transfer-encoding", "").lower():
-                resp = error(411, "length_required", "send a Content-Length; chunked bodies are not accepted")
-                body = b""
-            elif length and (not length.isdigit() or int(length) > app.serve.max_body):
-                resp = error(413, "too_large", f"the body is larger than serve.max_body ({app.serve.max_body} bytes)")
-                body = b""
-                self.close_connection = True
-            else:
-                body = self.rfile.read(int(length)) if length else b""
-                query = dict(parse_qsl(parts.query, keep_blank_values=False))
-                req = Request(self.command, parts.path or "/", query, headers, body, self.client_address[0])
-                try:
-                    resp = app.handle(req)
-                except Exception as exc:  # the request boundary: a bug answers 500 and is logged, the server goes on
-                    log.exception(
-                        "http.request",
-                        method=self.command,
-                        path=parts.path,
-                        status=500,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                    resp = error(500, "internal", "internal error; see the server log")
-            self._send(resp)
-            status = resp.status
-            fields = {
-                "method": self.command,
-                "path": parts.path,
-                "status": status,
-                "ms": round((time.monotonic() - started) * 1000, 1),
-            }
-            if status >= 500:
-                log.error("http.request", **fields)
-            elif status in (401, 403) or (self.command != "GET" and status >= 400):
-                log.warning("http.request", **fields)
-            elif self.command != "GET":
-                log.info("http.request", **fields)
-            elif not parts.path.startswith(QUIET_PATHS):
-                log.debug("http.request", **fields)
-
-        def _send(self, resp: Response) -> None:
-            try:
-                self.send_response(resp.status)
-                self.send_header("Content-Type", resp.content_type)
-                self.send_header("Content-Length", str(len(resp.body)))
-                names = {k.lower() for k, _ in resp.headers}
-                if "cache-control" not in names:
-                    self.send_header("Cache-Control", "no-store")
-                for k, v in (*SECURITY_HEADERS, *resp.headers):
-                    self.send_header(k, v)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(resp.body)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
-
-        do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _run
-
-    return _Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def uvicorn_config(app: App) -> uvicorn.Config:
+    """The uvicorn settings every beacons server runs with."""
+    serve = app.serve
+    _route_uvicorn_logs()
+    return uvicorn.Config(
+        app.asgi,
+        http=type("TimedH11", (_TimedH11,), {"head_timeout": serve.client_timeout}),
+        lifespan="off",
+        log_config=None,
+        access_log=False,  # http.request lines come from the app, without headers or query strings
+        proxy_headers=serve.proxy_headers,
+        forwarded_allow_ips=list(serve.forwarded_allow_ips),
+        server_header=False,
+        headers=[("Server", "beacons")],
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=GRACEFUL_S,
+    )
 
 
 class WebServer:
-    """``with WebServer(config) as server: server.url`` (tests), or ``serve_forever()`` (``beacons serve``)."""
+    """``with WebServer(config) as server: server.url`` (tests), ``await serve()`` (daemon), ``serve_forever()``."""
 
-    def __init__(self, config: Config, serve: ServeConfig | None = None, *, secret: bytes | None = None) -> None:
-        self.app = App(config, serve, secret=secret)
-        # Migrations once, before request threads open connections; kept open for the server's life so a
+    def __init__(
+        self,
+        config: Config,
+        serve: ServeConfig | None = None,
+        *,
+        secret: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = App(config, serve, secret=secret, clock=clock)
+        # Migrations once, before requests open connections; kept open for the server's life so a
         # PostgreSQL pool outlives each request's Storage (one per request, as SQLite wants one per thread).
         self._storage = Storage(config.database)
-        serve = self.app.serve
-        server_class: type[_Server] = _Server
-        if ":" in serve.host:
-            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
         try:
-            self.httpd = server_class((serve.host.strip("[]"), serve.port), _make_handler(self.app))
+            self.socket = _bind(self.app.serve)
         except BaseException:
             self._storage.close()
             raise
+        self.server = _Server(uvicorn_config(self.app))
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         host = str(host)
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
+    async def serve(self) -> None:
+        """Serve in the running event loop until ``should_exit`` is set (see ``stop`` and ``serve_forever``)."""
+        url = self.url
+        log.info("serve.started", url=url, auth=self.app.serve.auth, database=self.app.config.database)
+        try:
+            await self.server.serve(sockets=[self.socket])
+        finally:
+            self.close()
+            log.info("serve.stopped", url=url)
+
+    def request_stop(self, *, force: bool = False) -> None:
+        self.server.should_exit = True
+        self.server.force_exit = self.server.force_exit or force
+
     def start(self, *, poll_interval: float = 0.5) -> None:
-        """Serve from a background thread; ``stop`` returns within ``poll_interval`` seconds."""
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": poll_interval}, name="beacons-web", daemon=True
-        )
+        """Serve from a background thread with its own event loop; returns once the server accepts connections.
+
+        ``poll_interval`` is kept for callers of the old server; uvicorn checks for a stop every 0.1 s.
+        """
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def run() -> None:
+            task = asyncio.create_task(self.serve())
+            while not self.server.started and not task.done():
+                await asyncio.sleep(0.005)
+            ready.set()
+            await task
+
+        def target() -> None:
+            try:
+                asyncio.run(run())
+            except BaseException as exc:  # reported to start()'s caller
+                failure.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=target, name="beacons-web", daemon=True)
         self._thread.start()
-        log.info("serve.started", url=self.url, auth=self.app.serve.auth, database=self.app.config.database)
+        ready.wait()
+        if failure:
+            raise failure[0]
 
     def serve_forever(self) -> None:
-        log.info("serve.started", url=self.url, auth=self.app.serve.auth, database=self.app.config.database)
-        self.httpd.serve_forever()
+        """``beacons serve``: the first SIGINT or SIGTERM finishes requests in flight, a second one stops at once."""
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, lambda: self.request_stop(force=self.server.should_exit))
+            await self.serve()
+
+        asyncio.run(run())
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         self.close()
 
     def close(self) -> None:
-        """Close the socket and the database (after ``serve_forever`` returned)."""
-        self.httpd.server_close()
+        """Close the socket and the database (``serve`` does it when it returns)."""
+        self.socket.close()
         self._storage.close()
-        log.info("serve.stopped", url=self.url)
 
     def __enter__(self) -> WebServer:
         self.start()

@@ -1,8 +1,9 @@
 """The daemon's HTTP server: started when config.yaml has a ``serve:`` section, stopped with the daemon.
 
-Registered in ``beacons.daemon.EXTRA_TASKS`` on import. The server runs in its
-own threads, so a slow request never delays polling; a port already in use is
-logged and the daemon keeps polling without it.
+Registered in ``beacons.daemon.EXTRA_TASKS`` on import. uvicorn runs in the
+daemon's own event loop; request handlers (SQLite) run in Starlette's thread
+pool, so a slow request never delays polling. A port already in use is logged
+and the daemon keeps polling without it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ async def serve_task(service: Service, stop: asyncio.Event) -> None:
     except (OSError, ConfigError) as exc:
         log.error("serve.failed", host=service.config.serve.host, port=service.config.serve.port, error=str(exc))
         return
-    server.start(poll_interval=0.2)
+    serving = asyncio.create_task(server.serve(), name="serve")
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await asyncio.to_thread(server.stop)
+        stopping.cancel()
+        server.request_stop()
+        await serving
 
 
 if serve_task not in EXTRA_TASKS:
