@@ -91,14 +91,16 @@ def test_nlp_hard_cases(classifier: SpacyClassifier, case: str, text: str, queue
     "text",
     [
         "Wow, thanks Acme, the RouterX has rebooted itself 4 times today. Truly world class engineering 🙃",
-        "Thanks Acme for charging me twice this month, really appreciate it 🙄",
+        pytest.param(
+            "Thanks Acme for charging me twice this month, really appreciate it 🙄",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known weakness: sarcasm whose only problem words are mild reads as thanks (README, The classifier)",
+            ),
+        ),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="known weakness: sarcasm whose only problem words are mild reads as thanks (README, The classifier)",
-)
-def test_nlp_known_weakness_dry_sarcasm(classifier: SpacyClassifier, text: str) -> None:
+def test_nlp_dry_sarcasm_is_support(classifier: SpacyClassifier, text: str) -> None:
     assert _classify(classifier, text).queue == "support"
 
 
@@ -117,10 +119,7 @@ def test_nlp_homonym_routes_to_none(classifier: SpacyClassifier, text: str) -> N
     assert real.queue == "support"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known weakness: a capitalised place name that is also the brand; use the brand's exclude: list"
-)
-def test_nlp_known_weakness_capitalised_place_homonym(classifier: SpacyClassifier) -> None:
+def test_nlp_capitalised_place_homonym_routes_to_none(classifier: SpacyClassifier) -> None:
     assert _classify(classifier, "Pebble beach golf trip was worth every penny", PEBBLE).queue == "none"
 
 
@@ -144,7 +143,6 @@ def test_nlp_sentiment_of_frustrated_and_happy_posts(classifier: SpacyClassifier
         ("Mon routeur Acme plante tous les soirs depuis la mise à jour, aidez-moi", "fr"),
     ],
 )
-@pytest.mark.xfail(strict=False, reason="German case: retrain on the merged corpus (`beacons train`)")
 def test_nlp_non_english_carries_its_language(classifier: SpacyClassifier, text: str, lang: str) -> None:
     result = _classify(classifier, text)
     assert result.lang == lang
@@ -215,7 +213,6 @@ def test_nlp_corpus_is_clean_and_large_enough() -> None:
     assert len(set(corpus.industries.values())) >= 12
 
 
-@pytest.mark.xfail(strict=False, reason="the shipped model predates part-6..9: run `beacons train`")
 def test_nlp_eval_split_is_brand_disjoint_and_covers_every_style() -> None:
     corpus = load_corpus()
     split = split_brands(corpus)

@@ -24,10 +24,6 @@ from beacons.web.page import full_text as page_full_text
 ACME = Brand("Acme", ("Acme Corp", "アクメ", "艾克美"), ("@AcmeSupport",), (Product("RouterX", ("Router X",)),))
 NOTEBOOK = Brand("Inkwell", (), (), (Product("Inkwell Notes"),))
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-RETRAIN = pytest.mark.xfail(
-    strict=False,
-    reason="needs the model retrained on the merged corpus (part-6..9): run `beacons train`; the shipped model saw part-1..5 only",
-)
 
 HOLIDAY = (
     "We finally took the long-promised trip to the coast this summer. The kids spent every morning on the beach, "
@@ -109,7 +105,6 @@ def test_nlp_sentences_split_at_stops_and_line_breaks(text: str, count: int) -> 
     assert all(text[a:b].strip() == text[a:b] and text[a:b] for a, b in spans)
 
 
-@RETRAIN
 def test_nlp_buried_complaint_in_a_long_happy_post_is_support_with_evidence(classifier: SpacyClassifier) -> None:
     result = _classify(classifier, HOLIDAY)
     assert result.queue == "support", result.scores
@@ -126,7 +121,6 @@ def test_nlp_short_post_evidence_is_the_post(classifier: SpacyClassifier) -> Non
     assert ev is not None and (ev.start, ev.end, ev.text) == (0, len(text), text)
 
 
-@RETRAIN
 def test_nlp_classify_jsonl_carries_evidence_offsets(classifier: SpacyClassifier) -> None:
     title = "Our summer on the coast"
     out = io.StringIO()
@@ -162,7 +156,6 @@ def test_nlp_calm_report_of_harm_is_negative(classifier: SpacyClassifier, text: 
     assert result.sentiment == "negative" and result.sentiment_score < 0
 
 
-@RETRAIN
 def test_nlp_urgent_terminal_outage_outranks_a_notebook_sync_bug(classifier: SpacyClassifier) -> None:
     """The issue's example: it got neutral and priority 73, below a sync bug at 74."""
     urgent = "URGENT: all our Acme payment terminals are offline, cannot take card payments"
@@ -186,7 +179,6 @@ def test_nlp_urgent_terminal_outage_outranks_a_notebook_sync_bug(classifier: Spa
         ("Мой роутер Acme RouterX каждый вечер теряет Wi-Fi, поддержка не отвечает уже неделю. Что делать?", "ru"),
     ],
 )
-@RETRAIN
 def test_nlp_cjk_and_russian_support_posts_match_and_route_to_support(
     classifier: SpacyClassifier, text: str, lang: str
 ) -> None:
