@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4  # shorter values would blank common words; key and URL rules still cover them
@@ -155,6 +155,20 @@ def scrub(text: str | None, limit: int | None = None) -> str:
 def scrub_url(url: str) -> str:
     """A URL fit for an id or a log: the same rules as ``scrub``, never cut."""
     return scrub(url)
+
+
+def public_url(url: str) -> str:
+    """``url`` without its userinfo and secret query parameters: a base for relative links that is safe to store."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return scrub(url)
+    kept = [(k, v) for k, v in pairs if not _SECRET_PARAM.fullmatch(f"{k}=x")]
+    if host == parts.netloc and len(kept) == len(pairs):
+        return url  # nothing to take out: keep the URL byte for byte
+    return urlunsplit((parts.scheme, host, parts.path, urlencode(kept), parts.fragment))
 
 
 def redact(value: Any, key: object = None) -> Any:
