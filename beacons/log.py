@@ -77,6 +77,15 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         cache_logger_on_first_use=False,
     )
     _route_stdlib(numeric, [*head, *tail], renderer, stream)
+    sys.excepthook = _log_crash
+
+
+def _log_crash(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """An uncaught exception is logged through the same chain: no locals, no secret in its message."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    structlog.get_logger("beacons").critical("beacons.crashed", exc_info=(kind, exc, tb))
 
 
 def _route_stdlib(level: int, chain: list[Any], renderer: Any, stream: Any) -> None:

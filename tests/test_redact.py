@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -173,3 +175,21 @@ alerts:
         get_logger().warning("x", detail=" ".join(env.values()), path="/services/T1/B2/abcdefgh")
     assert logs[0]["detail"] == " ".join([REDACTED] * 4)
     assert logs[0]["path"] == REDACTED
+
+
+def test_log_uncaught_exception_goes_through_redaction(tmp_path: Any) -> None:
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "from beacons import log, redact\n"
+        "redact.register('crash-secret-4411')\n"
+        "log.configure('info', 'json')\n"
+        "token = 'crash-secret-4411'\n"
+        "raise RuntimeError(f'crashed with {token} at http://u:pw@h/')\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 1
+    event = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert event["event"] == "beacons.crashed"
+    assert event["exception"][0]["exc_value"] == f"crashed with {REDACTED} at http://{REDACTED}@h/"
+    assert "crash-secret-4411" not in proc.stderr + proc.stdout and "pw@" not in proc.stderr
