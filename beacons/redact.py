@@ -56,7 +56,28 @@ SECRET_KEYS = frozenset(
 )
 _SECRET_SUFFIXES = ("_token", "_tokens", "_secret", "_password", "_api_key", "_dsn", "_cookie", "_credentials")
 # Names of environment variables whose value is a secret wherever it is substituted (``?auth=${FEED_TOKEN}``).
-_SECRET_ENV_NAME = re.compile(r"(?i)(token|secret|passw|pwd|api_?key|auth|dsn|credential|cookie|session|sig|webhook)")
+_SECRET_ENV_WORDS = frozenset(
+    [
+        "TOKEN",
+        "TOKENS",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "PWD",
+        "KEY",
+        "APIKEY",
+        "DSN",
+        "AUTH",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "COOKIE",
+        "SIG",
+        "SIGNATURE",
+        "WEBHOOK",
+        "HMAC",
+    ]
+)
 
 # Any scheme's userinfo: https://user:pass@host, https://TOKEN@host, postgresql://u:p@db.
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#\"'<>]+@")
@@ -106,19 +127,20 @@ def register_url(url: str | None, *, whole: bool = False) -> None:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The credentials inside one URL: userinfo user and password, values of secret-named query parameters."""
+    """The credentials inside one URL: the userinfo password (or a token as user name), secret query values."""
     try:
         parts = urlsplit(url)
-        found = [p for p in (parts.username, parts.password) if p]
+        # A user name alone is a token when long (https://ghp_...@github.com); a short one is just a name.
+        user, password = parts.username or "", parts.password or ""
     except ValueError:
         return []
-    found += [v for k, v in parse_qsl(parts.query) if v and _SECRET_PARAM.fullmatch(f"{k}=x")]
-    return found
+    found = [password] if password else [user] if len(user) >= 12 else []
+    return found + [v for k, v in parse_qsl(parts.query) if v and _SECRET_PARAM.fullmatch(f"{k}=x")]
 
 
 def is_secret_env_name(name: str) -> bool:
     """True for variable names such as FEED_TOKEN, HOOK_SECRET, DB_PASSWORD, SLACK_WEBHOOK_URL."""
-    return bool(_SECRET_ENV_NAME.search(name))
+    return any(word in _SECRET_ENV_WORDS for word in name.upper().split("_"))
 
 
 def forget() -> None:

@@ -193,3 +193,27 @@ def test_log_uncaught_exception_goes_through_redaction(tmp_path: Any) -> None:
     assert event["event"] == "beacons.crashed"
     assert event["exception"][0]["exc_value"] == f"crashed with {REDACTED} at http://{REDACTED}@h/"
     assert "crash-secret-4411" not in proc.stderr + proc.stdout and "pw@" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("FEED_TOKEN", True),
+        ("DB_PASSWORD", True),
+        ("SLACK_WEBHOOK_URL", True),
+        ("API_KEY", True),
+        ("HOOK_SECRET", True),
+        ("SESSION_TIMEOUT", False),
+        ("AUTHOR_NAME", False),
+        ("SIGNAL", False),
+        ("FEED_HOST", False),
+    ],
+)
+def test_redact_secret_env_names(name: str, secret: bool) -> None:
+    assert redact.is_secret_env_name(name) is secret
+
+
+def test_redact_url_secrets_skip_short_user_names() -> None:
+    assert redact.url_secrets("https://reader:pw-1234@h/f?token=abcd&page=2") == ["pw-1234", "abcd"]
+    assert redact.url_secrets("https://ghp_0123456789abcdef@github.com/x") == ["ghp_0123456789abcdef"]
+    assert redact.url_secrets("https://admin@h/") == []
