@@ -168,9 +168,12 @@ def scrub(text: str | None, limit: int | None = None) -> str:
         return ""
     if _secret_re is not None:
         text = _secret_re.sub(REDACTED, text)
-    text = _USERINFO.sub(rf"\1{REDACTED}@", text)
-    text = _SECRET_PARAM.sub(rf"\1={REDACTED}", text)
-    text = _CONTROL.sub(" ", text)
+    if "@" in text:  # the cheap tests first: most log values have no URL and no parameter
+        text = _USERINFO.sub(rf"\1{REDACTED}@", text)
+    if "=" in text:
+        text = _SECRET_PARAM.sub(rf"\1={REDACTED}", text)
+    if not text.isprintable():
+        text = _CONTROL.sub(" ", text)
     return text if limit is None else cut(text, limit)
 
 
