@@ -42,7 +42,7 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _processors(as_json: bool) -> tuple[list[Any], Any]:
+def _processors(as_json: bool, tty: bool) -> tuple[list[Any], Any]:
     """The shared chain ending in redaction, and the renderer."""
     if as_json:
         tracebacks: Any = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
@@ -51,19 +51,13 @@ def _processors(as_json: bool) -> tuple[list[Any], Any]:
         # Plain text tracebacks rendered before redaction, so ConsoleRenderer never
         # formats exc_info itself (its rich formatter shows locals by default).
         tracebacks = structlog.processors.format_exc_info
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
+        renderer = structlog.dev.ConsoleRenderer(colors=tty, exception_formatter=structlog.dev.plain_traceback)
     return [structlog.processors.StackInfoRenderer(), tracebacks, redact_secrets], renderer
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
-    as_json = fmt == "json" or (fmt == "auto" and not (stream or sys.stderr).isatty())
-    tail, renderer = _processors(as_json)
-    if not as_json and stream is not None:
-        renderer = structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
+    tty = (stream or sys.stderr).isatty()
+    tail, renderer = _processors(fmt == "json" or (fmt == "auto" and not tty), tty)
     head: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
