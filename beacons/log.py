@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -72,6 +73,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     )
     _route_stdlib(numeric, [*head, *tail], renderer, stream)
     sys.excepthook = _log_crash
+    threading.excepthook = _log_thread_crash
 
 
 def _log_crash(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
@@ -80,6 +82,15 @@ def _log_crash(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
         sys.__excepthook__(kind, exc, tb)
         return
     structlog.get_logger("beacons").critical("beacons.crashed", exc_info=(kind, exc, tb))
+
+
+def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    thread = args.thread.name if args.thread is not None else None
+    structlog.get_logger("beacons").error(
+        "thread.crashed", thread=thread, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )
 
 
 def _route_stdlib(level: int, chain: list[Any], renderer: Any, stream: Any) -> None:

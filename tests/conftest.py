@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -115,7 +116,9 @@ def _fresh_logging() -> Iterator[None]:
     """
     structlog.reset_defaults()
     redact.forget()
+    hooks = sys.excepthook, threading.excepthook  # beacons.log.configure logs crashes; pytest keeps its own
     yield
+    sys.excepthook, threading.excepthook = hooks
     structlog.reset_defaults()
     redact.forget()
     root = logging.getLogger()

@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -217,3 +218,19 @@ def test_redact_url_secrets_skip_short_user_names() -> None:
     assert redact.url_secrets("https://reader:pw-1234@h/f?token=abcd&page=2") == ["pw-1234", "abcd"]
     assert redact.url_secrets("https://ghp_0123456789abcdef@github.com/x") == ["ghp_0123456789abcdef"]
     assert redact.url_secrets("https://admin@h/") == []
+
+
+def test_log_thread_exception_goes_through_redaction() -> None:
+    register("thread-secret-5522")
+    stream = io.StringIO()
+    configure("info", "json", stream=stream)
+
+    def work() -> None:
+        raise RuntimeError("thread failed with thread-secret-5522")
+
+    thread = threading.Thread(target=work, name="worker")
+    thread.start()
+    thread.join()
+    event = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert (event["event"], event["thread"]) == ("thread.crashed", "worker")
+    assert event["exception"][0]["exc_value"] == f"thread failed with {REDACTED}"
