@@ -31,10 +31,10 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import running_feed_server
+from helpers_feeds import BRANDS_YAML, SUPPORT_TEXTS, rss_feed, rss_item
 
 from beacons.feedserver import FeedServer, Resource
-from tests.conftest import running_feed_server
-from tests.helpers_feeds import BRANDS_YAML, SUPPORT_TEXTS, rss_feed, rss_item
 
 HOOK_PATH = "whkPath7f3a9c55e1"
 SLACK_PATH = "slackPathXoxb5521d0"
