@@ -80,7 +80,8 @@ _SECRET_ENV_WORDS = frozenset(
 )
 
 # Any scheme's userinfo: https://user:pass@host, https://TOKEN@host, postgresql://u:p@db.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#\"'<>]+@")
+# ``user:***@`` is already masked (beacons.storage shows database URLs so) and is left as it is.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?![^/\s@?#\"'<>]*:\*\*\*@)[^/\s@?#\"'<>]+@")
 # Query or form parameters that carry credentials: token=, access_token=, key=, api_key=, auth=, sig=, password=...
 _SECRET_PARAM = re.compile(
     r"(?i)\b([a-z0-9_.-]*(?:token|key|secret|passw(?:or)?d|pwd|sig|signature|auth|authorization|credentials?|session))"

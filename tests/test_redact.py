@@ -26,6 +26,7 @@ from beacons.redact import REDACTED, public_url, register, scrub
         ("GET http://bob:hunter2@feeds.example/rss failed", f"GET http://{REDACTED}@feeds.example/rss failed"),
         ("https://ghp_abc123@github.com/x", f"https://{REDACTED}@github.com/x"),
         ("postgresql://app:s3cret@db:5432/b", f"postgresql://{REDACTED}@db:5432/b"),
+        ("postgresql://app:***@db:5432/b", "postgresql://app:***@db:5432/b"),
         ("https://h/f?token=abc&page=2", f"https://h/f?token={REDACTED}&page=2"),
         ("https://h/f?page=2&api_key=abc", f"https://h/f?page=2&api_key={REDACTED}"),
         ("https://h/f?auth=a&key=b&sig=c", f"https://h/f?auth={REDACTED}&key={REDACTED}&sig={REDACTED}"),
