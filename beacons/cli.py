@@ -14,6 +14,7 @@ from beacons import __version__
 from beacons.config import Config, load_config
 from beacons.errors import BeaconsError, ConfigError
 from beacons.log import configure
+from beacons.redact import redact, scrub
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 EXIT_BUG = 70  # EX_SOFTWARE in sysexits.h
@@ -140,10 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"beacons: config error: {exc}", file=sys.stderr)
+        print(f"beacons: config error: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except BeaconsError as exc:
-        print(f"beacons: {exc}", file=sys.stderr)
+        print(f"beacons: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
@@ -221,7 +222,7 @@ def _print_results(results: Sequence[Any], out: TextIO | None = None) -> None:
     for r in results:
         c = r.counts
         print(
-            f"{r.source_id[:40]:40} {r.status:13} {c.get('entries', 0):7} {c.get('new', 0):5} {c.get('support', 0):7} {c.get('advocacy', 0):8}  {(r.error or '')[:80]}",
+            f"{scrub(r.source_id)[:40]:40} {r.status:13} {c.get('entries', 0):7} {c.get('new', 0):5} {c.get('support', 0):7} {c.get('advocacy', 0):8}  {scrub(r.error)[:80]}",
             file=out,
         )
 
@@ -355,7 +356,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
     with Storage(config.database) as store:
         store.sync_sources(config.sources)
         configured = {s.id for s in config.sources}
-        rows = [r for r in store.sources() if r["id"] in configured]
+        # Shown scrubbed even when stored before issue 10, when error text could still hold a feed's token.
+        rows = [redact(r) for r in store.sources() if r["id"] in configured]
     if args.format == "json":
         print(json.dumps(rows, indent=2), file=_out())
         return EXIT_OK

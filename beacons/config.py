@@ -22,7 +22,18 @@ from beacons import USER_AGENT
 from beacons.alerts.config import AlertChannel, check_channels
 from beacons.errors import ConfigError, Problem
 from beacons.models import Brand, Product, Source
-from beacons.settings import MISSING, ByteSize, Duration, Secret, build, close_match, coerce, interpolate_env
+from beacons.redact import is_secret_env_name, is_secret_key, register, register_url, scrub_url
+from beacons.settings import (
+    MISSING,
+    ByteSize,
+    Duration,
+    Secret,
+    build,
+    close_match,
+    coerce,
+    env_names,
+    interpolate_env,
+)
 from beacons.web.config import ServeConfig
 
 
@@ -237,6 +248,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
     problems: list[Problem] = []
     if not isinstance(data, dict):
         raise ConfigError([Problem("", f"the top level must be a mapping of keys, got {type(data).__name__}")], path)
+    register_secrets(data, env)  # before validation, so even a config error never shows one
     data = interpolate_env(data, "", problems, env)
     kwargs: dict[str, Any] = {}
     known = sorted([*_SECTIONS, "sources"])
@@ -266,6 +278,42 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
+
+
+def register_secrets(raw: Any, env: Mapping[str, str], path: tuple[str | int, ...] = ()) -> None:
+    """Tell ``beacons.redact`` every secret the raw (not yet interpolated) config holds.
+
+    Secrets are: the value of a secret-named key (``secret``, ``tokens``,
+    ``*_password``...), an alert channel's ``url`` as a whole (a Slack or
+    webhook URL is the credential), ``serve.tokens``, the value of any
+    ``${VAR}`` whose name looks secret (``FEED_TOKEN``, ``DB_PASSWORD``) or that
+    sits in a secret place, the value of the variable a ``token_env`` names,
+    and the credentials inside every URL (``user:pass@``, ``?token=``).
+    """
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            register_secrets(value, env, (*path, str(key)))
+        return
+    if isinstance(raw, list):
+        for i, value in enumerate(raw):
+            register_secrets(value, env, (*path, i))
+        return
+    if not isinstance(raw, str):
+        return
+    keys = [p for p in path if isinstance(p, str)]
+    key = keys[-1] if keys else ""
+    is_channel_url = keys[:1] == ["alerts"] and key == "url"
+    is_secret_place = is_secret_key(key) or is_channel_url or keys[:2] == ["serve", "tokens"]
+    value = interpolate_env(raw, "", [], env)
+    for name in env_names(raw):
+        if is_secret_place or is_secret_env_name(name):
+            register(env.get(name))
+    if key.endswith("_env"):  # token_env: the NAME of a variable holding a token
+        register(env.get(raw))
+    if is_secret_place:
+        register(value)
+    if "://" in value:
+        register_url(value, whole=is_channel_url)
 
 
 def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
@@ -334,7 +382,7 @@ def _default_id(kind: str, options: Any) -> str:
     for attr in ("url", "query", "tag", "site"):
         value = getattr(options, attr, None)
         if value:
-            return f"{kind}:{value}"
+            return f"{kind}:{scrub_url(value)}"  # an id is shown everywhere: no URL credentials in it
     return kind
 
 

@@ -35,6 +35,7 @@ from beacons.fetch import FetchLimits, Politeness, make_client
 from beacons.log import get_logger
 from beacons.models import Source
 from beacons.pipeline import Pipeline, PollResult
+from beacons.redact import scrub
 from beacons.storage import Storage
 
 log = get_logger("beacons.daemon")
@@ -128,12 +129,13 @@ async def _guarded_poll(service: Service, source: Source) -> PollResult:
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the one task boundary: a bug in one source must not stop the daemon
-        log.exception("source.polled", source=source.id, status="bug", error=f"{type(exc).__name__}: {exc}")
+        error = scrub(f"{type(exc).__name__}: {exc}")
+        log.exception("source.polled", source=source.id, status="bug", error=error)
         try:
-            count = service.store.record_error(source.id, f"bug: {type(exc).__name__}: {exc}", status="bug")
+            count = service.store.record_error(source.id, f"bug: {error}", status="bug")
         except Exception:
             count = 1
-        return PollResult(source.id, "bug", {}, f"{type(exc).__name__}: {exc}", None, count)
+        return PollResult(source.id, "bug", {}, error, None, count)
 
 
 async def _source_loop(service: Service, source: Source, stop: asyncio.Event, rng: random.Random) -> None:

@@ -42,6 +42,7 @@ from beacons.config import Config, load_config
 from beacons.errors import ConfigError, NotModified, SourceError, StoreError
 from beacons.log import configure
 from beacons.models import Classification, Match, Source
+from beacons.redact import scrub
 from beacons.storage import Storage, is_postgres_url
 from beacons.storage.sqlite import inspect_file, try_write_lock
 
@@ -299,13 +300,18 @@ async def _send_test(config: Config, channel: Any) -> Check:
 def run_checks(path: str | None, *, send_test: bool = False, skip_sources: bool = False) -> tuple[list[Check], int]:
     config, checks = check_config(path)
     if config is None:
-        return checks, EXIT_CONFIG
+        return _scrubbed(checks), EXIT_CONFIG
     configure(config.logging.level, config.logging.format)  # log lines go to stderr, the report to stdout
     checks += check_database(config.database)
     if not skip_sources:
         checks += asyncio.run(check_sources(config))
     checks += asyncio.run(check_channels(config, send_test=send_test))
-    return checks, EXIT_ERROR if any(c.status == "fail" for c in checks) else EXIT_OK
+    return _scrubbed(checks), EXIT_ERROR if any(c.status == "fail" for c in checks) else EXIT_OK
+
+
+def _scrubbed(checks: Sequence[Check]) -> list[Check]:
+    """The report as shown: error text and names carry no secret or URL credential (issue 10)."""
+    return [Check(scrub(c.name), c.status, scrub(c.detail)) for c in checks]
 
 
 def render_table(checks: Sequence[Check]) -> str:

@@ -25,6 +25,7 @@ from beacons.log import get_logger
 from beacons.match import BrandMatcher
 from beacons.models import Brand, Fetched, Match, Mention, Source, SourceState
 from beacons.queue import link_pending, link_threads
+from beacons.redact import scrub
 from beacons.route import Rules, route
 from beacons.storage import Item, Storage
 from collectors import REGISTRY, Poll, PollContext
@@ -99,11 +100,12 @@ class Pipeline:
             return PollResult(source.id, "not_modified", {"entries": 0, "new": 0}, ms=_ms(started))
         except SourceError as exc:
             retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else ctx.retry_after
+            error = scrub(f"{type(exc).__name__}: {exc}")  # the feed URL may carry user:pass@ or ?token=
             try:
-                count = self.store.record_error(source.id, f"{type(exc).__name__}: {exc}")
+                count = self.store.record_error(source.id, error)
             except StoreError:
                 count = self._unrecorded_failure(source.id)
-            return PollResult(source.id, "error", {}, f"{type(exc).__name__}: {exc}", retry_after, count, _ms(started))
+            return PollResult(source.id, "error", {}, error, retry_after, count, _ms(started))
         log.debug(
             "source.fetched", entries=len(poll.mentions), ms=round(_ms(started))
         )  # parse done; match, classify, store next
@@ -135,11 +137,12 @@ class Pipeline:
         fetches the same entries again and nothing is lost.
         """
         log.error("store.write_failed", error=str(exc))
+        error = scrub(f"StoreError: {exc}")
         try:
-            count = self.store.record_error(source.id, f"StoreError: {exc}")
+            count = self.store.record_error(source.id, error)
         except StoreError:  # the same fault usually blocks counting it too
             count = self._unrecorded_failure(source.id)
-        return PollResult(source.id, "error", {}, f"StoreError: {exc}", None, count, _ms(started))
+        return PollResult(source.id, "error", {}, error, None, count, _ms(started))
 
     def _unrecorded_failure(self, source_id: str) -> int:
         """Consecutive errors when the database refuses to count them: stored plus those kept here, so backoff still grows."""
@@ -233,10 +236,9 @@ class Pipeline:
         for (mention, keys, match), result in zip(fresh, results, strict=True):
             if isinstance(result, Exception):
                 counts["classify_errors"] += 1
-                log.error("mention.classify_failed", url=mention.url, error=f"{type(result).__name__}: {result}")
-                items.append(
-                    Item(mention, keys, match, None, None, classify_error=f"{type(result).__name__}: {result}")
-                )
+                error = scrub(f"{type(result).__name__}: {result}", 2000)
+                log.error("mention.classify_failed", url=mention.url, error=error)
+                items.append(Item(mention, keys, match, None, None, classify_error=error))
             else:
                 items.append(Item(mention, keys, match, result, route(mention, match, result, self.rules)))
         return items

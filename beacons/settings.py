@@ -78,6 +78,11 @@ def parse_bytesize(value: object) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
 
 
+def env_names(text: str) -> list[str]:
+    """The variable names a string refers to with ``${VAR}`` or ``${VAR:-default}``."""
+    return [m.group(1) for m in _ENV_RE.finditer(text)]
+
+
 def interpolate_env(value: Any, loc: str, problems: list[Problem], env: typing.Mapping[str, str]) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string, recursively."""
     if isinstance(value, str):

@@ -31,6 +31,7 @@ from beacons.dedupe import canonical_url
 from beacons.errors import ParseError, SourceError
 from beacons.log import get_logger
 from beacons.models import Brand, Mention
+from beacons.redact import public_url
 from beacons.text import html_to_text, one_line
 from collectors import Poll, PollContext
 
@@ -293,7 +294,9 @@ async def read_whole_feed(
     """
     since = cursor_time(ctx.state.cursor)
     fetched = await ctx.fetch(url, params=params)
-    mentions = parse(fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=fetched.url, skip=ctx.skip)
+    # The base for relative links is stored with each raw entry: no feed credentials in it (issue 10).
+    url = public_url(fetched.url)
+    mentions = parse(fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=url, skip=ctx.skip)
     return finish(ctx, [m for m in mentions if is_newer(m, since)], since)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from beacons.redact import public_url
 from collectors import Poll, PollContext, register
 from collectors._feed import parse_feed
 
@@ -27,6 +28,6 @@ class Options:
 async def poll(ctx: PollContext, options: Options) -> Poll:
     fetched = await ctx.fetch(options.url)
     mentions = parse_feed(
-        fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=fetched.url, skip=ctx.skip
+        fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=public_url(fetched.url), skip=ctx.skip
     )
     return Poll(mentions)

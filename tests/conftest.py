@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ import structlog
 import yaml
 from helpers_pg import Cluster, fresh_database, start_cluster, stop_cluster
 
+from beacons import redact
 from beacons.feedserver import FeedServer
 
 WriteConfig = Callable[..., Path]
@@ -107,7 +110,16 @@ def write_config(tmp_path: Path, db_path: Path) -> WriteConfig:
 
 @pytest.fixture(autouse=True)
 def _fresh_logging() -> Iterator[None]:
-    """CLI commands point structlog at the test's captured stderr; reset it so a later test never logs to a closed stream."""
+    """CLI commands point structlog at the test's captured stderr; reset it so a later test never logs to a closed stream.
+
+    Secrets registered by a config one test loaded are forgotten too, so they blank nothing in the next test.
+    """
     structlog.reset_defaults()
+    redact.forget()
+    hooks = sys.excepthook, threading.excepthook  # beacons.log.configure logs crashes; pytest keeps its own
     yield
+    sys.excepthook, threading.excepthook = hooks
     structlog.reset_defaults()
+    redact.forget()
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "beacons"]

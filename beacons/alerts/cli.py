@@ -15,6 +15,7 @@ import time
 
 from beacons.alerts.outbox import STATES, Outbox
 from beacons.cli import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, _config_arg, command, load, parser_hook
+from beacons.redact import redact, scrub
 
 
 @parser_hook
@@ -49,7 +50,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     with Storage(config.database) as store:
         rows = Outbox(store).rows(status=args.status, channel=args.channel, limit=args.limit)
     if args.format == "json":
-        print(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
+        print(json.dumps([redact(r.to_json()) for r in rows], ensure_ascii=False, indent=2))
         return EXIT_OK
     if not rows:
         print("(no alerts)")
@@ -59,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     )
     for r in rows:
         when = (r.sent_at if r.status == "sent" else r.next_attempt_at) or "-"
-        note = f"  {r.last_error}" if r.last_error else ""
+        note = f"  {scrub(r.last_error)}" if r.last_error else ""
         print(
             f"{r.id:6} {r.channel[:16]:16} {r.kind[:13]:13} {r.status:8} {r.attempts:5} {r.created_at[:19]:20} {when[:19]:20}  {r.event_id}{note[:100]}"
         )

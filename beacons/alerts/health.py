@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from beacons.alerts.config import AlertChannel, HealthRule
-from beacons.alerts.message import scrub
 from beacons.alerts.outbox import Outbox, epoch, ts
 from beacons.log import get_logger
 from beacons.models import Source
+from beacons.redact import scrub
 
 log = get_logger("beacons.alerts")
 

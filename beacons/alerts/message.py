@@ -17,13 +17,12 @@ from typing import Any
 
 from beacons.alerts.outbox import BeaconView, Outbox, Row
 from beacons.models import Match
+from beacons.redact import cut
 
 EXCERPT_CHARS = 280
 MAX_CARDS = 100  # beacons read into one digest or incident event; the count covers the rest
 _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")  # incl. bidi overrides
-_SECRETISH = re.compile(r"(?i)\b((?:access_)?token|key|api_key|apikey|secret|password|sig|signature|auth)=([^&\s\"']+)")
-_USERINFO = re.compile(r"(?i)(https?://)[^/\s:@]+:[^/\s@]+@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,26 +73,6 @@ class Event:
 
 class GoneError(Exception):
     """The beacon an alert is about no longer exists: the row is dead, not retried."""
-
-
-def scrub(text: str | None, limit: int = 500) -> str:
-    """Error text made safe to show: credentials in URLs and query strings blanked, control chars gone, cut."""
-    if not text:
-        return ""
-    text = _USERINFO.sub(r"\1[redacted]@", text)
-    text = _SECRETISH.sub(r"\1=[redacted]", text)
-    return cut(_CONTROL.sub(" ", text), limit)
-
-
-def cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, ending with an ellipsis when cut, on a word boundary if one is near."""
-    if len(text) <= limit:
-        return text
-    head = text[: limit - 1]
-    space = head.rfind(" ")
-    if space > limit * 0.7:
-        head = head[:space]
-    return head.rstrip() + "…"
 
 
 EVIDENCE_CHARS = 600

@@ -31,12 +31,13 @@ import httpx
 from beacons import USER_AGENT
 from beacons.alerts import health, slack, spikes, webhook
 from beacons.alerts.config import AlertChannel, named
-from beacons.alerts.message import GoneError, build_event, scrub
+from beacons.alerts.message import GoneError, build_event
 from beacons.alerts.outbox import Outbox, Row, ts
 from beacons.clock import SYSTEM, Clock
 from beacons.fetch import parse_retry_after
 from beacons.log import get_logger
 from beacons.models import Beacon, Source
+from beacons.redact import scrub
 from beacons.storage.base import from_epoch
 
 if TYPE_CHECKING:
@@ -242,9 +243,10 @@ class ChannelSender:
         try:
             body, headers = self.encode(row)
         except GoneError as exc:
-            self.outbox.mark_failed(row.id, str(exc), retry_at=None)
-            log.error("alert.dead", channel=self.channel.name, event_id=row.event_id, error=str(exc))
-            return Outcome("dead", error=str(exc))
+            error = scrub(str(exc), 300)
+            self.outbox.mark_failed(row.id, error, retry_at=None)
+            log.error("alert.dead", channel=self.channel.name, event_id=row.event_id, error=error)
+            return Outcome("dead", error=error)
         if rate_limited and await self._rate_limit(stop):
             self.outbox.release(row.id, now=self.clock.time())
             return Outcome("released")

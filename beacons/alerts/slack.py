@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from beacons.alerts.message import BeaconCard, Event, Segment, cut, plain, scrub
+from beacons.alerts.message import BeaconCard, Event, Segment, plain
+from beacons.redact import cut, scrub
 
 MAX_LISTED = 10  # beacons shown in a digest or incident message; the rest are counted
 _LINK_UNSAFE = re.compile(r"[<>|\s\"'`]")
