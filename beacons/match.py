@@ -18,7 +18,9 @@ from spacy.matcher import PhraseMatcher
 from beacons.models import Brand, Match, MatchSpan, Mention
 
 MAX_MATCH_CHARS = 100_000
-CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+# Scripts written without spaces between words, or whose grammatical particles attach to the word
+# before them: CJK punctuation (、。「」【】), kana, Han, Hangul (as in "Okkulo는"), full-width forms.
+CJK = "\u3000-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
 
 
 def _matcher_nlp() -> Language:
@@ -28,10 +30,13 @@ def _matcher_nlp() -> Language:
     never match the product RouterX. Names matter more than initials here.
     """
     nlp = spacy.blank("en")
-    suffixes = [*nlp.Defaults.suffixes, r"(?<=[A-Z0-9])\."]  # type: ignore[misc]
+    # A case ending after an apostrophe is its own token, as "'s" already is: Turkish writes
+    # "Kolibri'den", "Skyvolo'nun" (the name, then its suffix).
+    suffixes = [*nlp.Defaults.suffixes, r"(?<=[A-Z0-9])\.", r"(?<=\w)['’]\w{1,6}$"]  # type: ignore[misc]
     nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search  # type: ignore[union-attr]
-    # Japanese and Chinese put no space between words ("RouterXが壊れた"): every Han or kana
-    # character is its own token, so a Latin name touching them, or a name written in them, matches.
+    # Japanese and Chinese put no space between words ("RouterXが壊れた"), Korean attaches its
+    # particles ("RouterX는"): every Han, kana or Hangul character and CJK punctuation mark is its
+    # own token, so a Latin name touching them, or a name written in them, matches.
     infixes = [*nlp.Defaults.infixes, rf"(?<=[{CJK}])|(?=[{CJK}])"]  # type: ignore[misc]
     nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer  # type: ignore[union-attr]
     return nlp

@@ -166,3 +166,33 @@ def _pair() -> tuple[BrandMatcher, BrandMatcher]:
 
 
 _PAIR = _pair()
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("「RouterX」で注文したら届かない", "RouterX"),  # Japanese brackets touch the name
+        ("【Acme】セール開始、RouterXも対象", "Acme"),
+        ("RouterX、昨日から繋がらない", "RouterX"),  # an ideographic comma right after it
+        ("RouterX는 어제부터 연결이 안 돼요", "RouterX"),  # a Korean particle attached to a Latin name
+        ("라우터는 Acme가 제일 좋아요", "Acme"),
+        ("RouterX'den beri internet yok", "RouterX"),  # Turkish case ending after an apostrophe
+        ("Acme’nin destek ekibi cevap vermiyor", "Acme"),
+        ("the acme's router is fine", "acme"),
+    ],
+)
+def test_match_names_touching_cjk_punctuation_hangul_particles_and_suffixes(
+    matcher: BrandMatcher, text: str, found: str
+) -> None:
+    m = matcher.match_text(text)
+    assert m is not None and m.brand == "Acme"
+    assert any(s.text == found for s in m.spans)
+
+
+def test_match_hangul_and_kana_names_match_inside_running_text() -> None:
+    brand = Brand(name="Okkulo", aliases=("오쿨로", "オクロ"), handles=(), products=())
+    matcher = BrandMatcher([brand])
+    for text in ("오쿨로가 또 안 열려요", "오쿨로 앱 업데이트 후 문제", "オクロのカメラが壊れた"):
+        m = matcher.match_text(text)
+        assert m is not None and m.brand == "Okkulo", text
+    assert matcher.match_text("오늘은 날씨가 좋아요") is None
