@@ -88,7 +88,9 @@ def test_nlp_split_is_writer_disjoint_and_shipped_corpus_has_no_leaks_left() -> 
     held = {w for w, p in splits.writers.items() if p in ("dev", "test")}
     assert not (train_writers & held)
     train_brands = {ex.brand for ex in splits.train}
-    assert not (train_brands & {ex.brand for ex in splits.test})
+    # Every test post is about a brand or by a writer that training never read.
+    assert all(ex.brand not in train_brands or ex.writer in held for ex in splits.test)
+    assert {p for b, p in splits.brands.items() if b in train_brands} == {"train"}
     masker = Masker(corpus)
     again = find_leaks(splits.test, splits.train, masker)
     assert again.exact == () and again.near == ()  # what eval reads has no copies of train
@@ -106,5 +108,27 @@ def test_nlp_split_writers_holds_out_a_quarter_per_style(tmp_path: Path) -> None
     blog = [writers[f"w6-{i:02d}"] for i in range(8, 12)]
     assert tweet.count("train") == 6 and blog.count("train") == 3
     ex = corpus.examples[0]
-    assert part_of(ex, {ex.brand: "train"}, {ex.writer: "test"}) is None  # disagreeing parts: unused
     assert part_of(ex, {ex.brand: "test"}, {}) == "test"  # base writers follow their brand
+    # Trained on only when brand and writer are both train's; otherwise held out where something is unseen.
+    assert part_of(ex, {ex.brand: "train"}, {ex.writer: "train"}) == "train"
+    assert part_of(ex, {ex.brand: "train"}, {ex.writer: "test"}) == "test"  # unseen writer
+    assert part_of(ex, {ex.brand: "test"}, {ex.writer: "train"}) == "test"  # unseen brand
+    assert part_of(ex, {ex.brand: "dev"}, {ex.writer: "train"}) == "dev"
+    assert part_of(ex, {ex.brand: "dev"}, {ex.writer: "test"}) is None  # held out in two parts: unused
+    assert part_of(ex, {ex.brand: "test"}, {ex.writer: "dev"}) is None
+
+
+def test_nlp_no_held_out_writer_or_brand_reaches_train(tmp_path: Path) -> None:
+    lines = [
+        _line(
+            i, BRANDS[i % 6]["name"], f"{BRANDS[i % 6]['name']} post number {i} about things", writer=f"w6-{i % 12:02d}"
+        )
+        for i in range(72)
+    ]
+    corpus = load_corpus(_corpus(tmp_path, lines))
+    splits = make_splits(corpus, dedupe=())
+    held_writers = {w for w, p in splits.writers.items() if p != "train"}
+    held_brands = {b for b, p in splits.brands.items() if p != "train"}
+    assert held_writers and held_brands
+    assert not any(ex.writer in held_writers or ex.brand in held_brands for ex in splits.train)
+    assert len(splits.train) + len(splits.dev) + len(splits.test) + splits.unused == len(lines)

@@ -172,6 +172,7 @@ def evaluate(
             "support_f1": held_q["support"]["f1"],
             "advocacy_f1": held_q["advocacy"]["f1"],
         }
+        out["unseen"] = {name: _subset(sub) for name, sub in _unseen_subsets(pairs, splits).items()}
         out["leak_check"] = {
             "checked": leaks.checked if leaks else 0,
             "exact": len(leaks.exact) if leaks else 0,
@@ -184,6 +185,31 @@ def evaluate(
     if with_trade_off:
         out["trade_off"] = trade_off(classifier, items, gold_q)
     return out
+
+
+def _unseen_subsets(pairs: Sequence[tuple[Example, Classification]], splits: Splits) -> dict[str, list[Any]]:
+    """Evaluated posts by what the model never saw: their brand only, their writer only, or both."""
+    out: dict[str, list[Any]] = {"brand": [], "writer": [], "brand+writer": []}
+    for ex, r in pairs:
+        brand = splits.brands.get(ex.brand, "train") != "train"
+        writer = splits.writers.get(ex.writer, "train") != "train"
+        key = "brand+writer" if brand and writer else "brand" if brand else "writer" if writer else None
+        if key:
+            out[key].append((ex, r))
+    return out
+
+
+def _subset(pairs: Sequence[tuple[Example, Classification]]) -> dict[str, Any]:
+    q = per_label([ex.queue for ex, _ in pairs], [r.queue for _, r in pairs], QUEUES)
+    long_posts = [(ex, r) for ex, r in pairs if "long" in ex.tags]
+    return {
+        "n": len(pairs),
+        "queue_accuracy": _acc(pairs),
+        "support_f1": q["support"]["f1"],
+        "advocacy_f1": q["advocacy"]["f1"],
+        "long_queue_accuracy": _acc(long_posts),
+        "long": len(long_posts),
+    }
 
 
 TARGETS = {
@@ -203,8 +229,8 @@ TARGETS = {
 
 def format_report(m: dict[str, Any]) -> str:
     lines = [
-        f"model {m['model']} on {m['examples']} held-out {m.get('part', 'test')} posts from {len(m['brands'])} brands "
-        f"and {m.get('writers', '?')} writers never seen in training",
+        f"model {m['model']} on {m['examples']} held-out {m.get('part', 'test')} posts ({len(m['brands'])} brands, "
+        f"{m.get('writers', '?')} writers), each about a brand or by a writer never seen in training",
         f"brands: {', '.join(m['brands'])}",
         "",
     ]
@@ -212,7 +238,7 @@ def format_report(m: dict[str, Any]) -> str:
         lc = m["leak_check"]
         lines.append(
             f"leak check: {lc['checked']} posts against train ({lc['shingle']}): {lc['exact']} exact and {lc['near']} near "
-            f"copies dropped; {lc['unused_posts']} posts unused (brand and writer in different parts)"
+            f"copies dropped; {lc['unused_posts']} posts unused (brand and writer held out in different parts)"
         )
         lines.append("")
     lines.append(f"{'queue':10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
@@ -255,6 +281,11 @@ def format_report(m: dict[str, Any]) -> str:
         lines.append(
             f"held-out writers only ({h['writers']} writers, {h['n']} posts): queue accuracy {h['queue_accuracy']:.3f}, "
             f"support F1 {h['support_f1']:.3f}, advocacy F1 {h['advocacy_f1']:.3f}"
+        )
+    for name, v in (m.get("unseen") or {}).items():
+        lines.append(
+            f"unseen {name:14} n={v['n']:<5} queue accuracy {v['queue_accuracy']:.3f}, support F1 {v['support_f1']:.3f}, "
+            f"advocacy F1 {v['advocacy_f1']:.3f}, long {v['long_queue_accuracy']:.3f} (n={v['long']})"
         )
     if m.get("evidence_agrees") is not None:
         lines.append(

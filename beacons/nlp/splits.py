@@ -4,8 +4,10 @@ Brands go wholly to one part (``corpus.split_brands``). Writers do too
 (``split_writers``): a writer persona of the new corpus files (``writer`` =
 "w6-03") is assigned train, dev or test, about a quarter of each source style's
 writers held out, so the test figures are for voices the model never read.
-A post is used only where its brand's part and its writer's part agree; the
-base corpus (one team, ``writer`` = "base-part-N") follows its brand alone.
+A post is trained on only when its brand and its writer are both train's; every
+dev or test post is unseen in its brand, its writer, or both (``part_of``), and
+``beacons eval`` reports each of those subsets. The base corpus (one team,
+``writer`` = "base-part-N") follows its brand alone.
 
 Then leaks: after brand masking, a dev or test post whose text equals a train
 post, or shares at least ``NEAR`` of its word 5-gram shingles with one
@@ -68,11 +70,20 @@ def split_writers(corpus: Corpus, *, salt: str = "beacons-writers-v1") -> dict[s
 
 
 def part_of(ex: Example, brands: dict[str, str], writers: dict[str, str]) -> str | None:
-    """The part a post belongs to, or None when its brand and its writer disagree (it is not used)."""
+    """The part a post belongs to, or None when it can be in no part.
+
+    A post is trained on only when both its brand and its writer are train's. A post whose brand
+    is held out goes to that brand's part even when a train writer wrote it (it is unseen in its
+    brand); one by a held-out writer about a train brand goes to that writer's part (unseen in its
+    voice; its brand is masked anyway). Only a post whose brand and writer are held out in
+    *different* parts (one dev, one test) is not used.
+    """
     brand_part = brands.get(ex.brand, "train")
     writer_part = writers.get(ex.writer)
-    if writer_part is None or writer_part == brand_part:
+    if writer_part is None or writer_part == brand_part or writer_part == "train":
         return brand_part
+    if brand_part == "train":
+        return writer_part
     return None
 
 
