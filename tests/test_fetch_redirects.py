@@ -21,7 +21,7 @@ from helpers_feeds import raw_handler, texts_feed
 from structlog.testing import capture_logs
 
 from beacons.addresses import AddressClass, address_class
-from beacons.errors import BadRedirect
+from beacons.errors import BadRedirect, FetchError
 from beacons.feedserver import FeedServer, Resource
 from beacons.fetch import FetchLimits, fetch, make_client
 from beacons.models import Fetched
@@ -320,3 +320,11 @@ def test_fetch_basic_auth_from_userinfo_reaches_the_origin(feed_server: FeedServ
     get(feed_server.url("/feed.xml").replace("http://", "http://alice:pa55word@"))
     expected = "Basic " + base64.b64encode(b"alice:pa55word").decode()
     assert feed_server.hits("/feed.xml")[0]["headers"]["Authorization"] == expected
+
+
+@pytest.mark.parametrize("location", ["http://[::1/evil", "https://[zzz]/q/1"])
+def test_fetch_redirect_to_an_unparsable_url_is_a_fetch_error(feed_server: FeedServer, location: str) -> None:
+    """A source error for the pipeline to count, never an exception from outside the error tree."""
+    feed_server.add("/feed", raw_handler(302, {"Location": location}))
+    with pytest.raises(FetchError, match="Invalid URL in location header"):
+        get(feed_server.url("/feed"))
