@@ -60,6 +60,9 @@ class FetchConfig:
     connect_timeout: Duration = 10.0
     max_bytes: ByteSize = 5 * 1024 * 1024  # cap on the decoded body
     max_redirects: int = 5
+    # A redirect may not lead to a more private address than the source's (beacons/addresses.py);
+    # true lifts that, never for link-local (cloud metadata). Issue 10, section 4.
+    allow_private_redirects: bool = False
     user_agent: str = USER_AGENT
     concurrency: int = 64  # requests in flight overall
     per_host_concurrency: int = 2  # requests in flight to one host

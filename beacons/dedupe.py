@@ -74,6 +74,21 @@ def canonical_url(url: str | None) -> str | None:
     return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
 
 
+def link_problem(url: str | None) -> str | None:
+    """Why ``url`` cannot be a mention's link, or None: urlsplit refuses it (``http://[::1/evil``).
+
+    Such a link would fail every later step that reads it (dedupe, routing by
+    domain, the page), so its entry is skipped instead (issue 10, section 5).
+    """
+    if not url:
+        return None
+    try:
+        urlsplit(url.strip())
+    except ValueError as exc:
+        return f"link {url[:100]!r} is not a URL ({exc})"
+    return None
+
+
 def content_hash(mention: Mention) -> str:
     """Hash of who said what: the author and the folded title and text."""
     basis = "\x1f".join(
@@ -91,7 +106,7 @@ def dedupe_keys(mention: Mention) -> list[str]:
     keys = []
     url = canonical_url(mention.url)
     # A bare home page is not an identity: some feeds link every entry to it.
-    if url and urlsplit(url).path not in ("", "/"):
+    if url and link_problem(url) is None and urlsplit(url).path not in ("", "/"):
         keys.append(f"url:{url}")
     if mention.guid:
         keys.append(f"guid:{mention.source_id}:{mention.guid.strip()}")

@@ -6,6 +6,11 @@
 enforces a total deadline (a slow-drip server cannot hold a poll forever) and
 turns 429/503 ``Retry-After`` into a per-host pause. ``Politeness`` bounds the
 requests in flight overall and per host and spaces requests to one host.
+
+Redirects keep credentials with their origin and cannot reach inwards (issue
+10, section 4): ``Authorization``, ``Cookie`` and URL userinfo are dropped on
+any change of scheme, host or port, and a hop whose connected address is more
+private than the first hop's is refused (``beacons.addresses``).
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import importlib.util
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from beacons.addresses import AddressClass, Classify, address_class, ip_literal, redirect_refusal
 from beacons.clock import SYSTEM, Clock
 from beacons.errors import (
     BadRedirect,
@@ -33,7 +39,11 @@ from beacons.errors import (
     NotModified,
     TooManyRedirects,
 )
+from beacons.log import get_logger
 from beacons.models import Fetched
+from beacons.redact import scrub
+
+log = get_logger("beacons.fetch")
 
 # httpcore runs `import sniffio` each time it builds a lock, several times per
 # request; anyio 4 no longer installs sniffio, and a failed import is not cached,
@@ -47,6 +57,8 @@ DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After still means "slow down"
 MAX_RETRY_AFTER = 6 * 3600.0
 ERROR_BODY_BYTES = 16 * 1024  # how much of an error response is kept for the collector
 ERROR_BODY_SECONDS = 5.0
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})  # never sent to another origin
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,7 @@ class FetchLimits:
     max_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     user_agent: str = "beacons"
+    allow_private_redirects: bool = False  # see beacons.addresses for the rule it lifts
 
     @classmethod
     def from_config(cls, cfg: object) -> FetchLimits:
@@ -65,6 +78,7 @@ class FetchLimits:
             max_bytes=getattr(cfg, "max_bytes"),
             max_redirects=getattr(cfg, "max_redirects"),
             user_agent=getattr(cfg, "user_agent"),
+            allow_private_redirects=getattr(cfg, "allow_private_redirects", False),
         )
 
 
@@ -158,8 +172,13 @@ async def fetch(
     last_modified: str | None = None,
     politeness: Politeness | None = None,
     source_id: str | None = None,
+    classify: Classify = address_class,
 ) -> Fetched:
-    """GET ``url``; raises ``NotModified`` on 304 and a ``FetchError`` on failure."""
+    """GET ``url``; raises ``NotModified`` on 304 and a ``FetchError`` on failure.
+
+    ``classify`` tells the class of a connected IP address (tests pass one that
+    calls a loopback server public, to play a public source).
+    """
     started = time.monotonic()
     host = urlsplit(url).hostname or ""
     wait = politeness.paused_for(host) if politeness is not None else 0.0
@@ -172,7 +191,10 @@ async def fetch(
             source_id=source_id,
         )
     try:
-        return await _fetch(client, url, limits, params, headers, etag, last_modified, politeness, source_id, started)
+        guard = _RedirectGuard(url, limits.allow_private_redirects, classify, source_id)
+        return await _fetch(
+            client, url, limits, params, headers, etag, last_modified, politeness, source_id, started, guard
+        )
     except TimeoutError as exc:
         raise FetchTimeout(
             f"{url} did not finish within fetch.timeout ({limits.timeout:g}s)", url=url, source_id=source_id
@@ -190,6 +212,7 @@ async def _fetch(
     politeness: Politeness | None,
     source_id: str | None,
     started: float,
+    guard: _RedirectGuard,
 ) -> Fetched:
     request_headers = dict(headers or {})
     if etag:
@@ -204,7 +227,14 @@ async def _fetch(
     # would otherwise time out in the queue without sending a byte.
     budget = limits.timeout
     for _hop in range(limits.max_redirects + 1):
-        request = client.build_request("GET", current, params=query, headers=request_headers)
+        try:
+            request = client.build_request("GET", current, params=query, headers=request_headers)
+        except httpx.InvalidURL as exc:
+            if not seen:
+                raise FetchError(f"cannot fetch {scrub(url)}: {exc}", url=url, source_id=source_id) from exc
+            raise BadRedirect(
+                f"{scrub(seen[-1])} redirects to a URL that cannot be parsed ({exc})", url=url, source_id=source_id
+            ) from exc
         current = str(request.url)
         if current in seen:
             raise TooManyRedirects(
@@ -212,11 +242,13 @@ async def _fetch(
             )
         seen.append(current)
         host = request.url.host
+        guard.before_connect(request)
+        send = _send(client, request, limits, politeness, source_id, url, guard.connected)
         if politeness is not None:
             async with politeness.slot(host):
-                result, budget = await _timed(_send(client, request, limits, politeness, source_id, url), budget)
+                result, budget = await _timed(send, budget)
         else:
-            result, budget = await _timed(_send(client, request, limits, politeness, source_id, url), budget)
+            result, budget = await _timed(send, budget)
         if isinstance(result, str):  # a redirect target
             target = urljoin(current, result)
             scheme = urlsplit(target).scheme.lower()
@@ -226,6 +258,9 @@ async def _fetch(
                     url=url,
                     source_id=source_id,
                 )
+            if _origin(target) != _origin(current):  # as httpx and requests do, but on any change
+                request_headers = {k: v for k, v in request_headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+                target = _without_userinfo(target)
             current, query = target, None
             continue
         status, resp_headers, body = result
@@ -263,6 +298,7 @@ async def _send(
     politeness: Politeness | None,
     source_id: str | None,
     url: str,
+    connected: Callable[[httpx.Request, httpx.Response], None],
 ) -> str | tuple[int, dict[str, str], bytes]:
     try:
         response = await client.send(request, stream=True)
@@ -279,6 +315,7 @@ async def _send(
             source_id=source_id,
         ) from exc
     try:
+        connected(request, response)  # before a byte of the body is read
         headers = {k.lower(): v for k, v in response.headers.items()}
         status = response.status_code
         if status in REDIRECT_STATUSES and "location" in headers:
@@ -314,6 +351,95 @@ async def _send(
         ) from exc
     finally:
         await response.aclose()
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) with the default port filled in; None when the URL cannot be parsed."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+
+
+def _without_userinfo(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # httpx refuses it next, as a BadRedirect
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return url if host == parts.netloc else parts._replace(netloc=host).geturl()
+
+
+def _peer_ip(response: httpx.Response) -> str | None:
+    """The IP address the response actually came from (the connected socket's peer)."""
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    try:
+        addr = stream.get_extra_info("server_addr")
+    except OSError:  # a socket already torn down
+        return None
+    if isinstance(addr, tuple) and addr and isinstance(addr[0], str):
+        return addr[0]
+    return None
+
+
+class _RedirectGuard:
+    """The first hop's address class, and the check of every later hop against it (``beacons.addresses``).
+
+    The check reads the address of the connection httpx made (the socket's
+    peer), so DNS rebinding gains nothing: whatever a name resolved to, the
+    address checked is the one connected to. A redirect to an IP literal is
+    checked before connecting, so no request reaches it at all; a redirect to
+    a name is checked once the response headers arrive, and a refused one is
+    closed without reading its body.
+    """
+
+    def __init__(self, url: str, allow_private: bool, classify: Classify, source_id: str | None) -> None:
+        self.url = url
+        self.allow_private = allow_private
+        self.classify = classify
+        self.source_id = source_id
+        self.source: AddressClass | None = None  # set by the first hop
+        self.previous = url
+
+    def before_connect(self, request: httpx.Request) -> None:
+        if self.source is not None:
+            ip = ip_literal(request.url.host)
+            if ip is not None:
+                self._check(str(request.url), ip)
+
+    def connected(self, request: httpx.Request, response: httpx.Response) -> None:
+        ip = _peer_ip(response) or ip_literal(request.url.host)
+        if self.source is None:
+            # Unknown (a transport that does not say where it connected) counts as public: the strict case.
+            self.source = self.classify(ip) if ip is not None else AddressClass.PUBLIC
+        elif ip is not None:
+            self._check(str(request.url), ip)
+        self.previous = str(request.url)
+
+    def _check(self, target: str, ip: str) -> None:
+        assert self.source is not None
+        target_class = self.classify(ip)
+        reason = redirect_refusal(self.source, target_class, allow_private=self.allow_private)
+        if reason is None:
+            return
+        log.warning(
+            "fetch.redirect_refused",
+            url=scrub(self.previous),
+            target=scrub(target),
+            address=ip,
+            address_class=target_class.label,
+            source_class=self.source.label,
+        )
+        raise BadRedirect(
+            f"refused the redirect from {scrub(self.previous)} to {scrub(target)} "
+            f"({ip}, {target_class.label}): {reason}",
+            url=self.url,
+            source_id=self.source_id,
+        )
 
 
 def rate_limit_wait(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

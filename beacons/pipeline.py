@@ -18,7 +18,7 @@ from structlog.contextvars import bound_contextvars
 from beacons.classify import Classifier
 from beacons.clock import SYSTEM, Clock
 from beacons.config import RoutingConfig
-from beacons.dedupe import dedupe_keys
+from beacons.dedupe import content_hash, dedupe_keys, link_problem
 from beacons.errors import HTTPStatusError, NotModified, SourceError, StoreError
 from beacons.fetch import FetchLimits, Politeness, fetch
 from beacons.log import get_logger
@@ -165,11 +165,21 @@ class Pipeline:
         }
         candidates: list[tuple[Mention, tuple[str, ...], Match]] = []
         for mention in mentions:
-            match = self.matcher.match(mention)
+            try:
+                problem = _unusable(mention)
+                if problem is not None:
+                    raise ValueError(problem)
+                match = self.matcher.match(mention)
+                keys = tuple(dedupe_keys(mention)) if match is not None else ()
+            except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
+                counts["skipped"] += 1
+                error = scrub(f"{type(exc).__name__}: {exc}", 300)
+                log.info("mention.skipped", reason="bad_entry", entry=_entry_id(mention), detail=error)
+                continue
             if match is None:
                 counts["dropped_no_brand"] += 1
                 continue
-            candidates.append((mention, tuple(dedupe_keys(mention)), match))
+            candidates.append((mention, keys, match))
         known = self.store.known_keys(k for _, keys, _ in candidates for k in keys)
         fresh: list[tuple[Mention, tuple[str, ...], Match]] = []
         batch_keys: set[str] = set()
@@ -181,7 +191,7 @@ class Pipeline:
             fresh.append((mention, keys, match))
         items = self._classify(fresh, counts)
         saved = self.store.save_poll(
-            source_id, items, state=state, seen=len(mentions), skipped=skipped, channels=self.channels
+            source_id, items, state=state, seen=len(mentions), skipped=counts["skipped"], channels=self.channels
         )
         if saved.beacon_ids:  # posts about the same problem become one thread, linked now (never on read)
             link_threads(self.store, self.routing.grouping, saved.beacon_ids)
@@ -234,13 +244,16 @@ class Pipeline:
                     results.append(exc)
         items = []
         for (mention, keys, match), result in zip(fresh, results, strict=True):
-            if isinstance(result, Exception):
-                counts["classify_errors"] += 1
-                error = scrub(f"{type(result).__name__}: {result}", 2000)
-                log.error("mention.classify_failed", url=mention.url, error=error)
-                items.append(Item(mention, keys, match, None, None, classify_error=error))
-            else:
-                items.append(Item(mention, keys, match, result, route(mention, match, result, self.rules)))
+            if not isinstance(result, Exception):
+                try:
+                    items.append(Item(mention, keys, match, result, route(mention, match, result, self.rules)))
+                    continue
+                except Exception as exc:  # stored unrouted and retried, like a classifier failure
+                    result = exc
+            counts["classify_errors"] += 1
+            error = scrub(f"{type(result).__name__}: {result}", 2000)
+            log.error("mention.classify_failed", url=mention.url, error=error)
+            items.append(Item(mention, keys, match, None, None, classify_error=error))
         return items
 
     def _context(self, source: Source, state: SourceState) -> PollContext:
@@ -278,6 +291,26 @@ class Pipeline:
     def _new_state(ctx: PollContext, poll: Poll, old: SourceState) -> SourceState:
         etag, last_modified = (ctx.etag, ctx.last_modified) if ctx.conditional_used else (old.etag, old.last_modified)
         return SourceState(etag, last_modified, poll.cursor if poll.cursor is not None else old.cursor)
+
+
+_STORED_TEXT = ("title", "text", "author", "guid", "url", "raw", "lang")
+
+
+def _unusable(mention: Mention) -> str | None:
+    """Why a mention cannot be stored as it is, or None: text no database can encode, or a link urlsplit refuses."""
+    for name in _STORED_TEXT:
+        value = getattr(mention, name)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{name} holds a lone surrogate (from an escape like \\ud800 or &#xD800;), which is not text"
+    return link_problem(mention.url)
+
+
+def _entry_id(mention: Mention) -> str:
+    """The entry's name in a log line: its guid, else its link, else its content hash."""
+    return scrub(mention.guid or mention.url or f"hash:{content_hash(mention)}", 200)
 
 
 def _ms(started: float) -> float:

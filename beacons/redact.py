@@ -87,7 +87,8 @@ _SECRET_PARAM = re.compile(
     r"(?i)\b([a-z0-9_.-]*(?:token|key|secret|passw(?:or)?d|pwd|sig|signature|auth|authorization|credentials?|session))"
     r"=([^&\s\"'<>#;]+)"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")  # incl. bidi overrides
+# incl. bidi overrides, and lone surrogates (&#xD800; in a feed), which no stream or database can encode
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 _secrets: set[str] = set()
 _secret_re: re.Pattern[str] | None = None

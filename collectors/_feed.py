@@ -3,6 +3,12 @@
 ``parse_feed`` turns RSS 0.9x/1.0/2.0 or Atom bytes into mentions with
 feedparser. The bytes go in as a file object, never a string, because
 feedparser treats a string as a URL or path it may open.
+
+One poisoned entry costs that entry, never the feed (issue 10, section 5): a
+numeric character reference to no character (``&#xD800;``, a lone surrogate,
+or a number past U+10FFFF) makes feedparser's fallback parser raise for the
+whole document, so the body is parsed once more with those references marked,
+and the entries that held one are skipped.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import calendar
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -17,12 +24,18 @@ from typing import Any
 
 import feedparser
 
-from beacons.dedupe import canonical_url
+from beacons.dedupe import canonical_url, link_problem
 from beacons.errors import ParseError
 from beacons.models import Mention
 from beacons.text import one_line, sanitized_html_to_text
 
 Skip = Callable[[str, str], None]
+
+_CHARREF = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));")
+# A private-use character marks where a bad reference was, so its entry can be found and
+# skipped; a broken feed that already holds U+10FFFD loses those entries too.
+POISON = "\U0010fffd"
+_POISON_REF = b"&#x10FFFD;"
 
 
 def _jsonable(value: Any) -> Any:
@@ -89,9 +102,7 @@ def parse_feed(
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     if url:
         response_headers.setdefault("content-location", url)
-    parsed = feedparser.parse(
-        io.BytesIO(body), response_headers=response_headers, sanitize_html=True, resolve_relative_uris=True
-    )
+    parsed, poisoned = _parse_or_retry(body, response_headers, source_id)
     entries = parsed.get("entries") or []
     if not entries:
         # An HTML page parses without bozo as often as with it, so say what it is either way.
@@ -109,22 +120,76 @@ def parse_feed(
     now = fetched_at or datetime.now(UTC)
     mentions: list[Mention] = []
     for i, entry in enumerate(entries):
+        if poisoned and POISON in entry_json(entry):
+            if skip:
+                skip("bad_entry", f"entry {i}{_ident(entry)}: {_POISON_REASON}")
+            continue
         try:
             mention = _mention(entry, source_id, now, link_of)
             if mention is not None and finish is not None:
                 mention = finish(entry, mention)
         except Exception as exc:  # one odd entry must not cost the rest of the feed
             if skip:
-                skip("bad_entry", f"entry {i}: {type(exc).__name__}: {exc}")
+                skip("bad_entry", f"entry {i}{_ident(entry)}: {type(exc).__name__}: {exc}")
             continue
         if mention is None:
             if skip:
-                skip("empty_entry", f"entry {i} has no title, text or link")
+                skip("empty_entry", f"entry {i}{_ident(entry)} has no title, text or link")
             continue
         mentions.append(mention)
     if skip:
         _report_bozo(parsed, skip)
     return mentions
+
+
+_POISON_REASON = "a character reference to no character (a lone surrogate like &#xD800;, or past U+10FFFF)"
+
+
+def _parse(body: bytes, response_headers: Mapping[str, str]) -> Any:
+    return feedparser.parse(
+        io.BytesIO(body), response_headers=response_headers, sanitize_html=True, resolve_relative_uris=True
+    )
+
+
+def _parse_or_retry(body: bytes, response_headers: Mapping[str, str], source_id: str) -> tuple[Any, bool]:
+    """The parsed feed, and whether it took a second try with bad character references marked."""
+    try:
+        return _parse(body, response_headers), False
+    except Exception as exc:  # feedparser's fallback parser raises from chr() and encode() on hostile bytes
+        failure: Exception = exc
+    clean = _sanitised(body)
+    if clean is not None:
+        try:
+            return _parse(clean, response_headers), True
+        except Exception as exc:
+            failure = exc
+    raise ParseError(
+        f"not a readable feed: feedparser failed with {type(failure).__name__}: {str(failure)[:200]}",
+        source_id=source_id,
+    ) from failure
+
+
+def _sanitised(body: bytes) -> bytes | None:
+    """``body`` with each reference to a surrogate or past U+10FFFF replaced by POISON; None when there is none."""
+
+    def mark(found: re.Match[bytes]) -> bytes:
+        hex_digits, digits = found.group(1), found.group(2)
+        if len(hex_digits or digits) > 16:  # far past U+10FFFF; int() of a huge number is refused or slow
+            return _POISON_REF
+        value = int(hex_digits, 16) if hex_digits else int(digits)
+        return _POISON_REF if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF else found.group(0)
+
+    clean = _CHARREF.sub(mark, body)
+    return None if clean == body else clean
+
+
+def _ident(entry: Mapping[str, Any]) -> str:
+    """`` (id=...)`` naming an entry in a skip reason: its guid, else its link."""
+    for key in ("id", "link"):
+        value = entry.get(key)
+        if isinstance(value, str) and value.strip():
+            return f" ({key}={value.strip()[:200].replace(POISON, '?')})"
+    return ""
 
 
 def _report_bozo(parsed: Mapping[str, Any], skip: Skip) -> None:
@@ -151,6 +216,9 @@ def _mention(
     link = link_of(entry) if link_of else entry.get("link")
     if not (title or text or link):
         return None
+    problem = link_problem(link) if isinstance(link, str) else None
+    if problem:
+        raise ValueError(problem)
     author = one_line(entry.get("author") or (entry.get("author_detail") or {}).get("name") or "", limit=200) or None
     guid = entry.get("id") or entry.get("guid") or None
     return Mention(

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from beacons.dedupe import canonical_url
+from beacons.dedupe import canonical_url, link_problem
 from beacons.errors import ParseError, SourceError
 from beacons.log import get_logger
 from beacons.models import Brand, Mention
@@ -165,7 +165,13 @@ def make_mention(
     author_reach: int | None = None,
     lang: str | None = None,
 ) -> Mention:
-    """A ``Mention`` from one result, its raw JSON kept; title and text are untrusted HTML."""
+    """A ``Mention`` from one result, its raw JSON kept; title and text are untrusted HTML.
+
+    A link that cannot be parsed (``http://[::1/evil``) makes the result a ``BadItem``.
+    """
+    problem = link_problem(url)
+    if problem:
+        raise BadItem(problem)
     return Mention(
         source_id=source_id,
         url=canonical_url(url) if url else None,

@@ -13,6 +13,7 @@ from conftest import WriteConfig
 
 from beacons.config import Config, find_config, load_config, parse_config
 from beacons.errors import ConfigError, Problem
+from beacons.fetch import FetchLimits
 from beacons.settings import Secret, build, parse_bytesize, parse_duration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +49,13 @@ def test_config_collects_every_problem_at_once() -> None:
             {"id": "d", "kind": "rss", "url": "https://d.example.org", "intervall": "5m"},
             {"id": "d", "kind": "rss", "url": "https://e.example.org", "interval": "0.5s"},
         ],
-        "fetch": {"timeout": "fast", "max_bytes": "lots", "max_redirects": "5", "concurrency": True},
+        "fetch": {
+            "timeout": "fast",
+            "max_bytes": "lots",
+            "max_redirects": "5",
+            "concurrency": True,
+            "allow_private_redirects": "yes",
+        },
         "logging": {"level": "loud"},
     }
     problems = problems_of(data)
@@ -65,6 +72,7 @@ def test_config_collects_every_problem_at_once() -> None:
         'fetch.max_bytes: expected a size like 5MiB, got "lots"',
         'fetch.max_redirects: expected a whole number, got "5"',
         "fetch.concurrency: expected a whole number, got bool True",
+        'fetch.allow_private_redirects: expected true or false, got "yes"',
         'logging.level: expected one of debug, info, warning, error, got "loud"',
     ]
     for prefix in expected_prefixes:
@@ -91,11 +99,13 @@ def test_config_defaults_live_in_the_dataclasses() -> None:
 
 
 def test_config_values_are_coerced() -> None:
-    text = yaml.safe_dump({**GOOD, "sources": GOOD["sources"][:2], "fetch": {"timeout": "90s", "max_bytes": "512KiB"}})
+    fetch = {"timeout": "90s", "max_bytes": "512KiB", "allow_private_redirects": True}
+    text = yaml.safe_dump({**GOOD, "sources": GOOD["sources"][:2], "fetch": fetch})
     config = parse_config(text, env={})
     assert [s.interval for s in config.sources] == [300.0, 5400.0]
     assert config.sources[1].options.url == "https://b.example.org/feed"
     assert (config.fetch.timeout, config.fetch.max_bytes) == (90.0, 512 * 1024)
+    assert FetchLimits.from_config(config.fetch).allow_private_redirects is True
     assert config.brand_models()[0].products[0].name == "RouterX"
     assert config.source("b") is config.sources[1] and config.source("zzz") is None
 

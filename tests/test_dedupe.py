@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beacons.dedupe import canonical_url, content_hash, dedupe_key, dedupe_keys
+from beacons.dedupe import canonical_url, content_hash, dedupe_key, dedupe_keys, link_problem
 from beacons.models import Mention
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -121,3 +121,16 @@ def test_dedupe_content_hash_changes_with_who_said_what(change: dict[str, str]) 
 
 def test_dedupe_mention_without_url_or_guid_still_has_a_key() -> None:
     assert dedupe_key(mention(None, None)).startswith("hash:")
+
+
+@pytest.mark.parametrize("url", ["http://[::1/evil", "https://[zzz]/q/1"])
+def test_dedupe_keys_of_an_unparsable_link_are_guid_and_hash(url: str) -> None:
+    """Issue 10 §5: such a link made dedupe_keys raise and cost the whole poll."""
+    assert link_problem(url) is not None
+    keys = dedupe_keys(mention(url, "42"))
+    assert [k.split(":")[0] for k in keys] == ["guid", "hash"]
+
+
+@pytest.mark.parametrize("url", [None, "", "https://example.com/a", "https://example.com:99999/x"])
+def test_dedupe_link_problem_none_for_a_parsable_link(url: str | None) -> None:
+    assert link_problem(url) is None

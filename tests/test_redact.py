@@ -235,3 +235,8 @@ def test_log_thread_exception_goes_through_redaction() -> None:
     event = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert (event["event"], event["thread"]) == ("thread.crashed", "worker")
     assert event["exception"][0]["exc_value"] == f"thread failed with {REDACTED}"
+
+
+def test_redact_scrub_removes_lone_surrogates() -> None:
+    """Issue 10 §5: a "\\ud800" from a feed must not make a log line or a stored error unwritable."""
+    assert scrub("title \ud800 here").encode("utf-8") == b"title   here"
