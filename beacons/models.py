@@ -181,6 +181,7 @@ class Beacon:
     fetched_at: str | None = None
     author_reach: int | None = None
     evidence: dict[str, Any] | None = None  # {text, start, end}: the passage that decided it (Evidence.to_json)
+    intents: dict[str, float] = field(default_factory=dict)  # intent -> score; a person's correction scores 1.0
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

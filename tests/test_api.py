@@ -34,6 +34,7 @@ from helpers_queue import (
     seed,
 )
 
+from beacons import queue as q
 from beacons.config import Config
 from beacons.errors import ConfigError
 from beacons.store import Store
@@ -622,3 +623,88 @@ def test_api_form_post_error_without_javascript_is_a_page(client: httpx.Client) 
     r = client.post(f"/api/beacons/{WIFI}/claim", data={"csrf": csrf, "next": "/"}, headers={"Accept": "text/html"})
     assert r.status_code == 409 and r.headers["content-type"].startswith("text/html")
     assert "already claimed by alice" in r.text and 'href="/"' in r.text
+
+
+# -- correcting sentiment and intents (issue 12) -------------------------------------------------------
+
+
+def test_api_label_corrects_sentiment_and_intents_as_training_labels(client: httpx.Client, config: Config) -> None:
+    r = client.post(
+        f"/api/beacons/{WIFI}/label",
+        json={"by": "maria", "sentiment": "negative", "intents": ["bug_outage", "complaint"]},
+        headers=AUTH,
+    )
+    assert r.status_code == 200
+    beacon = r.json()["beacon"]
+    assert (beacon["sentiment"], beacon["intents"]) == ("negative", {"bug_outage": 1.0, "complaint": 1.0})
+    r = client.post(f"/api/beacons/{WIFI}/label", json={"by": "maria", "intents": []}, headers=AUTH)
+    assert (r.json()["beacon"]["sentiment"], r.json()["beacon"]["intents"]) == ("negative", {})
+    history = client.get(f"/api/beacons/{WIFI}", headers=AUTH).json()["history"]
+    assert [(h["actor"], h["action"], h["detail"]) for h in history] == [
+        ("maria", "relabel", "sentiment negative, intents bug_outage, complaint"),
+        ("maria", "relabel", "intents (none)"),
+    ]
+    with Store(config.database) as store:
+        [example] = q.feedback_examples(store)  # what `beacons train --with-feedback` reads
+    assert (example["sentiment"], example["intents"], example["labels"]) == ("negative", [], ["sentiment", "intents"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"by": "bob", "sentiment": "angry"}, 400, "sentiment"),
+        ({"by": "bob", "sentiment": 1}, 400, "sentiment"),
+        ({"by": "bob", "intents": ["bug_outage", "bugs"]}, 400, "intents"),
+        ({"by": "bob", "intents": "bug_outage"}, 400, "intents"),
+        ({"by": "bob", "intents": [1]}, 400, "intents"),
+        ({"by": "bob"}, 400, "label"),
+        ({"by": "bob", "queue": "none", "sentiment": "neutral"}, 400, "queue"),
+        ({"sentiment": "neutral"}, 400, "by"),
+    ],
+)
+def test_api_label_refuses_unknown_values_naming_the_field(
+    client: httpx.Client, config: Config, body: dict[str, Any], status: int, field: str
+) -> None:
+    r = client.post(f"/api/beacons/{WIFI}/label", json=body, headers=AUTH)
+    assert r.status_code == status and r.json()["error"]["message"].startswith(f"{field}:")
+    assert (
+        client.post("/api/beacons/999/label", json={"by": "bob", "sentiment": "neutral"}, headers=AUTH).status_code
+        == 404
+    )
+    with Store(config.database) as store:
+        assert q.feedback_examples(store) == []  # nothing half-written
+        assert q.history(store, WIFI) == []
+
+
+def test_api_page_label_form_works_without_javascript(client: httpx.Client, config: Config) -> None:
+    csrf = sign_in(client)
+    page = client.get(f"/beacons/{WIFI}").text
+    assert f'action="/api/beacons/{WIFI}/label"' in page and 'name="intents" value="bug_outage"' in page
+    form = {"next": f"/beacons/{WIFI}", "sentiment": "positive", "intents": ["", "praise", "testimonial"]}
+    assert client.post(f"/api/beacons/{WIFI}/label", data=form, headers={"Accept": "text/html"}).status_code == 403
+    r = client.post(f"/api/beacons/{WIFI}/label", data={"csrf": csrf, **form}, headers={"Accept": "text/html"})
+    assert (r.status_code, r.headers["location"]) == (303, f"/beacons/{WIFI}")
+    page = client.get(f"/beacons/{WIFI}").text
+    assert 'value="positive" selected' in page and 'value="praise" checked' in page
+    assert 'value="bug_outage" checked' not in page
+    # Every box cleared: the hidden empty field still says "none of the intents"; the unchanged sentiment is no label.
+    r = client.post(
+        f"/api/beacons/{WIFI}/label",
+        data={"csrf": csrf, "next": f"/beacons/{WIFI}", "sentiment": "positive", "intents": ""},
+        headers={"Accept": "text/html"},
+    )
+    assert r.status_code == 303
+    r = client.post(
+        f"/api/beacons/{WIFI}/label",
+        data={"csrf": csrf, "sentiment": "positive", "intents": ""},
+        headers={"Accept": "text/html"},
+    )
+    assert r.status_code == 400 and "nothing changed" in r.text
+    with Store(config.database) as store:
+        details = [(e.actor, e.action, e.detail) for e in q.history(store, WIFI)]
+        [example] = q.feedback_examples(store)
+    assert details == [
+        ("alice", "relabel", "sentiment positive, intents praise, testimonial"),
+        ("alice", "relabel", "intents (none)"),
+    ]
+    assert (example["sentiment"], example["intents"]) == ("positive", [])

@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from beacons.classify import Classifier
 from beacons.cli import EXIT_ERROR, EXIT_OK, Subparsers, command, parser_hook
 from beacons.nlp.corpus import Corpus, Example
+
+if TYPE_CHECKING:
+    from beacons.nlp.model import SpacyClassifier
 
 
 @parser_hook
@@ -54,6 +58,12 @@ def _add(groups: dict[str, Subparsers]) -> None:
     e.add_argument("--corpus", metavar="DIR", help="corpus folder (default: the package's)")
     e.add_argument("--split", choices=["test", "dev"], default="test", help="which held-out split (default test)")
     e.add_argument("--format", choices=["table", "json"], default="table")
+    e.add_argument(
+        "--tune-intents",
+        action="store_true",
+        help="choose each intent's threshold on the dev split (precision >= 0.8), write intent_thresholds.json "
+        "beside the model, and print each intent's precision and recall before and after (no retraining)",
+    )
 
 
 def _progress(msg: str) -> None:
@@ -147,10 +157,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
             return EXIT_ERROR
         classifier = SpacyClassifier(path)
+    if getattr(args, "tune_intents", False):
+        if not isinstance(classifier, SpacyClassifier):
+            print("beacons: --tune-intents needs a trained model, not the rules classifier", file=sys.stderr)
+            return EXIT_ERROR
+        return _tune_intents(classifier, corpus)
     splits = make_splits(corpus, dedupe=(args.split,))
     metrics = evaluate(classifier, corpus, splits.part(args.split), splits=splits, part=args.split)
     if args.format == "json":
         print(json.dumps(metrics, indent=2))
     else:
         print(format_report(metrics))
+    return EXIT_OK
+
+
+def _tune_intents(classifier: SpacyClassifier, corpus: Corpus) -> int:
+    """``beacons eval --tune-intents``: per-intent thresholds chosen on dev, written beside the model."""
+    from beacons.nlp.evaluate import items_of
+    from beacons.nlp.intents import INTENT_PRECISION, choose_thresholds, intent_table, raw_readings, write_thresholds
+    from beacons.nlp.splits import make_splits
+
+    splits = make_splits(corpus, dedupe=("dev", "test"))
+    parts = {}
+    for part in ("dev", "test"):
+        examples = splits.part(part)
+        items = items_of(corpus, examples)
+        parts[part] = (items, raw_readings(classifier, items), [frozenset(ex.intents) for ex in examples])
+    before = dict(classifier.intent_thresholds)
+    after = choose_thresholds(classifier, *parts["dev"])
+    training = classifier.nlp.meta.get("beacons_training", {})
+    seen_dev = bool(training.get("refit", training.get("dev_examples", 0)))
+    if seen_dev:
+        _progress("note: this model was refit on train + dev, so dev figures are in-sample; test is the honest one")
+    path = write_thresholds(
+        classifier.path, after, chosen_on="dev (beacons eval --tune-intents)", model_seen_dev=seen_dev
+    )
+    print(f"intent thresholds (raw score reported as 0.5; target precision {INTENT_PRECISION} on dev) -> {path}")
+    print(
+        f"{'intent':16} {'before':>6} {'after':>6}   {'dev P/R before':>15} {'dev P/R after':>14}   "
+        f"{'test P/R before':>15} {'test P/R after':>14} {'n test':>6}"
+    )
+    tables = {
+        (part, when): intent_table(classifier, parts[part], th)
+        for part in ("dev", "test")
+        for when, th in (("before", before), ("after", after))
+    }
+    for name in after:
+        cells = [tables[(part, when)][name] for part in ("dev", "test") for when in ("before", "after")]
+        pr = [f"{p:.3f}/{r:.3f}" for p, r, _n in cells]
+        print(
+            f"{name:16} {before.get(name, 0.5):6.2f} {after[name]:6.2f}   {pr[0]:>15} {pr[1]:>14}   "
+            f"{pr[2]:>15} {pr[3]:>14} {cells[2][2]:6}"
+        )
     return EXIT_OK

@@ -75,6 +75,16 @@ def trade_off(
     return rows
 
 
+def items_of(corpus: Corpus, examples: Sequence[Example]) -> list[tuple[str, Match | None]]:
+    """Each example's full text and the brand matcher's match of its brand: the product's own input."""
+    matchers: dict[str, BrandMatcher] = {}
+    items = []
+    for ex in examples:
+        m = matchers.get(ex.brand) or matchers.setdefault(ex.brand, BrandMatcher([corpus.brands[ex.brand]]))
+        items.append((ex.full_text, m.match_text(ex.full_text)))
+    return items
+
+
 def evaluate(
     classifier: Classifier,
     corpus: Corpus,
@@ -84,11 +94,7 @@ def evaluate(
     part: str = "test",
     with_trade_off: bool = True,
 ) -> dict[str, Any]:
-    matchers: dict[str, BrandMatcher] = {}
-    items = []
-    for ex in examples:
-        m = matchers.get(ex.brand) or matchers.setdefault(ex.brand, BrandMatcher([corpus.brands[ex.brand]]))
-        items.append((ex.full_text, m.match_text(ex.full_text)))
+    items = items_of(corpus, examples)
     started = time.perf_counter()
     results = classifier.classify_many(items)
     seconds = time.perf_counter() - started

@@ -15,6 +15,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from beacons.models import Classification, Evidence, Match, Queue, Sentiment
 from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
+from beacons.nlp.intents import read_thresholds
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
 from beacons.nlp.lang import detect
 from beacons.nlp.mask import model_input
@@ -135,6 +136,9 @@ class SpacyClassifier:
         nlp = spacy.load(self.path)
         meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
         self._setup(nlp, meta, support_threshold, advocacy_threshold, relevance_threshold)
+        tuned = read_thresholds(self.path)  # re-tuned without retraining (beacons eval --tune-intents)
+        if tuned is not None:
+            self.intent_thresholds = tuned
 
     @classmethod
     def from_nlp(cls, nlp: Language, *, support_threshold: float = 0.5) -> SpacyClassifier:

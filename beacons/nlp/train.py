@@ -25,6 +25,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from beacons.models import Match
 from beacons.nlp.corpus import Corpus, Example, load_corpus
+from beacons.nlp.intents import choose_thresholds, write_thresholds
 from beacons.nlp.labels import INTENT_CATS, INTENTS, QUEUE_CATS, QUEUES, RELEVANCE_CATS, SENTIMENT_CATS, SENTIMENTS
 from beacons.nlp.mask import model_input
 from beacons.nlp.model import sub_match
@@ -322,28 +323,6 @@ def _macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
     return sum(f1s) / len(f1s)
 
 
-INTENT_PRECISION = 0.8  # each intent's threshold: the lowest raw score keeping this precision on dev
-
-
-def _intent_thresholds(readings: Sequence[Any], dev: Sequence[Example], progress: Progress) -> dict[str, float]:
-    """Per intent, the lowest raw score (0.15..0.5) whose intent precision on dev stays >= INTENT_PRECISION."""
-    out: dict[str, float] = {}
-    for name in INTENTS:
-        gold = [name in ex.intents for ex in dev]
-        scores = [whole.cats.get(f"i:{name}", 0.0) for whole, _parts, _c in readings]
-        chosen = 0.5
-        if sum(gold) >= 5:
-            for t in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
-                tp = sum(s >= t and g for s, g in zip(scores, gold, strict=True))
-                fp = sum(s >= t and not g for s, g in zip(scores, gold, strict=True))
-                if tp and tp / (tp + fp) >= INTENT_PRECISION:
-                    chosen = t
-                    break
-        out[name] = chosen
-    progress("intent thresholds on dev: " + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
-    return out
-
-
 def tune(nlp: Language, dev: Sequence[Example], masker: MatcherCache, progress: Progress = print) -> Tuned:
     """On dev: the passage share of the queue and sentiment, VADER's share, and the calibrated support threshold."""
     from beacons.nlp.model import Combined, SpacyClassifier
@@ -386,7 +365,9 @@ def tune(nlp: Language, dev: Sequence[Example], masker: MatcherCache, progress: 
         if p >= TARGET_PRECISION:
             chosen = (t, p, r_)
             break
-    intent_thresholds = _intent_thresholds(readings, dev, progress)
+    gold_i = [frozenset(ex.intents) for ex in dev]
+    intent_thresholds = choose_thresholds(clf, items, readings, gold_i, combined=combined, support_threshold=chosen[0])
+    progress("intent thresholds on dev: " + ", ".join(f"{k} {v:.2f}" for k, v in intent_thresholds.items()))
     final = run(combined, chosen[0], best_w)
     tuned = Tuned(
         best_alpha,
@@ -492,6 +473,7 @@ def train(
         "dev_score": round(scores[best_epoch - 1], 4),
         "train_examples": len(train_ex) + (len(dev_ex) if refit else 0),
         "dev_examples": len(dev_ex),
+        "refit": bool(refit and dev_texts),  # dev is then part of the final model's training
         "test_brands": sorted(b for b, p in splits.brands.items() if p == "test"),
         "test_writers": sorted(w for w, p in splits.writers.items() if p == "test"),
         "ensemble": sorted(ENSEMBLE if ensemble is None else ensemble),
@@ -504,5 +486,6 @@ def train(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         nlp.to_disk(out)
+        write_thresholds(out, tuned.intent_raw_thresholds, chosen_on="dev, before the refit", model_seen_dev=False)
         progress(f"saved model to {out} in {info['seconds']:.0f}s")
     return nlp, info

@@ -15,12 +15,13 @@ from beacons.route import content_words, similarity
 from beacons.storage import Storage
 from beacons.storage.threads import Choose, ThreadSubject
 from beacons.storage.types import ThreadCandidate
+from beacons.text import full_text
 
 
 def words_of(subject: ThreadSubject) -> frozenset[str]:
     spans = subject.match.spans if subject.match else ()
     return content_words(
-        f"{subject.title}\n{subject.text}", [subject.brand or "", subject.product or "", *(s.text for s in spans)]
+        full_text(subject.title, subject.text), [subject.brand or "", subject.product or "", *(s.text for s in spans)]
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from beacons.errors import BeaconNotFound
+from beacons.feedback import relabel
 from beacons.models import QUEUES, STATUSES
 from beacons.queue import (
     QueueFilter,
@@ -26,6 +28,7 @@ from beacons.queue import (
 from beacons.web.messages import HTTPError, Request, Response, safe_next
 
 if TYPE_CHECKING:
+    from beacons.storage import Storage
     from beacons.web.app import App
 
 MAX_LIMIT = 200
@@ -70,7 +73,7 @@ def get_beacon(app: App, req: Request) -> Response:
 
 
 def act(app: App, req: Request) -> Response:
-    """POST /api/beacons/{id}/claim|resolve|dismiss|reroute|note."""
+    """POST /api/beacons/{id}/claim|resolve|dismiss|reroute|note|label."""
     beacon_id, action = int(req.params["id"]), req.params["action"]
     data = req.data()
     app.require_csrf(req, data)
@@ -90,13 +93,55 @@ def act(app: App, req: Request) -> Response:
             result = {"beacon": reroute(store, beacon_id, by, str(data.get("queue") or ""), note=note).to_json()}
         elif action == "note":
             result = {"note": add_note(store, beacon_id, by, data.get("text"))}
+        elif action == "label":
+            sentiment, intents = _labels(req, data)
+            if req.is_form:
+                sentiment, intents = _changed(store, beacon_id, sentiment, intents)
+            result = {"beacon": relabel(store, beacon_id, by, sentiment=sentiment, intents=intents).to_json()}
         else:
             raise HTTPError(
-                404, "not_found", f"unknown action {action!r}; use claim, resolve, dismiss, reroute or note"
+                404, "not_found", f"unknown action {action!r}; use claim, resolve, dismiss, reroute, note or label"
             )
     if req.is_form and req.wants_html:
         return Response.redirect(safe_next(data.get("next"), f"/beacons/{beacon_id}"))
     return Response.json(result, 201 if action == "note" else 200)
+
+
+def _labels(req: Request, data: dict[str, Any]) -> tuple[str | None, list[str] | None]:
+    """``sentiment`` and ``intents`` of a label correction, from JSON or from the page's form (issue 12).
+
+    In the form, ``intents`` is a hidden empty field plus one checkbox per intent, so a form with every
+    box cleared still says "none of the intents". The values themselves are checked by ``relabel``.
+    """
+    if "queue" in data:
+        raise HTTPError(400, "invalid", "queue: change the queue with POST /api/beacons/{id}/reroute")
+    sentiment = data.get("sentiment")
+    if sentiment is not None and not isinstance(sentiment, str):
+        raise HTTPError(400, "invalid", "sentiment: expected one of negative, neutral, positive")
+    intents: Any = data.get("intents")
+    if req.is_form:
+        intents = [v for v in req.form_values("intents") if v] if "intents" in data else None
+    elif intents is not None and not (isinstance(intents, list) and all(isinstance(i, str) for i in intents)):
+        raise HTTPError(400, "invalid", 'intents: expected a list of intent names, e.g. ["bug_outage"]')
+    if not sentiment and intents is None:
+        raise HTTPError(400, "invalid", "label: give sentiment and/or intents")
+    return sentiment or None, intents
+
+
+def _changed(
+    store: Storage, beacon_id: int, sentiment: str | None, intents: list[str] | None
+) -> tuple[str | None, list[str] | None]:
+    """What the page's form actually changes: a field left as the model had it is not a person's label."""
+    current = store.get_beacon(beacon_id)
+    if current is None:
+        raise BeaconNotFound(beacon_id)
+    if sentiment == current.sentiment:
+        sentiment = None
+    if intents is not None and set(intents) == {k for k, v in current.intents.items() if v >= 0.5}:
+        intents = None
+    if sentiment is None and intents is None:
+        raise HTTPError(400, "invalid", "label: nothing changed; pick another sentiment or other intents")
+    return sentiment, intents
 
 
 def get_version(app: App, req: Request) -> Response:
@@ -158,5 +203,5 @@ ROUTES = [
     ("GET", "/metrics", metrics, "api"),
     ("GET", "/healthz", healthz, "public"),
 ]
-ACTION_NAMES = ("claim", "resolve", "dismiss", "reroute", "note")
+ACTION_NAMES = ("claim", "resolve", "dismiss", "reroute", "note", "label")
 STATUS_FILTERS = (*STATUSES, "open")

@@ -79,6 +79,12 @@ class Request:
             ) from exc
         return value
 
+    def form_values(self, name: str) -> list[str]:
+        """Every value of a repeated urlencoded form field (checkboxes), in order; [] for a JSON body."""
+        if not self.is_form or not self.body.strip():
+            return []
+        return [v for k, v in parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True) if k == name]
+
     @property
     def wants_html(self) -> bool:
         accept = self.headers.get("accept", "")

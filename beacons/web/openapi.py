@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from beacons import __version__
+from beacons.nlp.labels import INTENTS, SENTIMENTS
 
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
@@ -52,6 +53,11 @@ BEACON = {
         "is_beacon": {"type": "boolean"},
         "scores": {"type": "object", "additionalProperties": {"type": "number"}},
         "reason": _STR,
+        "intents": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "intent -> score (0.5 and above: the post has it); a person's correction scores 1",
+        },
         "author_reach": {"type": ["integer", "null"]},
         "thread_id": {
             **_INT,
@@ -204,6 +210,25 @@ def document(public_url: str | None = None) -> dict[str, Any]:
             "reroute",
             "Move to another queue; stored as a training label",
             _body(["queue"], queue={"enum": ["support", "advocacy", "none"]}, note=note_text),
+            beacon_result,
+        ),
+        "/api/beacons/{id}/label": _action(
+            "label",
+            "Correct the sentiment toward the brand and/or the intents; stored as training labels",
+            {
+                "type": "object",
+                "required": ["by"],
+                "properties": {
+                    "by": _body([])["properties"]["by"],
+                    "sentiment": {"enum": list(SENTIMENTS)},
+                    "intents": {
+                        "type": "array",
+                        "items": {"enum": list(INTENTS)},
+                        "description": "replaces the beacon's intents; [] for none",
+                    },
+                },
+                "anyOf": [{"required": ["sentiment"]}, {"required": ["intents"]}],
+            },
             beacon_result,
         ),
         "/api/beacons/{id}/note": _action(

@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import jinja2
 
+from beacons.nlp.labels import INTENTS, SENTIMENTS
 from beacons.queue import Entry, InvalidInput, QueueFilter, clean_name, facets, get_detail, list_entries, version
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
@@ -213,7 +214,16 @@ def beacon_page(app: App, req: Request) -> Response:
         current = version(store)
     if detail is None:
         return app.pages.render(req, "message.html", 404, title="Not found", message=f"There is no beacon {beacon_id}.")
-    return app.pages.render(req, "beacon.html", d=detail, entry=detail.entry, version=current, here=req.path)
+    return app.pages.render(
+        req,
+        "beacon.html",
+        d=detail,
+        entry=detail.entry,
+        version=current,
+        here=req.path,
+        sentiments=SENTIMENTS,
+        intents=INTENTS,
+    )
 
 
 def login_form(app: App, req: Request) -> Response:
