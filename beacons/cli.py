@@ -180,6 +180,7 @@ def _load_plugins() -> None:
         "beacons.alerts.cli",
         "beacons.doctor",
         "beacons.storage.cli",
+        "beacons.users_cli",
     ):
         try:
             importlib.import_module(module)

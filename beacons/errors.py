@@ -15,6 +15,9 @@
      |    +-- BeaconNotFound(beacon_id)
      |    +-- TransitionConflict(beacon_id, action, status, assignee)
      |    +-- InvalidInput(field)
+     +-- UserError(name)
+     |    +-- UserNotFound
+     |    +-- UserExists
      +-- AlertError(channel)
 
 Signals are not errors and stay outside the tree: ``NotModified`` (a 304, the
@@ -130,6 +133,24 @@ class InvalidInput(QueueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class UserError(BeaconsError):
+    """A user command that cannot be done as asked (issue 13)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class UserNotFound(UserError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"no user named {name!r} (see `beacons users list`)")
+
+
+class UserExists(UserError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"a user named {name!r} already exists")
 
 
 class AlertError(BeaconsError):

@@ -11,7 +11,9 @@ wherever error text is stored or shown (``sources.last_error``, the outbox,
    secret keys and secret-named variables, webhook and Slack URLs, HMAC
    secrets, serve tokens, ``token_env`` values, URL passwords);
 3. credentials inside URLs: the userinfo (``user:pass@``) and query
-   parameters such as ``token=``, ``key=``, ``auth=``, ``sig=``.
+   parameters such as ``token=``, ``key=``, ``auth=``, ``sig=``;
+4. personal API tokens by their shape (``bcn_`` and 43 URL-safe characters,
+   issue 13), which no config registers.
 
 Issue 10 §2: a ``status=bug`` traceback once printed ``os.environ``.
 """
@@ -87,6 +89,7 @@ _SECRET_PARAM = re.compile(
     r"(?i)\b([a-z0-9_.-]*(?:token|key|secret|passw(?:or)?d|pwd|sig|signature|auth|authorization|credentials?|session))"
     r"=([^&\s\"'<>#;]+)"
 )
+_PERSONAL_TOKEN = re.compile(r"\bbcn_[A-Za-z0-9_-]{20,}")
 # incl. bidi overrides, and lone surrogates (&#xD800; in a feed), which no stream or database can encode
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
@@ -174,6 +177,8 @@ def scrub(text: str | None, limit: int | None = None) -> str:
         text = _USERINFO.sub(rf"\1{REDACTED}@", text)
     if "=" in text:
         text = _SECRET_PARAM.sub(rf"\1={REDACTED}", text)
+    if "bcn_" in text:
+        text = _PERSONAL_TOKEN.sub(REDACTED, text)
     if not text.isprintable():
         text = _CONTROL.sub(" ", text)
     return text if limit is None else cut(text, limit)

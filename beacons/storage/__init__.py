@@ -12,7 +12,8 @@ once for both backends in their shared SQL:
 - ``threads.py``: linking beacons about the same problem, at write time;
 - ``outbox.py``: the alert outbox and alert state (``Storage.outbox``);
 - ``fleet.py``: several workers: source leases, host affinity, leaders of periodic jobs;
-- ``sessions.py``: web sessions revoked at sign-out.
+- ``sessions.py``: web sessions revoked at sign-out;
+- ``users.py``: people, their roles, personal tokens, sign-in sessions and failed sign-ins.
 
 The schema is declared once in ``schema.py``; each backend has its own
 forward-only migrations (``sqlite_migrations.py``, ``postgres_migrations.py``),
@@ -35,6 +36,7 @@ from beacons.storage.sessions import SessionsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
 from beacons.storage.types import Item, ListedBeacon, QueueFilter, SaveResult
+from beacons.storage.users import UsersMixin
 
 __all__ = [
     "Item",
@@ -59,7 +61,9 @@ def open_backend(database: str | Path, *, timeout: float = 10.0) -> Backend:
     return SQLiteBackend(database, timeout=timeout)
 
 
-class Storage(SourcesMixin, MentionsMixin, BeaconsMixin, LifecycleMixin, ThreadsMixin, FleetMixin, SessionsMixin):
+class Storage(
+    SourcesMixin, MentionsMixin, BeaconsMixin, LifecycleMixin, ThreadsMixin, FleetMixin, SessionsMixin, UsersMixin
+):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 
     def __init__(self, database: str | Path, *, timeout: float = 10.0, migrate: bool = True) -> None:

@@ -176,6 +176,26 @@ TABLES: tuple[Table, ...] = (
         "fleet_channels", ("channel", "next_send_at"), ("next_send_at",), key=("channel",), serial=False, copied=False
     ),
     Table("revoked_sessions", ("id", "until"), ("until",), serial=False),
+    Table(
+        "users",
+        ("name", "role", "password_hash", "created_at", "disabled_at"),
+        ("created_at", "disabled_at"),
+        key=("name",),
+        serial=False,
+    ),
+    Table(
+        "user_tokens",
+        ("id", "user_name", "hash", "created_at", "revoked_at"),
+        ("created_at", "revoked_at"),
+        serial=False,
+    ),
+    Table(
+        "user_sessions",
+        ("id", "user_name", "hash", "address", "created_at", "expires_at", "revoked_at"),
+        ("created_at", "expires_at", "revoked_at"),
+        serial=False,
+    ),
+    Table("login_failures", ("id", "user_name", "address", "at"), ("at",), copied=False),
 )
 
 BY_NAME = {t.name: t for t in TABLES}

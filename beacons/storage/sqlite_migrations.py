@@ -184,3 +184,25 @@ def _storage_0005(db: sqlite_utils.Database) -> None:
 def _storage_0006(db: sqlite_utils.Database) -> None:
     # Web sessions signed out before they expire (beacons.storage.sessions).
     db.execute("CREATE TABLE revoked_sessions (id TEXT PRIMARY KEY, until TEXT NOT NULL) WITHOUT ROWID")
+
+
+@storage(name="0007_users")
+def _storage_0007(db: sqlite_utils.Database) -> None:
+    # issue 13: people with roles, their personal API tokens and sign-in sessions (stored as SHA-256),
+    # and failed sign-ins for the rate limit (beacons.storage.users).
+    for sql in (
+        "CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT,"
+        " created_at TEXT NOT NULL, disabled_at TEXT) WITHOUT ROWID",
+        "CREATE TABLE user_tokens (id TEXT PRIMARY KEY, user_name TEXT NOT NULL REFERENCES users(name),"
+        " hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT) WITHOUT ROWID",
+        "CREATE INDEX user_tokens_user ON user_tokens(user_name)",
+        "CREATE TABLE user_sessions (id TEXT PRIMARY KEY, user_name TEXT NOT NULL REFERENCES users(name),"
+        " hash TEXT NOT NULL UNIQUE, address TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,"
+        " revoked_at TEXT) WITHOUT ROWID",
+        "CREATE INDEX user_sessions_user ON user_sessions(user_name)",
+        "CREATE TABLE login_failures (id INTEGER PRIMARY KEY, user_name TEXT NOT NULL, address TEXT NOT NULL,"
+        " at TEXT NOT NULL)",
+        "CREATE INDEX login_failures_user ON login_failures(user_name, at)",
+        "CREATE INDEX login_failures_address ON login_failures(address, at)",
+    ):
+        db.execute(sql)

@@ -4,14 +4,21 @@ Bodies of ``POST /api/beacons/{id}/{action}`` are JSON objects, or urlencoded
 forms when the page posts without JavaScript (then the answer is a redirect
 back to the page). Who acts: the signed-in person for the page, else ``by`` in
 the body.
+
+Who acts (issue 13): a person (personal token or password sign-in) always acts
+as themself; a ``by`` naming someone else is refused with 403, and only a lead
+or admin may claim for someone else, through ``assignee``. Service tokens and a
+sign-in with one name the actor with ``by``, as before users existed.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from beacons.errors import BeaconNotFound
+from beacons.errors import BeaconNotFound, UserExists, UserNotFound
 from beacons.feedback import relabel
+from beacons.log import get_logger
 from beacons.models import QUEUES, STATUSES
 from beacons.queue import (
     QueueFilter,
@@ -25,6 +32,10 @@ from beacons.queue import (
     resolve,
     version,
 )
+from beacons.storage import Storage
+from beacons.storage.users import User
+from beacons.users import at_least, clean_role, clean_user_name
+from beacons.web.auth import Identity
 from beacons.web.messages import HTTPError, Request, Response, safe_next
 
 if TYPE_CHECKING:
@@ -32,6 +43,7 @@ if TYPE_CHECKING:
     from beacons.web.app import App
 
 MAX_LIMIT = 200
+log = get_logger("beacons.web")
 
 
 def _limit(value: str | None, default: int) -> int:
@@ -77,14 +89,12 @@ def act(app: App, req: Request) -> Response:
     beacon_id, action = int(req.params["id"]), req.params["action"]
     data = req.data()
     app.require_csrf(req, data)
-    assert req.identity is not None
-    by: Any = req.identity.name or data.get("by")
+    by = actor(req.identity, data)
     note = data.get("note") or None
     with app.store() as store:
         if action == "claim":
-            result: dict[str, Any] = {
-                "beacon": claim(store, beacon_id, by, assignee=data.get("assignee") or None).to_json()
-            }
+            assignee = check_assignee(store, req.identity, data.get("assignee") or None)
+            result: dict[str, Any] = {"beacon": claim(store, beacon_id, by, assignee=assignee).to_json()}
         elif action == "resolve":
             result = {"beacon": resolve(store, beacon_id, by, note=note).to_json()}
         elif action == "dismiss":
@@ -144,6 +154,95 @@ def _changed(
     return sentiment, intents
 
 
+def actor(identity: Identity | None, data: dict[str, Any]) -> Any:
+    """The name the history records: the person, or for service callers the ``by`` they give."""
+    assert identity is not None
+    given = data.get("by")
+    if not identity.is_user:
+        return identity.name or given
+    if given not in (None, "") and given != identity.name:
+        if at_least(identity.role, "lead"):
+            hint = 'to give a beacon to someone, claim it with "assignee"'
+        else:
+            hint = "an agent acts only as themself"
+        raise HTTPError(403, "forbidden", f"by: you are signed in as {identity.name}, not {str(given)[:100]!r}; {hint}")
+    return identity.name
+
+
+def check_assignee(store: Storage, identity: Identity | None, assignee: Any) -> Any:
+    """A person may claim for someone else only as a lead or admin, and only for an active user."""
+    assert identity is not None
+    if not identity.is_user or assignee is None or assignee == identity.name:
+        return assignee
+    if not at_least(identity.role, "lead"):
+        raise HTTPError(
+            403, "forbidden", f"assignee: only a lead or admin may claim for someone else ({identity.name} is an agent)"
+        )
+    user = store.get_user(str(assignee)) if isinstance(assignee, str) else None
+    if user is None or not user.is_active:
+        raise HTTPError(400, "invalid", f"assignee: no active user named {str(assignee)[:100]!r}")
+    return assignee
+
+
+def me(app: App, req: Request) -> Response:
+    """GET /api/me: who the server takes the caller for."""
+    assert req.identity is not None
+    ident = req.identity
+    via = {"bearer": "service_token", "token": "personal_token"}.get(ident.via, ident.via)
+    return Response.json({"name": ident.name, "role": ident.role, "via": via})
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "role": user.role,
+        "created_at": user.created_at,
+        "disabled_at": user.disabled_at,
+        "active": user.is_active,
+        "has_password": user.has_password,
+        "tokens": user.tokens,
+        "sessions": user.sessions,
+    }
+
+
+def list_users(app: App, req: Request) -> Response:
+    app.require_role(req, "admin", "listing users")
+    with app.store() as store:
+        return Response.json({"users": [_user_json(u) for u in store.list_users()]})
+
+
+def add_user(app: App, req: Request) -> Response:
+    """POST /api/users {"name", "role"?}: a new user without password or token (the CLI gives those)."""
+    data = req.data()
+    app.require_csrf(req, data)
+    app.require_role(req, "admin", "adding a user")
+    name, role = clean_user_name(data.get("name")), clean_role(data.get("role") or "agent")
+    with app.store() as store:
+        try:
+            user = store.add_user(name, role, now=datetime.fromtimestamp(app.clock(), UTC))
+        except UserExists as exc:
+            raise HTTPError(409, "conflict", str(exc)) from None
+    log.info("user.added", user=name, role=role, by=req.identity.name if req.identity else None)
+    return Response.json({"user": _user_json(user)}, 201)
+
+
+def disable_user(app: App, req: Request) -> Response:
+    """POST /api/users/{name}/disable: the user's tokens and sessions stop working on the next request."""
+    data = req.data()
+    app.require_csrf(req, data)
+    app.require_role(req, "admin", "disabling a user")
+    name = req.params["name"]
+    with app.store() as store:
+        try:
+            store.disable_user(name, now=datetime.fromtimestamp(app.clock(), UTC))
+        except UserNotFound as exc:
+            raise HTTPError(404, "not_found", str(exc)) from None
+        user = store.get_user(name)
+    assert user is not None
+    log.info("user.disabled", user=name, by=req.identity.name if req.identity else None)
+    return Response.json({"user": _user_json(user)})
+
+
 def get_version(app: App, req: Request) -> Response:
     with app.store() as store:
         return Response.json({"version": version(store)})
@@ -199,6 +298,10 @@ ROUTES = [
     ("GET", "/api/beacons/{id}", get_beacon, "api"),
     ("POST", "/api/beacons/{id}/{action}", act, "api"),
     ("GET", "/api/version", get_version, "api"),
+    ("GET", "/api/me", me, "api"),
+    ("GET", "/api/users", list_users, "api"),
+    ("POST", "/api/users", add_user, "api"),
+    ("POST", "/api/users/{name}/disable", disable_user, "api"),
     ("GET", "/openapi.json", openapi, "api"),
     ("GET", "/metrics", metrics, "api"),
     ("GET", "/healthz", healthz, "public"),

@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -40,6 +41,8 @@ from beacons.errors import ConfigError, Problem, StoreError
 from beacons.log import get_logger
 from beacons.queue import BeaconNotFound, InvalidInput, TransitionConflict
 from beacons.storage import Storage
+from beacons.storage.users import Principal
+from beacons.users import at_least
 from beacons.web.auth import Auth
 from beacons.web.config import ServeConfig
 from beacons.web.messages import SECURITY_HEADERS, SECURITY_RAW, HTTPError, Request, Response, error, safe_next
@@ -129,14 +132,16 @@ class App:
         if not self.auth.host_allowed(req.headers.get("host")):
             return error(403, "bad_host", "this server only answers to a loopback host name (see serve.public_url)")
         try:
-            req.identity = self.auth.authenticate(req.headers, req.client, req.cookies, self._revoked)
+            req.identity = self.auth.authenticate(req.headers, req.client, req.cookies, self._revoked, self._people)
         except StoreError as exc:  # the revocation list could not be read: refuse rather than guess
             log.error("http.store_error", path=req.path, error=str(exc))
             return error(503, "unavailable", "the database is busy or unavailable; try again")
         if spec.kind != "public" and req.identity is None:
             if spec.kind == "page":
                 return self.pages.login(req, status=401)
-            resp = error(401, "unauthorized", "send Authorization: Bearer <one of serve.tokens>")
+            resp = error(
+                401, "unauthorized", "send Authorization: Bearer <your personal token, or one of serve.tokens>"
+            )
             resp.headers.append(("WWW-Authenticate", 'Bearer realm="beacons"'))
             return resp
         resp = self._dispatch(spec, req)
@@ -149,6 +154,23 @@ class App:
     def _revoked(self, session_id: str) -> bool:
         with self.store() as store:
             return store.session_revoked(session_id)
+
+    def _people(self, kind: str, digest: str, now: datetime) -> Principal | None:
+        with self.store() as store:
+            if kind == "token":
+                return store.user_for_token(digest)
+            return store.user_for_session(digest, now=now)
+
+    def require_role(self, req: Request, role: str, what: str) -> None:
+        """403 unless the caller is a person with at least ``role`` (service tokens act for no one in particular)."""
+        assert req.identity is not None
+        if not at_least(req.identity.role, role):
+            who = (
+                f"{req.identity.name} is {req.identity.role}"
+                if req.identity.is_user
+                else "this is not a person's sign-in"
+            )
+            raise HTTPError(403, "forbidden", f"{what} needs the {role} role ({who})")
 
     def _dispatch(self, spec: RouteSpec, req: Request) -> Response:
         """Run the handler; expected errors become JSON error responses."""

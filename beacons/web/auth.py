@@ -2,8 +2,14 @@
 
 Authentication, in order:
 
-- ``Authorization: Bearer <token>``: any of ``serve.tokens`` (programs, curl, Prometheus).
-- The ``beacons_session`` cookie set by ``/login``: the person's name and a
+- ``Authorization: Bearer <token>``: any of ``serve.tokens`` (service tokens:
+  programs, curl, Prometheus; they name who acts with ``by``), or a person's
+  personal API token (``beacons users token NAME``, issue 13), looked up by its
+  SHA-256 with its user, so a revoked token or a disabled user stops at once.
+- The ``beacons_session`` cookie of a person signed in with name and password:
+  ``u:`` and a random secret whose SHA-256 names a row of ``user_sessions``
+  (user, expiry, revocation), checked on every request.
+- The ``beacons_session`` cookie set by ``/login`` with a service token: the name typed and a
   random session id, signed and timestamped by itsdangerous with the token they
   signed in with, so it proves the holder knew a token, survives restarts, dies
   when that token is removed from the config, expires after
@@ -32,23 +38,42 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
+from beacons.storage.users import Principal
+from beacons.users import TOKEN_PREFIX, secret_hash
 from beacons.web.config import ServeConfig, is_loopback
 
 SESSION_COOKIE = "beacons_session"
+USER_SESSION_PREFIX = "u:"  # never produced by itsdangerous (URL-safe base64 and dots)
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 _SESSION_SALT = "beacons-session-v2"
 
 
+# ("token", sha256) -> the owner of a personal API token; ("session", sha256) -> the owner of a sign-in session.
+People = Callable[[str, str, datetime], Principal | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
-    via: Literal["bearer", "session", "loopback"]
-    name: str | None = None  # the signed-in person (session); bearer and loopback callers name themselves with "by"
+    """Who is asking. ``role`` is set for a person (personal token or password sign-in): agent, lead or admin.
+
+    Without a role (service tokens, a sign-in with a service token, loopback) the caller names the actor
+    itself, with ``by`` or at sign-in, as before users existed.
+    """
+
+    via: Literal["bearer", "token", "session", "loopback"]  # bearer: a service token; token: a personal one
+    name: str | None = None  # the person: a user, or the name typed at a service-token sign-in
     session: str | None = None  # the session id, which the CSRF token is bound to and sign-out revokes
+    role: str | None = None
+
+    @property
+    def is_user(self) -> bool:
+        return self.role is not None
 
 
 def _hostname(value: str | None) -> str:
@@ -143,13 +168,26 @@ class Auth:
         client_ip: str,
         cookies: Mapping[str, str],
         revoked: Callable[[str], bool] = lambda _id: False,
+        people: People | None = None,
     ) -> Identity | None:
         authorization = headers.get("authorization", "")
-        if authorization[:7].lower() == "bearer " and self.needs_token and self.check_token(authorization[7:].strip()):
+        given = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        if given and self.needs_token and self.check_token(given):
             return Identity("bearer")
         loopback = not self.needs_token and self.is_loopback_request(headers, client_ip)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        # The loopback rule guards a person's credentials too: without tokens, only this machine gets in.
+        if given.startswith(TOKEN_PREFIX) and people is not None and (self.needs_token or loopback):
+            owner = people("token", secret_hash(given), now)
+            if owner is not None:
+                return Identity("token", owner.name, role=owner.role)
         cookie = cookies.get(SESSION_COOKIE)
-        if cookie and (self.needs_token or loopback):
+        if cookie and cookie.startswith(USER_SESSION_PREFIX):
+            if people is not None and (self.needs_token or loopback):
+                owner = people("session", secret_hash(cookie[len(USER_SESSION_PREFIX) :]), now)
+                if owner is not None:
+                    return Identity("session", owner.name, owner.session, owner.role)
+        elif cookie and (self.needs_token or loopback):
             session = self.read_session(cookie)
             if session is not None and not revoked(session[1]):
                 return Identity("session", *session)
@@ -176,13 +214,13 @@ class Auth:
         return True
 
     def csrf_ok(self, identity: Identity, headers: Mapping[str, str], form_token: str | None) -> bool:
-        """Bearer: always. Cookie or loopback: same site, and the page's token or a JSON body.
+        """Bearer (service or personal token): always. Cookie or loopback: same site, and the page's token or a JSON body.
 
         A browser cannot send ``Content-Type: application/json`` to another origin
         without a CORS preflight, and this server never answers one, so a JSON body
         is itself proof that no other site's page sent it.
         """
-        if identity.via == "bearer":
+        if identity.via in ("bearer", "token"):
             return True
         if not self.same_site(headers):
             return False

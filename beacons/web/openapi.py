@@ -100,8 +100,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "invalid input",
         401: "no valid token",
-        403: "CSRF check failed",
-        404: "no such beacon",
+        403: "CSRF check failed, a by naming someone else, or a role that does not allow it",
+        404: "no such beacon or user",
         409: "the beacon's state does not allow it (someone else was first)",
     }
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
@@ -120,8 +120,89 @@ def _action(name: str, summary: str, body: dict[str, Any], result: dict[str, Any
 
 
 def _body(required: list[str], **props: Any) -> dict[str, Any]:
-    by = {"type": "string", "maxLength": 100, "description": "who does it (ignored for a signed-in page session)"}
-    return {"type": "object", "required": ["by", *required], "properties": {"by": by, **props}}
+    by = {
+        "type": "string",
+        "maxLength": 100,
+        "description": "who does it: required with a service token; for a person (personal token or password "
+        "sign-in) the actor is that person, and a by naming anyone else is refused with 403",
+    }
+    return {"type": "object", "required": required, "properties": {"by": by, **props}}
+
+
+USER = {
+    "type": "object",
+    "required": ["name", "role", "active"],
+    "properties": {
+        "name": _STR,
+        "role": {"enum": ["agent", "lead", "admin"]},
+        "created_at": _STR,
+        "disabled_at": _NSTR,
+        "active": {"type": "boolean"},
+        "has_password": {"type": "boolean"},
+        "tokens": {**_INT, "description": "personal API tokens not revoked"},
+        "sessions": {**_INT, "description": "sign-in sessions not revoked"},
+    },
+}
+
+
+def _user_paths() -> dict[str, Any]:
+    user_result = _json({"type": "object", "properties": {"user": _ref("User")}})
+    return {
+        "/api/me": {
+            "get": {
+                "summary": "Who the server takes the caller for: a person and their role, or a service token",
+                "operationId": "getMe",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "name": _NSTR,
+                                "role": {"enum": ["agent", "lead", "admin", None]},
+                                "via": {"enum": ["personal_token", "service_token", "session", "loopback"]},
+                            },
+                        }
+                    ),
+                    **_errors(401),
+                },
+            }
+        },
+        "/api/users": {
+            "get": {
+                "summary": "Every user (admin)",
+                "operationId": "listUsers",
+                "responses": {
+                    "200": _json({"type": "object", "properties": {"users": {"type": "array", "items": _ref("User")}}}),
+                    **_errors(401, 403),
+                },
+            },
+            "post": {
+                "summary": "Add a user (admin); passwords and tokens are given with the CLI",
+                "operationId": "addUser",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": _STR, "role": {"enum": ["agent", "lead", "admin"]}},
+                            }
+                        }
+                    },
+                },
+                "responses": {"201": user_result, **_errors(400, 401, 403, 409)},
+            },
+        },
+        "/api/users/{name}/disable": {
+            "post": {
+                "summary": "Disable a user (admin): their tokens and sessions stop working at once",
+                "operationId": "disableUser",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}],
+                "responses": {"200": user_result, **_errors(401, 403, 404)},
+            }
+        },
+    }
 
 
 def document(public_url: str | None = None) -> dict[str, Any]:
@@ -197,7 +278,13 @@ def document(public_url: str | None = None) -> dict[str, Any]:
         "/api/beacons/{id}/claim": _action(
             "claim",
             "new -> claimed; exactly one of two concurrent claims wins (the other gets 409)",
-            _body([], assignee={"type": "string", "description": "default: by"}),
+            _body(
+                [],
+                assignee={
+                    "type": "string",
+                    "description": "default: the actor; someone else only for a lead or admin (or a service token)",
+                },
+            ),
             beacon_result,
         ),
         "/api/beacons/{id}/resolve": _action(
@@ -281,13 +368,14 @@ def document(public_url: str | None = None) -> dict[str, Any]:
         "info": {
             "title": "beacons queue API",
             "version": __version__,
-            "description": "Read and work the support and advocacy queues. Send Authorization: Bearer <token> (serve.tokens).",
+            "description": "Read and work the support and advocacy queues. Send Authorization: Bearer <token>: "
+            "a personal token (beacons users token NAME) or a service token (serve.tokens).",
         },
         "servers": [{"url": public_url or "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
-        "paths": paths,
+        "paths": {**paths, **_user_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Beacon": BEACON, "Event": EVENT, "Note": NOTE, "Error": ERROR},
+            "schemas": {"Beacon": BEACON, "Event": EVENT, "Note": NOTE, "Error": ERROR, "User": USER},
         },
     }

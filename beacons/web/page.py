@@ -12,6 +12,7 @@ as plain forms.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -20,15 +21,20 @@ from urllib.parse import urlencode, urlsplit
 
 import jinja2
 
+from beacons import users
+from beacons.errors import StoreError
+from beacons.log import get_logger
 from beacons.nlp.labels import INTENTS, SENTIMENTS
 from beacons.queue import Entry, InvalidInput, QueueFilter, clean_name, facets, get_detail, list_entries, version
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
+from beacons.web.auth import USER_SESSION_PREFIX
 from beacons.web.messages import HTTPError, Request, Response, safe_next
 
 if TYPE_CHECKING:
     from beacons.web.app import App
 
+log = get_logger("beacons.web")
 EXCERPT_CHARS = 320
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 
@@ -136,8 +142,22 @@ class Pages:
             req.query.get("next") or (req.path if req.method == "GET" and req.path != "/login" else None)
         )
         return self.render(
-            req, "login.html", status, needs_token=self.app.auth.needs_token, message=message, next=next_path
+            req,
+            "login.html",
+            status,
+            needs_token=self.app.auth.needs_token,
+            token_open=self._no_users(),
+            message=message,
+            next=next_path,
         )
+
+    def _no_users(self) -> bool:
+        """Before the first user is added, the service-token sign-in is the one shown open."""
+        try:
+            with self.app.store() as store:
+                return store.count_users() == 0
+        except StoreError:
+            return True
 
     def not_found(self, req: Request) -> Response:
         return self.render(req, "message.html", 404, title="Not found", message=f"There is nothing at {req.path}.")
@@ -231,7 +251,7 @@ def login_form(app: App, req: Request) -> Response:
 
 
 def login(app: App, req: Request) -> Response:
-    """POST /login: check the token, then set the session cookie and go back where the person was."""
+    """POST /login: name and password (a user), or name and a service token; then the cookie, and back."""
     form = req.data()
     if not app.auth.same_site(req.headers):
         raise HTTPError(403, "csrf", "sign-in from another site is not accepted")
@@ -240,17 +260,56 @@ def login(app: App, req: Request) -> Response:
         name = clean_name(form.get("name"), "name")
     except InvalidInput as exc:
         return app.pages.login(req, status=400, message=str(exc))
-    if not app.auth.needs_token and (req.identity is None or req.identity.via == "bearer"):
+    if not app.auth.needs_token and (req.identity is None or req.identity.via in ("bearer", "token")):
         # The loopback rule holds here too: through a proxy or by public_url's host, nobody signs in without a token.
         return app.pages.login(
             req, status=401, message="Without tokens (auth: none-on-loopback) you can only sign in on this machine."
         )
+    password = form.get("password")
+    if isinstance(password, str) and password:
+        return _password_login(app, req, name, password, str(form.get("next") or "/"))
+    with app.store() as store:
+        if store.get_user(name) is not None:
+            return app.pages.login(
+                req, status=401, message=f"{name} is a user of this server: sign in with your password."
+            )
     cookie = app.auth.make_session(name, str(form.get("token") or ""), loopback=req.identity is not None)
     if cookie is None:
-        return app.pages.login(req, status=401, message="That token is not one of serve.tokens.")
-    resp = Response.redirect(safe_next(str(form.get("next") or "/")))
+        message = "Enter your password, or a service token (one of serve.tokens)."
+        if form.get("token"):
+            message = "That token is not one of serve.tokens."
+        return app.pages.login(req, status=401, message=message)
+    return _signed_in(app, req, cookie, str(form.get("next") or "/"))
+
+
+def _signed_in(app: App, req: Request, cookie: str, next_path: str) -> Response:
+    resp = Response.redirect(safe_next(next_path))
     resp.headers.append(("Set-Cookie", app.auth.cookie_header(cookie, https=req.scheme == "https")))
     return resp
+
+
+def _password_login(app: App, req: Request, name: str, password: str, next_path: str) -> Response:
+    """Rate-limited per user and per address (beacons.users); a good password starts a session row."""
+    now = datetime.fromtimestamp(app.clock(), UTC)
+    with app.store() as store:
+        refusal = users.login_refusal(store, name, req.client, now=now)
+        if refusal is not None:
+            log.warning("user.login_limited", user=name, retry_after=refusal.retry_after)
+            resp = app.pages.login(req, status=429, message=refusal.message)
+            resp.headers.append(("Retry-After", str(refusal.retry_after)))
+            return resp
+        if not users.verify_password(password, store.password_hash(name)):
+            users.record_failure(store, name, req.client, now=now)
+            log.warning("user.login_failed", user=name)
+            return app.pages.login(req, status=401, message="Wrong name or password.")
+        store.clear_login_failures(name)
+        session_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        expires = now + timedelta(seconds=app.serve.session_max_age)
+        store.add_user_session(
+            name, session_id, users.secret_hash(secret), address=req.client or None, now=now, expires=expires
+        )
+    log.info("user.signed_in", user=name, session_id=session_id)
+    return _signed_in(app, req, USER_SESSION_PREFIX + secret, next_path)
 
 
 def logout(app: App, req: Request) -> Response:
@@ -261,7 +320,11 @@ def logout(app: App, req: Request) -> Response:
     if req.identity.session is not None:
         now = datetime.fromtimestamp(app.clock(), UTC)
         with app.store() as store:
-            store.revoke_session(req.identity.session, now + timedelta(seconds=app.serve.session_max_age + 60), now=now)
+            if req.identity.is_user and req.identity.name:
+                store.revoke_user_sessions(req.identity.name, now=now, session_id=req.identity.session)
+            else:
+                until = now + timedelta(seconds=app.serve.session_max_age + 60)
+                store.revoke_session(req.identity.session, until, now=now)
     resp = Response.redirect("/login")
     resp.headers.append(("Set-Cookie", app.auth.cookie_header("", clear=True, https=req.scheme == "https")))
     return resp
