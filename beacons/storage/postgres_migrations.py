@@ -112,4 +112,14 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "0005_revoked_sessions",
         ("CREATE TABLE revoked_sessions (id text PRIMARY KEY, until timestamptz NOT NULL)",),
     ),
+    (
+        # issue 11: a lease reads the due sources in index order instead of sorting them all, and
+        # taking a host looks up that host's live leases instead of scanning every source.
+        "0006_lease_indexes",
+        (
+            "DROP INDEX sources_due",
+            "CREATE INDEX sources_due ON sources(next_poll_at, id)",
+            "CREATE INDEX sources_host ON sources(host, lease_until)",
+        ),
+    ),
 )

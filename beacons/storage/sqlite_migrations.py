@@ -184,3 +184,15 @@ def _storage_0005(db: sqlite_utils.Database) -> None:
 def _storage_0006(db: sqlite_utils.Database) -> None:
     # Web sessions signed out before they expire (beacons.storage.sessions).
     db.execute("CREATE TABLE revoked_sessions (id TEXT PRIMARY KEY, until TEXT NOT NULL) WITHOUT ROWID")
+
+
+@storage(name="0007_lease_indexes")
+def _storage_0007(db: sqlite_utils.Database) -> None:
+    # issue 11: a lease reads the due sources in index order instead of sorting them all, and
+    # taking a host looks up that host's live leases instead of scanning every source.
+    for sql in (
+        "DROP INDEX sources_due",
+        "CREATE INDEX sources_due ON sources(next_poll_at, id)",
+        "CREATE INDEX sources_host ON sources(host, lease_until)",
+    ):
+        db.execute(sql)
