@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.database:
             stop_cluster(cluster)
     if args.json:
-        print(json.dumps({"sources": args.sources, "hosts": args.hosts, "model": args.model, "rows": rows}, indent=2))
+        # One line: bench/run_all.py reads the last line of stdout.
+        print(json.dumps({"sources": args.sources, "hosts": args.hosts, "model": args.model, "rows": rows}))
         return 0
     print(
         f"{args.sources} sources on {args.hosts} loopback hosts, 100-300 ms per answer, {args.changed:.0%} changed, model {args.model}"
