@@ -150,6 +150,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """Workers sharing one PostgreSQL database (README, "Running several workers")."""
+
+    # How long a worker's lease on a source lasts; a SIGKILLed worker's sources wait this long.
+    # None: 2 x (fetch.timeout + 10 s) + 60 s, longer than any poll can take.
+    lease: Duration | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: str = "beacons.db"
     brands: tuple[BrandConfig, ...] = ()
@@ -160,6 +169,7 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     serve: ServeConfig = field(default_factory=ServeConfig.absent)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -198,6 +208,7 @@ _SECTIONS = {
     "classifier": ClassifierConfig,
     "logging": LoggingConfig,
     "serve": ServeConfig,
+    "fleet": FleetConfig,
 }
 
 
@@ -273,6 +284,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
             Problem("brands", "is empty: every post would be dropped for naming no brand; list at least one brand")
         )
     _check_alerts(kwargs.get("alerts", ()), problems)
+    _check_fleet(kwargs.get("fleet"), kwargs.get("fetch"), problems)
     _check_routing(kwargs.get("routing"), kwargs.get("brands", ()), kwargs["sources"], problems)
     if isinstance(kwargs.get("serve"), ServeConfig):
         problems += [
@@ -403,6 +415,19 @@ def _check_brands(brands: tuple[BrandConfig, ...], problems: list[Problem]) -> N
         for j, term in enumerate([*brand.aliases, *brand.handles, *brand.exclude]):
             if not term.strip():
                 problems.append(Problem(f"brands[{i}]", f"empty alias, handle or exclude phrase (item {j})"))
+
+
+def _check_fleet(fleet: FleetConfig | None, fetch: FetchConfig | None, problems: list[Problem]) -> None:
+    """A lease shorter than a poll would let a second worker poll a source the first is still polling."""
+    timeout = (fetch or FetchConfig()).timeout
+    if fleet is not None and fleet.lease is not None and fleet.lease <= timeout:
+        problems.append(
+            Problem(
+                "fleet.lease",
+                f"must be longer than fetch.timeout ({timeout:g} s), got {fleet.lease:g} s:"
+                " a poll would outlive its lease and another worker would poll the source again",
+            )
+        )
 
 
 def _check_alerts(alerts: tuple[AlertChannel, ...], problems: list[Problem]) -> None:

@@ -157,7 +157,10 @@ HEARTBEAT_EVERY = 10.0
 
 
 def lease_seconds(config: Config) -> float:
-    """How long a source lease lasts: longer than any poll can take (twice the shutdown grace, plus a minute)."""
+    """How long a source lease lasts: ``fleet.lease``, by default longer than any poll can take (twice the
+    shutdown grace, plus a minute)."""
+    if config.fleet.lease is not None:
+        return float(config.fleet.lease)
     return 2 * shutdown_grace(config) + 60.0
 
 

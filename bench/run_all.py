@@ -3,9 +3,11 @@
     python bench/run_all.py            # quick sizes (a few minutes in all)
     python bench/run_all.py --full     # every benchmark at its default size (scale: 10,000 sources, ~10 minutes)
     python bench/run_all.py --only scale --only ingest
+    python bench/run_all.py --with-workers   # also bench/workers.py (needs PostgreSQL's initdb/pg_ctl)
 
-Each benchmark (``ingest.py``, ``classify.py``, ``scale.py``, ``alert_latency.py``)
-runs as its own process with ``--json``: its progress and own table go to
+Each benchmark (``ingest.py``, ``classify.py``, ``scale.py``, ``alert_latency.py``,
+and with ``--with-workers`` or ``--only workers`` ``workers.py``, which needs a
+PostgreSQL cluster) runs as its own process with ``--json``: its progress and own table go to
 stderr (shown here as they come), its figures arrive as one JSON object on the
 last line of stdout. The table is printed and written to
 ``docs/readme/bench-table.md`` (``--out`` to change; ``--out -`` not to write).
@@ -47,6 +49,7 @@ class Bench:
     quick: tuple[str, ...]
     full: tuple[str, ...]
     rows: Callable[[dict[str, Any]], list[Row]]
+    optional: bool = False  # run only when asked for (--with-workers, --only)
 
 
 def _ingest(f: dict[str, Any]) -> list[Row]:
@@ -136,11 +139,40 @@ def _alerts(f: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _workers(f: dict[str, Any]) -> list[Row]:
+    rows = []
+    for r in f["rows"]:
+        w = f"{r['workers']} worker{'s' if r['workers'] > 1 else ''}, {f['sources']:,} sources"
+        rows += [
+            Row("workers", f"{w}: poll cycle", f"{r['cycle_s']:.1f} s"),
+            Row("workers", f"{w}: duplicate mentions", f"{r['duplicate_mentions']}", "0", r["duplicate_mentions"] == 0),
+            Row(
+                "workers",
+                f"{w}: alerts not delivered (of {r['alerts']:,})",
+                f"{r['alerts_not_delivered']}",
+                "0",
+                r["alerts_not_delivered"] == 0,
+            ),
+            Row("workers", f"{w}: alerts delivered twice (at least once)", f"{r['alerts_sent_twice']}"),
+        ]
+        if "after_kill_s" in r:
+            rows.append(Row("workers", f"{w}: SIGKILL of one, until every source is polled", f"{r['after_kill_s']} s"))
+    return rows
+
+
 BENCHES = (
     Bench("ingest", "ingest.py", ("--feeds", "50", "--entries", "20"), (), _ingest),
     Bench("classify", "classify.py", ("--short", "5000", "--long", "500"), (), _classify),
     Bench("scale", "scale.py", ("--quick",), (), _scale),
     Bench("alert_latency", "alert_latency.py", ("--beacons", "100"), (), _alerts),
+    Bench(
+        "workers",
+        "workers.py",
+        ("--sources", "500", "--hosts", "20", "--workers", "1", "2", "--model", "rules"),
+        (),
+        _workers,
+        optional=True,
+    ),
 )
 
 
@@ -191,11 +223,18 @@ def main(argv: list[str] | None = None) -> int:
         default=str(DEFAULT_OUT),
         help=f"Markdown file to write (default {DEFAULT_OUT.relative_to(HERE.parent)}; - for none)",
     )
+    p.add_argument(
+        "--with-workers",
+        action="store_true",
+        help="also run bench/workers.py (several daemons on a throwaway PostgreSQL cluster)",
+    )
     args = p.parse_args(argv)
     rows: list[Row] = []
     took: dict[str, float] = {}
     for bench in BENCHES:
         if args.only and bench.name not in args.only:
+            continue
+        if bench.optional and not args.only and not args.with_workers:
             continue
         bench_rows, took[bench.name] = run_bench(bench, full=args.full)
         rows += bench_rows

@@ -20,6 +20,12 @@ tests), or ``--database URL`` is used. For each worker count, a fresh database:
    are polled by the others, and mentions lost (changed feeds whose new
    entries never reached the database).
 
+Every worker also sends the beacons' alerts to one signed webhook channel,
+received by a small HTTP server in this process that counts deliveries per
+body ``id``. After each run: alerts in the outbox, alerts delivered, alerts
+delivered twice or more (at-least-once delivery: a SIGKILL mid-send repeats
+one), and alerts never delivered.
+
 Intervals are 1 h, so a second poll of a source inside a cycle is a fault.
 """
 
@@ -34,6 +40,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +51,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from beacons.alerts.webhook import verify  # noqa: E402
 from beacons.storage import Storage  # noqa: E402
 from bench.scale import LoadServer  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
+SECRET = "bench-workers-secret-0123456789"
 
 
 def cpu_of(pid: int) -> float:
@@ -61,7 +71,50 @@ def one(store: Storage, sql: str, args: list[Any] | None = None) -> Any:
     return store.backend.read(sql, args or []).scalar()
 
 
-def write_config(folder: Path, url: str, server: LoadServer, sources: int, model: str, timeout: float) -> Path:
+class Receiver:
+    """The webhook receiver: answers 200 at once and counts deliveries per signed body ``id``."""
+
+    def __init__(self) -> None:
+        self.deliveries: Counter[str] = Counter()
+        self.bad_signatures = 0
+        lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                good = verify(SECRET, body, self.headers.get("X-Beacons-Signature", ""))
+                with lock:
+                    if good:
+                        receiver.deliveries[json.loads(body)["id"]] += 1
+                    else:
+                        receiver.bad_signatures += 1
+                self.send_response(200 if good else 400)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+
+    def reset(self) -> None:
+        self.deliveries.clear()
+        self.bad_signatures = 0
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+def write_config(
+    folder: Path, url: str, server: LoadServer, sources: int, model: str, timeout: float, hook: str
+) -> Path:
     config = {
         "database": url,
         "brands": [
@@ -71,6 +124,18 @@ def write_config(folder: Path, url: str, server: LoadServer, sources: int, model
         "fetch": {"timeout": f"{timeout:g}s", "per_host_delay": "0s", "concurrency": 64, "per_host_concurrency": 2},
         "classifier": {"model": model},
         "logging": {"level": "warning"},
+        "alerts": [
+            {
+                "kind": "webhook",
+                "name": "hook",
+                "url": hook,
+                "secret": SECRET,
+                "rate_limit": 1000,
+                "timeout": "5s",
+                "retry_base": "1s",
+                "spikes": {"enabled": False},
+            }
+        ],
     }
     path = folder / f"config-{abs(hash(url))}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -113,7 +178,31 @@ def wait_polls(store: Storage, sources: int, polls: int, *, timeout: float, on_t
     raise TimeoutError(f"cycle did not finish in {timeout:.0f} s ({done} of {sources} sources)")
 
 
-def measure(workers: int, url: str, config: Path, sources: int, *, kill: bool, timeout: float) -> dict[str, Any]:
+def wait_alerts(store: Storage, *, timeout: float) -> None:
+    """Until no alert is waiting or in flight (a SIGKILLed sender's claim runs out first)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not int(one(store, "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")):
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"alerts not drained in {timeout:.0f} s")
+
+
+def alert_figures(store: Storage, receiver: Receiver) -> dict[str, int]:
+    ids = [r[0] for r in store.backend.read("SELECT event_id FROM outbox WHERE status = 'sent'").rows]
+    return {
+        "alerts": len(ids),
+        "alerts_dead": int(one(store, "SELECT COUNT(*) FROM outbox WHERE status = 'dead'")),
+        "alerts_delivered": len(receiver.deliveries),
+        "alerts_sent_twice": sum(1 for n in receiver.deliveries.values() if n >= 2),
+        "alerts_not_delivered": sum(1 for i in ids if i not in receiver.deliveries),
+        "bad_signatures": receiver.bad_signatures,
+    }
+
+
+def measure(
+    workers: int, url: str, config: Path, sources: int, receiver: Receiver, *, kill: bool, timeout: float
+) -> dict[str, Any]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [
         subprocess.Popen(
@@ -157,6 +246,8 @@ def measure(workers: int, url: str, config: Path, sources: int, *, kill: bool, t
             wait_polls(store, sources, 3, timeout=timeout + 300, on_third=sigkill)
             out["after_kill_s"] = round(time.monotonic() - killed["at"], 1)
             out["mentions_after_kill"] = int(one(store, "SELECT COUNT(*) FROM mentions")) - before
+        wait_alerts(store, timeout=120)
+        out.update(alert_figures(store, receiver))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -213,35 +304,46 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     rows = []
+    receiver = Receiver()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for w in args.workers:
                 with fresh_database(cluster) as url:
                     Storage(url).close()  # migrate once before the workers start
-                    config = write_config(Path(tmp), url, server, args.sources, args.model, args.timeout)
+                    receiver.reset()
+                    config = write_config(Path(tmp), url, server, args.sources, args.model, args.timeout, receiver.url)
                     print(f"bench/workers.py: {w} worker(s), {args.sources} sources ...", file=sys.stderr, flush=True)
-                    rows.append(measure(w, url, config, args.sources, kill=True, timeout=args.cycle_timeout))
+                    rows.append(measure(w, url, config, args.sources, receiver, kill=True, timeout=args.cycle_timeout))
                     print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     finally:
+        receiver.close()
         server.close()
         if not args.database:
             stop_cluster(cluster)
     if args.json:
-        print(json.dumps({"sources": args.sources, "hosts": args.hosts, "model": args.model, "rows": rows}, indent=2))
+        # One line: bench/run_all.py reads the last line of stdout.
+        print(json.dumps({"sources": args.sources, "hosts": args.hosts, "model": args.model, "rows": rows}))
         return 0
     print(
         f"{args.sources} sources on {args.hosts} loopback hosts, 100-300 ms per answer, {args.changed:.0%} changed, model {args.model}"
     )
     print(
-        "| workers | cold cycle | cycle | polls/source | new mentions | duplicates | DB connections | CPU s per worker | after SIGKILL |"
+        "| workers | cold cycle | cycle | polls/source | new mentions | duplicates | DB connections | CPU s per worker"
+        " | after SIGKILL | alerts: delivered / sent twice / not delivered |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         kill = f"{r['after_kill_s']} s, {r['mentions_after_kill']} new" if "after_kill_s" in r else "-"
+        alerts = f"{r['alerts_delivered']} of {r['alerts']} / {r['alerts_sent_twice']} / {r['alerts_not_delivered']}"
         print(
             f"| {r['workers']} | {r['cold_cycle_s']} s | {r['cycle_s']} s | {r['polls_per_source'][0]}..{r['polls_per_source'][1]} "
-            f"| {r['new_mentions']} | {r['duplicate_mentions']} | {r['db_connections']} | {', '.join(map(str, r['cpu_s_per_worker']))} | {kill} |"
+            f"| {r['new_mentions']} | {r['duplicate_mentions']} | {r['db_connections']} | {', '.join(map(str, r['cpu_s_per_worker']))} "
+            f"| {kill} | {alerts} |"
         )
+        if r["bad_signatures"]:
+            print(
+                f"{r['workers']} worker(s): {r['bad_signatures']} request(s) refused for a bad signature (a body cut off by the SIGKILL)"
+            )
     return 0
 
 

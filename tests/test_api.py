@@ -13,14 +13,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 import yaml
 from helpers_db import scalar, write
+from helpers_pg import fresh_database
 from helpers_queue import (
     HOSTILE_AUTHOR,
     HOSTILE_TITLE,
@@ -45,6 +49,7 @@ from beacons.web.server import WebServer
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SSL = ssl.create_default_context()  # loaded once: every httpx.Client would otherwise read the CA bundle (100 ms)
 WIFI, BILLING, GUEST, PRAISE = 3, 4, 5, 6
+DB_PASSWORD = "healthz-db-password-0123"
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +71,27 @@ def config(tmp_path: Path, template_db: Path, database: str) -> Config:
     return make_config(tmp_path / "api.db")
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Iterator[httpx.Client]:
-    """A client of one server for the tests that change nothing."""
-    path = tmp_path_factory.mktemp("shared") / "api.db"
-    shutil.copyfile(template_db, path)
-    server = start(make_config(path))
-    with httpx.Client(base_url=server.url, timeout=10, verify=SSL) as c:
-        yield c
-    server.stop()
+def shared(
+    request: pytest.FixtureRequest, shared_backend: str, tmp_path_factory: pytest.TempPathFactory, template_db: Path
+) -> Iterator[httpx.Client]:
+    """A client of one server for the tests that change nothing, on each backend."""
+    with ExitStack() as stack:
+        if shared_backend == "postgresql":
+            config = make_config(stack.enter_context(fresh_database(request.getfixturevalue("pg_cluster"))))
+            seed(config)
+        else:
+            path = tmp_path_factory.mktemp("shared") / "api.db"
+            shutil.copyfile(template_db, path)
+            config = make_config(path)
+        server = start(config)
+        stack.callback(server.stop)
+        yield stack.enter_context(httpx.Client(base_url=server.url, timeout=10, verify=SSL))
 
 
 def start(config: Config, **kw: Any) -> WebServer:
@@ -137,9 +154,38 @@ def test_api_any_configured_token_works(shared: httpx.Client, token: str) -> Non
     assert shared.get("/api/beacons", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
-def test_api_healthz_is_open_and_says_nothing(shared: httpx.Client) -> None:
+def test_api_healthz_is_open_and_says_nothing_but_the_backend(shared: httpx.Client, shared_backend: str) -> None:
     r = shared.get("/healthz")
-    assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    assert (r.status_code, r.json()) == (200, {"status": "ok", "database": {"backend": shared_backend, "ok": True}})
+
+
+def test_api_healthz_reports_a_lost_database_without_its_url(
+    request: pytest.FixtureRequest, database: str, tmp_path: Path
+) -> None:
+    """503 once the database is gone; neither answer shows the URL or its password (issue 11)."""
+    backend = "postgresql" if database.startswith("postgresql://") else "sqlite"
+    if backend == "postgresql":  # a password in the URL (trust auth ignores it) that must never be shown
+        database = re.sub(r"^postgresql://([^:@/]*)@", rf"postgresql://\1:{DB_PASSWORD}@", database)
+    name = urlsplit(database).path.rsplit("/", 1)[-1]  # the database's name or file
+    server = start(make_config(database))
+    try:
+        with httpx.Client(base_url=server.url, timeout=10, verify=SSL) as c:
+            ok = c.get("/healthz")
+            if backend == "postgresql":
+                with psycopg.connect(request.getfixturevalue("pg_cluster").url, autocommit=True) as admin:
+                    admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            else:
+                Path(database).unlink()
+                Path(database).mkdir()  # SQLite cannot open a folder
+            lost = c.get("/healthz")
+    finally:
+        server.stop()
+    assert (ok.status_code, ok.json()) == (200, {"status": "ok", "database": {"backend": backend, "ok": True}})
+    assert (lost.status_code, lost.json()) == (
+        503,
+        {"status": "error", "database": {"backend": backend, "ok": False}},
+    )
+    assert not [r.text for r in (ok, lost) if DB_PASSWORD in r.text or name in r.text]
 
 
 def test_api_security_headers(shared: httpx.Client) -> None:

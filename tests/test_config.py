@@ -263,3 +263,18 @@ def test_config_an_empty_brands_list_is_an_error() -> None:
     # An empty list used to load, and every fetched post was then dropped for naming no brand.
     problems = problems_of({**GOOD, "sources": GOOD["sources"][:2], "brands": []})
     assert problems == ["brands: is empty: every post would be dropped for naming no brand; list at least one brand"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lease"),
+    [("", 140.0), ("fleet: {lease: 2m}\n", 120.0), ("fetch: {timeout: 2s}\nfleet: {lease: 3s}\n", 3.0)],
+)
+def test_config_fleet_lease_defaults_to_longer_than_any_poll(text: str, lease: float) -> None:
+    from beacons.daemon import lease_seconds
+
+    assert lease_seconds(parse_config(text, env={})) == lease
+
+
+def test_config_fleet_lease_must_outlast_a_poll() -> None:
+    [problem] = problems_of("fleet: {lease: 30s}\n")
+    assert problem.startswith("fleet.lease: must be longer than fetch.timeout (30 s), got 30 s")

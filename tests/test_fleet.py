@@ -207,3 +207,11 @@ def test_fleet_digest_of_a_channel_is_made_by_its_leader_once(database: str, sto
             asyncio.run(s.aclose())
         for o in others:
             o.close()
+
+
+def test_fleet_lease_takes_never_polled_sources_first_then_the_longest_due(store: Storage) -> None:
+    store.sync_sources([src(f"s{i}", f"https://a.example/{i}") for i in range(5)])
+    for sid, minutes in (("s0", 1), ("s1", 5), ("s2", -5), ("s3", 3)):  # s4 was never polled
+        store.set_next_poll(sid, NOW - timedelta(minutes=minutes))
+    assert store.lease_due("w1", now=NOW, lease=LEASE, limit=3) == ["s4", "s1", "s3"]
+    assert store.lease_due("w1", now=NOW, lease=LEASE, limit=3) == ["s0"]  # s2 is not due yet

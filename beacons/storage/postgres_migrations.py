@@ -130,4 +130,14 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX login_failures_address ON login_failures(address, at)",
         ),
     ),
+    (
+        # issue 11: a lease reads the due sources in index order instead of sorting them all, and
+        # taking a host looks up that host's live leases instead of scanning every source.
+        "0007_lease_indexes",
+        (
+            "DROP INDEX sources_due",
+            "CREATE INDEX sources_due ON sources(next_poll_at, id)",
+            "CREATE INDEX sources_host ON sources(host, lease_until)",
+        ),
+    ),
 )

@@ -206,3 +206,15 @@ def _storage_0007(db: sqlite_utils.Database) -> None:
         "CREATE INDEX login_failures_address ON login_failures(address, at)",
     ):
         db.execute(sql)
+
+
+@storage(name="0008_lease_indexes")
+def _storage_0008(db: sqlite_utils.Database) -> None:
+    # issue 11: a lease reads the due sources in index order instead of sorting them all, and
+    # taking a host looks up that host's live leases instead of scanning every source.
+    for sql in (
+        "DROP INDEX sources_due",
+        "CREATE INDEX sources_due ON sources(next_poll_at, id)",
+        "CREATE INDEX sources_host ON sources(host, lease_until)",
+    ):
+        db.execute(sql)

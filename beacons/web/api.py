@@ -32,7 +32,7 @@ from beacons.queue import (
     resolve,
     version,
 )
-from beacons.storage import Storage
+from beacons.storage import Storage, is_postgres_url
 from beacons.storage.users import User
 from beacons.users import at_least, clean_role, clean_user_name
 from beacons.web.auth import Identity
@@ -249,13 +249,15 @@ def get_version(app: App, req: Request) -> Response:
 
 
 def healthz(app: App, req: Request) -> Response:
-    """Liveness and database check; open to all (load balancers carry no token) and reveals nothing."""
+    """Liveness and database check; open to all (load balancers carry no token), so it names the backend
+    and whether it answers, never the database URL (which may hold a password) or the error."""
+    backend = "postgresql" if is_postgres_url(app.config.database) else "sqlite"
     try:
         with app.store() as store:
             store.ping()
     except Exception:
-        return Response.json({"status": "error", "database": "unavailable"}, 503)
-    return Response.json({"status": "ok"})
+        return Response.json({"status": "error", "database": {"backend": backend, "ok": False}}, 503)
+    return Response.json({"status": "ok", "database": {"backend": backend, "ok": True}})
 
 
 def _label(value: Any) -> str:

@@ -14,6 +14,10 @@ from beacons.nlp.labels import INTENTS, SENTIMENTS
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
 _INT = {"type": "integer"}
+_HEALTH_DB = {
+    "type": "object",
+    "properties": {"backend": {"enum": ["sqlite", "postgresql"]}, "ok": {"type": "boolean"}},
+}
 
 BEACON = {
     "type": "object",
@@ -355,9 +359,10 @@ def document(public_url: str | None = None) -> dict[str, Any]:
                 "operationId": "getHealth",
                 "security": [],
                 "responses": {
-                    "200": _json({"type": "object", "properties": {"status": {"const": "ok"}}}),
+                    "200": _json({"type": "object", "properties": {"status": {"const": "ok"}, "database": _HEALTH_DB}}),
                     "503": _json(
-                        {"type": "object", "properties": {"status": {"const": "error"}}}, "database unavailable"
+                        {"type": "object", "properties": {"status": {"const": "error"}, "database": _HEALTH_DB}},
+                        "database unavailable",
                     ),
                 },
             }
