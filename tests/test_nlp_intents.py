@@ -30,6 +30,8 @@ ENOUGH = 30  # test posts with the intent; fewer say too little to assert on
 # precision >= 0.8 that any one threshold chosen on test itself reaches: where that is below 0.6 too,
 # only a better model helps, not a threshold.
 MISSES = {
+    "bug_outage": "precision 0.931, recall 0.552 on the 7,652-post corpus's test split (parts 11-17 added)",
+    "how_to": "precision 0.942, recall 0.488 on the 7,652-post corpus's test split (parts 11-17 added)",
     "account_billing": "precision 0.830, recall 0.484; best recall at precision 0.8 on test 0.527",
     "order_delivery": "precision 0.902, recall 0.474; a threshold of 0.35 would give 0.615, but dev does not pick it",
     "complaint": "precision 0.879, recall 0.322; best recall at precision 0.8 on test 0.444",
