@@ -392,7 +392,7 @@ def train(
     *,
     corpus: Corpus | None = None,
     seed: int = 0,
-    epochs: int = 6,
+    epochs: int = 4,
     dropout: float = 0.2,
     extra: Sequence[Example] = (),
     progress: Progress = print,
