@@ -31,8 +31,8 @@ from helpers_queue import (
 from beacons import queue as q
 from beacons.config import Config
 from beacons.errors import ConfigError
-from beacons.store import Store
 from beacons.storage.types import Sla
+from beacons.store import Store
 from beacons.web.server import WebServer
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -231,9 +231,11 @@ def test_inbox_sla_breaching_beacons_come_first(store: Store) -> None:
         store, q.QueueFilter(queue="support", threads=False, sla=SLA, now=NOW - timedelta(hours=3))
     )
     assert {e.beacon.id for e in earlier.entries if e.sla_breached} == {GUEST}
-    assert q.list_entries(
-        store, q.QueueFilter(queue="support", threads=False, sla=SLA, now=NOW + timedelta(seconds=1))
-    ).entries[0].sla_breached
+    assert (
+        q.list_entries(store, q.QueueFilter(queue="support", threads=False, sla=SLA, now=NOW + timedelta(seconds=1)))
+        .entries[0]
+        .sla_breached
+    )
 
 
 def test_inbox_sla_closed_beacons_never_breach(store: Store) -> None:
@@ -273,7 +275,7 @@ def test_inbox_sla_config_is_checked_with_key_paths(tmp_path: Path) -> None:
     assert "routing.sla.advocacy: must be longer than 0s" in text
     assert "routing.sla.teams.billng: unknown team 'billng'" in text
     assert 'routing.sla.teams.networking: expected a duration like 5m, got "x"' in text
-    with pytest.raises(ConfigError, match="routing.sla.queues: unknown key"):
+    with pytest.raises(ConfigError, match=r"routing\.sla\.queues: unknown key"):
         make_config(tmp_path / "x.db", routing={**ROUTING, "sla": {"queues": {}}})
 
 
