@@ -152,6 +152,27 @@ def test_inbox_search_without_words_is_refused(store: Store) -> None:
         ids(store, q="!!! ???")
 
 
+def test_inbox_search_migration_indexes_beacons_stored_before_it(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from beacons.storage import postgres, sqlite_migrations
+
+    search = {"0008_beacon_search", "0007_beacon_search"}
+    before = [m for m in sqlite_migrations.storage._migrations if m.name not in search]
+    monkeypatch.setattr(sqlite_migrations.storage, "_migrations", before)
+    monkeypatch.setattr(postgres, "MIGRATIONS", tuple(m for m in postgres.MIGRATIONS if m[0] not in search))
+    config = make_config(database, routing=SLA_ROUTING)
+    seed(config)
+    with Store(config.database) as store:
+        q.add_note(store, GUEST, "alice", "Zebrafish firmware")
+    monkeypatch.undo()
+    with Store(config.database) as store:  # opening it applies the search migration
+        assert ids(store, q="zebrafish") == {GUEST}
+        assert ids(store, q="refund") == {BILLING}
+        q.add_note(store, WIFI, "alice", "zebrafish too")
+        assert ids(store, q="zebrafish") == {GUEST, WIFI}
+
+
 def test_inbox_search_index_follows_an_edited_post(store: Store) -> None:
     write(
         store,
