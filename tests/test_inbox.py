@@ -386,6 +386,15 @@ def test_inbox_api_assignee_me_needs_a_name(client: httpx.Client) -> None:
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("assignee: me needs")
 
 
+@pytest.mark.parametrize("text", ["1:50:3:99999999999999999999", "2:50:3:0", "1:50:3", "x:1"])
+def test_inbox_api_forged_cursor_is_a_400(client: httpx.Client, text: str) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    r = client.get("/api/beacons", params={"cursor": cursor}, headers=AUTH)
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("cursor: ")
+
+
 def test_inbox_api_cursor_keeps_filters(client: httpx.Client) -> None:
     want = api_ids(client, queue="all", q="acme", limit="100")
     got: list[int] = []

@@ -72,8 +72,8 @@ def _decode(cursor: str) -> tuple[int, ...]:
         values = tuple(int(v) for v in text.split(":"))
         if len(values) not in (2, 4) or not all(abs(v) < 2**63 for v in values):  # 64-bit INTEGER (issue 10)
             raise ValueError(text)
-        if len(values) == 4 and values[0] not in (0, 1):
-            raise ValueError(text)
+        if len(values) == 4 and (values[0] not in (0, 1) or not 0 <= values[3] < 253_402_300_800_000_000):
+            raise ValueError(text)  # a flag, and a time between 1970 and 9999
         return values
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor", "is not a cursor this server gave out") from exc
