@@ -113,6 +113,18 @@ class GroupingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SlaConfig:
+    """How long an open beacon may wait before it is breaching: per queue, and per team (which wins).
+
+    ``sla: {support: 2h, advocacy: 1d, teams: {billing: 30m}}``; a queue without a limit never breaches.
+    """
+
+    support: Duration | None = None
+    advocacy: Duration | None = None
+    teams: dict[str, Duration] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     # Minimum support score for the support queue: a number, or per brand {default: 0.5, Acme: 0.4}.
     # The shipped model reports 0.5 at the operating point chosen on dev (beacons eval shows the trade-off).
@@ -136,6 +148,7 @@ class RoutingConfig:
     teams: tuple[TeamConfig, ...] = ()
     drop: DropConfig = field(default_factory=DropConfig)
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)  # issue 13: waiting time marked and sorted up in the inbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,6 +530,35 @@ def _check_routing(
         problems.append(Problem("routing.grouping.min_shared", f"must be at least 1, got {g.min_shared}"))
     if g.window <= 0:
         problems.append(Problem("routing.grouping.window", "must be longer than 0s"))
+    _check_sla(routing, brands, problems)
+
+
+def _check_sla(routing: RoutingConfig, brands: tuple[BrandConfig, ...], problems: list[Problem]) -> None:
+    """Limits longer than 0, and teams that routing can actually give a beacon (typos are the common mistake)."""
+    sla = routing.sla
+    if not isinstance(sla, SlaConfig):
+        return
+    for key in ("support", "advocacy"):
+        value = getattr(sla, key)
+        if value is not None and value <= 0:
+            problems.append(Problem(f"routing.sla.{key}", f"must be longer than 0s, like 2h, got {value:g}"))
+    teams = {t.name for t in routing.teams if isinstance(t, TeamConfig)}
+    teams |= {r.team for r in routing.rules if isinstance(r, RoutingRuleConfig) and r.team}
+    for b in brands:
+        if isinstance(b, BrandConfig):
+            teams |= {b.team} if b.team else set()
+            teams |= {p.team for p in b.products if p.team}
+    lowered = {t.lower() for t in teams}
+    for name, value in sla.teams.items():
+        loc = f"routing.sla.teams.{name}"
+        if str(name).lower() not in lowered:
+            known = ", ".join(sorted(teams)) or "none configured"
+            hint = close_match(str(name), sorted(teams))
+            problems.append(
+                Problem(loc, f"unknown team {name!r}{hint}; known (routing.teams, rules and brands): {known}")
+            )
+        if isinstance(value, int | float) and value <= 0:
+            problems.append(Problem(loc, f"must be longer than 0s, like 30m, got {value:g}"))
 
 
 __all__ = ["BrandConfig", "Config", "ConfigError", "Secret", "load_config", "parse_config"]

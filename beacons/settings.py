@@ -176,7 +176,11 @@ def coerce(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
         if not isinstance(value, dict):
             problems.append(Problem(loc, f"expected a mapping, got {_describe(value)}"))
             return MISSING
-        return dict(value)
+        value_tp = get_args(tp)[1] if len(get_args(tp)) == 2 else Any
+        if value_tp is Any:
+            return dict(value)
+        coerced = {k: coerce(value_tp, v, _join(loc, str(k)), problems) for k, v in value.items()}
+        return {k: v for k, v in coerced.items() if v is not MISSING}
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):

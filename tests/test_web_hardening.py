@@ -350,7 +350,7 @@ def test_web_a_bug_logs_one_http_error_without_request_data(
         with structlog.testing.capture_logs() as events, caplog.at_level(logging.DEBUG):
             r = c.request(
                 "GET",
-                "/api/beacons?queue=support&token=query-secret-0123456789",
+                "/api/beacons?queue=support&threads=query-secret-0123456789",
                 headers={"Authorization": f"Bearer {TOKEN}", "X-Api-Key": "header-secret-0123456789"},
                 content=b'{"body": "body-secret-0123456789"}',
             )

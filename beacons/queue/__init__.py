@@ -4,6 +4,7 @@ States: ``new -> claimed (by whom) -> resolved | dismissed``; resolve and dismis
 also work straight from ``new``. One module per concern:
 
 - ``inputs.py``: names and notes checked before anything is written;
+- ``inbox.py``: the inbox's dates, SLA policy and waiting times (issue 13 §2);
 - ``queries.py``: the one list (threads folded, keyset paging), a beacon's detail, facets, feedback labels;
 - ``lifecycle.py``: claim, resolve, dismiss, re-route and notes (each one guarded transaction in storage);
 - ``threads.py``: which stored beacons are posts about the same problem (linked when stored, never on read).
@@ -12,6 +13,7 @@ also work straight from ``new``. One module per concern:
 from __future__ import annotations
 
 from beacons.errors import BeaconNotFound, InvalidInput, QueueError, TransitionConflict
+from beacons.queue.inbox import check_intent, check_sentiment, parse_when, sla_policy, waited_seconds, waited_text
 from beacons.queue.inputs import MAX_NAME_CHARS, MAX_NOTE_CHARS, clean_name, clean_note
 from beacons.queue.lifecycle import ACTIONS, OPEN, add_note, claim, dismiss, reroute, resolve
 from beacons.queue.queries import (
@@ -32,7 +34,7 @@ from beacons.queue.queries import (
 )
 from beacons.queue.threads import link_pending, link_threads
 from beacons.storage.beacons import decode_cursor, encode_cursor
-from beacons.storage.types import QueueFilter
+from beacons.storage.types import QueueFilter, Sla
 
 __all__ = [
     "ACTIONS",
@@ -47,8 +49,11 @@ __all__ = [
     "Page",
     "QueueError",
     "QueueFilter",
+    "Sla",
     "TransitionConflict",
     "add_note",
+    "check_intent",
+    "check_sentiment",
     "claim",
     "clean_name",
     "clean_note",
@@ -65,8 +70,12 @@ __all__ = [
     "link_threads",
     "list_entries",
     "metric_counts",
+    "parse_when",
     "reroute",
     "resolve",
     "routing_input",
+    "sla_policy",
     "version",
+    "waited_seconds",
+    "waited_text",
 ]

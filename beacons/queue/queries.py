@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from beacons.models import Beacon, Classification, Match, Mention
+from beacons.queue.inbox import waited_seconds
 from beacons.storage import ListedBeacon, QueueFilter, Storage
-from beacons.storage.types import match_from_json, parse_time
+from beacons.storage.types import Sla, match_from_json, parse_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +26,14 @@ class Entry:
     thread_id: int
     related: int  # other beacons in its thread (when it is the thread's first)
     spans: tuple[tuple[int, int], ...] = ()
+    waited_seconds: int | None = None  # set when listed with a clock (issue 13 §2)
+    sla_breached: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.beacon.to_json(), "thread_id": self.thread_id, "related": self.related}
+        out = {**self.beacon.to_json(), "thread_id": self.thread_id, "related": self.related}
+        if self.waited_seconds is not None:
+            out.update(waited_seconds=self.waited_seconds, sla_breached=self.sla_breached)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +76,21 @@ class Detail:
         }
 
 
-def _entry(listed: ListedBeacon) -> Entry:
+def _entry(listed: ListedBeacon, now: datetime | None = None, sla: Sla | None = None) -> Entry:
     spans = tuple((s.start, s.end) for s in listed.match.spans) if listed.match else ()
-    return Entry(listed.beacon, listed.thread_id, listed.related, spans)
+    b = listed.beacon
+    if now is None:
+        return Entry(b, listed.thread_id, listed.related, spans)
+    breached = bool(sla) and sla is not None and sla.is_breached(b, now)
+    return Entry(b, listed.thread_id, listed.related, spans, waited_seconds(b, now), breached)
 
 
 def list_entries(store: Storage, f: QueueFilter | None = None) -> Page:
-    """One page of beacons, highest priority first; a thread shows as its first beacon."""
-    listed, cursor = store.list_beacons(f or QueueFilter())
-    return Page([_entry(x) for x in listed], cursor)
+    """One page of beacons, highest priority first (past their SLA first, given ``sla`` and ``now``);
+    a thread shows as its first beacon. With ``now``, each entry says how long it has waited."""
+    f = f or QueueFilter()
+    listed, cursor = store.list_beacons(f)
+    return Page([_entry(x, f.now, f.sla) for x in listed], cursor)
 
 
 def iter_entries(store: Storage, f: QueueFilter, *, page_size: int = 500) -> Iterator[Entry]:
@@ -91,14 +104,14 @@ def iter_entries(store: Storage, f: QueueFilter, *, page_size: int = 500) -> Ite
         cursor = page.next_cursor
 
 
-def get_entry(store: Storage, beacon_id: int) -> Entry | None:
+def get_entry(store: Storage, beacon_id: int, *, now: datetime | None = None, sla: Sla | None = None) -> Entry | None:
     listed = store.get_listed(beacon_id)
-    return _entry(listed) if listed else None
+    return _entry(listed, now, sla) if listed else None
 
 
-def get_detail(store: Storage, beacon_id: int) -> Detail | None:
-    """A beacon with its notes, history and the other beacons of its thread."""
-    entry = get_entry(store, beacon_id)
+def get_detail(store: Storage, beacon_id: int, *, now: datetime | None = None, sla: Sla | None = None) -> Detail | None:
+    """A beacon with its notes, history and the other beacons of its thread (with ``now``: its wait and SLA)."""
+    entry = get_entry(store, beacon_id, now=now, sla=sla)
     if entry is None:
         return None
     thread = store.thread_members(entry.thread_id, beacon_id)

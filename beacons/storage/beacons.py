@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from beacons.errors import InvalidInput
 from beacons.models import QUEUES, Beacon
 from beacons.storage.base import Backend, marks
+from beacons.storage.search import breach_expression, intent_condition, search_condition
 from beacons.storage.types import ListedBeacon, QueueFilter, match_from_json
 
 BEACON_SELECT = (
@@ -57,23 +60,34 @@ def beacon_from_row(row: Sequence[Any]) -> Beacon:
     )
 
 
-def encode_cursor(priority_value: int, beacon_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{priority_value}:{beacon_id}".encode()).decode().rstrip("=")
+def encode_cursor(priority_value: int, beacon_id: int, *, breached: int | None = None, now_us: int = 0) -> str:
+    """``priority:id``; with the SLA order, ``breached:priority:id:now`` (the first page's time, in microseconds)."""
+    text = f"{priority_value}:{beacon_id}" if breached is None else f"{breached}:{priority_value}:{beacon_id}:{now_us}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, int]:
+def _decode(cursor: str) -> tuple[int, ...]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prio, beacon_id = text.split(":")
-        values = int(prio), int(beacon_id)
-        if not all(abs(v) < 2**63 for v in values):  # a 64-bit INTEGER on both backends (issue 10)
+        values = tuple(int(v) for v in text.split(":"))
+        if len(values) not in (2, 4) or not all(abs(v) < 2**63 for v in values):  # 64-bit INTEGER (issue 10)
             raise ValueError(text)
+        if len(values) == 4 and (values[0] not in (0, 1) or not 0 <= values[3] < 253_402_300_800_000_000):
+            raise ValueError(text)  # a flag, and a time between 1970 and 9999
         return values
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor", "is not a cursor this server gave out") from exc
 
 
-def _where(f: QueueFilter, b: str = "b", m: str = "m", *, members: bool = True) -> tuple[list[str], list[Any]]:
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """(priority, id) of either cursor form."""
+    values = _decode(cursor)
+    return (values[0], values[1]) if len(values) == 2 else (values[1], values[2])
+
+
+def _where(
+    f: QueueFilter, b: str = "b", m: str = "m", *, dialect: str = "sqlite", members: bool = True
+) -> tuple[list[str], list[Any]]:
     """SQL conditions for a filter on beacon alias ``b`` and mention alias ``m`` (all values as parameters)."""
     where: list[str] = []
     args: list[Any] = []
@@ -96,38 +110,85 @@ def _where(f: QueueFilter, b: str = "b", m: str = "m", *, members: bool = True) 
         if value:
             where.append(f"lower({column}) = lower(?)")
             args.append(value)
+    for sql, values in _inbox_where(f, b, m, dialect=dialect, members=members):
+        where.append(sql)
+        args += values
     return where, args
+
+
+def _inbox_where(f: QueueFilter, b: str, m: str, *, dialect: str, members: bool) -> list[tuple[str, list[Any]]]:
+    """The inbox's filters (issue 13 §2): search, assignee, sentiment, intent, and with ``members`` source and dates."""
+    out: list[tuple[str, list[Any]]] = []
+    if f.q:
+        out.append(search_condition(dialect, b, f.q))
+    if f.assignee:
+        out.append((f"{b}.assignee = ?", [f.assignee]))
+    if f.unassigned:
+        out.append((f"{b}.assignee IS NULL", []))
+    if f.sentiment:
+        out.append((f"{b}.sentiment = ?", [f.sentiment]))
+    if f.intent:
+        out.append(intent_condition(dialect, b, f.intent))
+    if members:
+        if f.source:
+            out.append((f"{m}.source_id = ?", [f.source]))
+        if f.since is not None:
+            out.append((f"COALESCE({m}.published_at, {m}.fetched_at) >= ?", [f.since]))
+        if f.until is not None:
+            out.append((f"COALESCE({m}.published_at, {m}.fetched_at) < ?", [f.until]))
+    return out
 
 
 class BeaconsMixin:
     backend: Backend
 
     def list_beacons(self, f: QueueFilter) -> tuple[list[ListedBeacon], str | None]:
-        """One page, highest priority first; with ``threads`` a thread shows as its first beacon only."""
-        where, args = _where(f)
+        """One page, highest priority first (with ``sla`` and ``now``: beacons past their SLA before the rest);
+        with ``threads`` a thread shows as its first beacon only."""
+        dialect = self.backend.name
+        where, args = _where(f, dialect=dialect)
         if f.threads:
             # Hide a linked beacon when the first beacon of its thread passes the same filter (it is listed instead).
-            root_where, root_args = _where(f, "r", members=False)
+            root_where, root_args = _where(f, "r", "rm", dialect=dialect)
             where.append(
                 "NOT EXISTS (SELECT 1 FROM beacon_threads t JOIN beacons r ON r.id = t.thread_id"
+                " JOIN mentions rm ON rm.id = r.mention_id"
                 f" WHERE t.beacon_id = b.id AND t.thread_id != b.id AND {' AND '.join(root_where) or '1 = 1'})"
             )
             args += root_args
-        if f.cursor:
-            prio, last_id = decode_cursor(f.cursor)
-            where.append("(b.priority, b.id) < (?, ?)")
-            args += [prio, last_id]
+        cursor = _decode(f.cursor) if f.cursor else None
+        now = f.now
+        if cursor is not None and len(cursor) == 4:
+            now = datetime.fromtimestamp(cursor[3] / 1_000_000, UTC)  # every page ranks by the first page's time
+        by_sla = bool(f.sla) and now is not None and (cursor is None or len(cursor) == 4)
+        breach, breach_args = breach_expression(f.sla, now) if by_sla and f.sla and now else ("0", [])
+        if cursor is not None:
+            if by_sla:
+                where.append(f"({breach}, b.priority, b.id) < (?, ?, ?)")
+                args += [*breach_args, *cursor[:3]]
+            else:
+                where.append("(b.priority, b.id) < (?, ?)")
+                args += list(decode_cursor(f.cursor or ""))
         limit = max(1, min(int(f.limit), MAX_PAGE))
+        order = f"{breach} DESC, b.priority DESC, b.id DESC" if by_sla else "b.priority DESC, b.id DESC"
         sql = (
-            BEACON_SELECT
+            BEACON_SELECT.replace(" FROM beacons b", f", {breach} FROM beacons b")
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY b.priority DESC, b.id DESC LIMIT ?"
+            + f" ORDER BY {order} LIMIT ?"
         )
-        beacons = [beacon_from_row(r) for r in self.backend.read(sql, [*args, limit + 1]).rows]
-        more = len(beacons) > limit
-        beacons = beacons[:limit]
-        last = beacons[-1] if beacons else None
-        return self._listed(beacons), (encode_cursor(last.priority, last.id) if more and last else None)
+        rows = self.backend.read(sql, [*breach_args, *args, *(breach_args if by_sla else []), limit + 1]).rows
+        more = len(rows) > limit
+        rows = rows[:limit]
+        beacons = [beacon_from_row(r) for r in rows]
+        next_cursor = None
+        if more and rows:
+            last = beacons[-1]
+            if by_sla and now is not None:
+                now_us = round(now.timestamp() * 1_000_000)
+                next_cursor = encode_cursor(last.priority, last.id, breached=int(rows[-1][-1]), now_us=now_us)
+            else:
+                next_cursor = encode_cursor(last.priority, last.id)
+        return self._listed(beacons), next_cursor
 
     def _listed(self, beacons: Sequence[Beacon]) -> list[ListedBeacon]:
         if not beacons:
@@ -183,7 +244,7 @@ class BeaconsMixin:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def facets(self) -> dict[str, list[str]]:
-        """The brands, products and teams in the queues, for the page's filters."""
+        """The brands, products and teams in the queues, the sources and assignees, for the page's filters."""
         out: dict[str, list[str]] = {}
         for key, sql in (
             (
@@ -195,6 +256,8 @@ class BeaconsMixin:
                 "SELECT DISTINCT m.product FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.queue != 'none' AND m.product IS NOT NULL",
             ),
             ("teams", "SELECT DISTINCT team FROM beacons WHERE queue != 'none' AND team IS NOT NULL"),
+            ("sources", "SELECT id FROM sources"),
+            ("assignees", "SELECT DISTINCT assignee FROM beacons WHERE assignee IS NOT NULL"),
         ):
             out[key] = sorted((r[0] for r in self.backend.read(sql).rows), key=str.lower)
         return out
@@ -205,8 +268,18 @@ class BeaconsMixin:
         assert row is not None
         return f"{row[0] or 0}.{row[1] or 0}"
 
-    def counts(self) -> dict[str, int]:
-        rows = self.backend.read("SELECT queue, status, COUNT(*) FROM beacons GROUP BY queue, status").rows
+    def counts(self, f: QueueFilter | None = None) -> dict[str, int]:
+        """Beacons per ``queue/status``: all of them, or those passing ``f`` but for its queue, status and paging."""
+        if f is None:
+            rows = self.backend.read("SELECT queue, status, COUNT(*) FROM beacons GROUP BY queue, status").rows
+        else:
+            where, args = _where(replace(f, queue="all", status=None, cursor=None), dialect=self.backend.name)
+            rows = self.backend.read(
+                "SELECT b.queue, b.status, COUNT(*) FROM beacons b JOIN mentions m ON m.id = b.mention_id"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " GROUP BY b.queue, b.status",
+                args,
+            ).rows
         return {f"{q}/{s}": int(n) for q, s, n in rows}
 
     def metric_counts(self) -> dict[str, list[tuple[Any, ...]]]:

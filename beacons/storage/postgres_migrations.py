@@ -140,4 +140,36 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX sources_host ON sources(host, lease_until)",
         ),
     ),
+    (
+        "0008_beacon_search",
+        # issue 13 §2: full-text search over title, text, author and notes (beacons.storage.search): one
+        # tsvector per beacon ('simple': no stemming, as SQLite's unicode61), kept by triggers, filled here.
+        # The text is cut at 100,000 characters: a tsvector holds at most 1 MB, and a long post must still store.
+        (
+            "CREATE TABLE beacon_search (beacon_id bigint PRIMARY KEY REFERENCES beacons(id) ON DELETE CASCADE,"
+            " doc tsvector NOT NULL)",
+            "CREATE INDEX beacon_search_doc ON beacon_search USING gin (doc)",
+            """CREATE FUNCTION beacons_search_refresh(bid bigint) RETURNS void LANGUAGE sql AS $$
+                INSERT INTO beacon_search (beacon_id, doc)
+                SELECT b.id, to_tsvector('simple', left(concat_ws(' ', m.title, m.text, m.author,
+                    (SELECT string_agg(n.text, ' ' ORDER BY n.id) FROM beacon_notes n WHERE n.beacon_id = b.id)),
+                    100000))
+                FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = bid
+                ON CONFLICT (beacon_id) DO UPDATE SET doc = EXCLUDED.doc
+            $$""",
+            """CREATE FUNCTION beacons_search_on_beacon() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM beacons_search_refresh(NEW.id); RETURN NULL; END $$""",
+            """CREATE FUNCTION beacons_search_on_note() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM beacons_search_refresh(NEW.beacon_id); RETURN NULL; END $$""",
+            """CREATE FUNCTION beacons_search_on_mention() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM beacons_search_refresh(b.id) FROM beacons b WHERE b.mention_id = NEW.id; RETURN NULL; END $$""",
+            "CREATE TRIGGER beacon_search_beacon AFTER INSERT OR UPDATE OF mention_id ON beacons"
+            " FOR EACH ROW EXECUTE FUNCTION beacons_search_on_beacon()",
+            "CREATE TRIGGER beacon_search_note AFTER INSERT OR UPDATE OF text ON beacon_notes"
+            " FOR EACH ROW EXECUTE FUNCTION beacons_search_on_note()",
+            "CREATE TRIGGER beacon_search_mention AFTER UPDATE OF title, text, author ON mentions"
+            " FOR EACH ROW EXECUTE FUNCTION beacons_search_on_mention()",
+            "SELECT beacons_search_refresh(id) FROM beacons",
+        ),
+    ),
 )

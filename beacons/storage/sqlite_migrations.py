@@ -218,3 +218,41 @@ def _storage_0008(db: sqlite_utils.Database) -> None:
         "CREATE INDEX sources_host ON sources(host, lease_until)",
     ):
         db.execute(sql)
+
+
+# The document of one beacon in the full-text index: its post's title, text and author, and its notes.
+_FTS_REFRESH = (
+    "DELETE FROM beacon_fts WHERE rowid IN ({ids});"
+    " INSERT INTO beacon_fts (rowid, title, body, author, notes)"
+    " SELECT b.id, m.title, m.text, COALESCE(m.author, ''),"
+    " COALESCE((SELECT group_concat(n.text, ' ') FROM beacon_notes n WHERE n.beacon_id = b.id), '')"
+    " FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id IN ({ids});"
+)
+
+
+@storage(name="0009_beacon_search")
+def _storage_0009(db: sqlite_utils.Database) -> None:
+    # issue 13 §2: full-text search over title, text, author and notes (beacons.storage.search). An FTS5 table
+    # keyed by beacon id, kept by triggers (so every writer, `db copy` included, keeps it current); filled here.
+    db.executescript(
+        "CREATE VIRTUAL TABLE beacon_fts USING fts5(title, body, author, notes,"
+        " tokenize = 'unicode61 remove_diacritics 2');\n"
+        "CREATE TRIGGER beacon_fts_beacon AFTER INSERT ON beacons BEGIN "
+        + _FTS_REFRESH.format(ids="NEW.id")
+        + " END;\n"
+        "CREATE TRIGGER beacon_fts_beacon_moved AFTER UPDATE OF mention_id ON beacons BEGIN "
+        + _FTS_REFRESH.format(ids="NEW.id")
+        + " END;\n"
+        "CREATE TRIGGER beacon_fts_beacon_gone AFTER DELETE ON beacons BEGIN"
+        " DELETE FROM beacon_fts WHERE rowid = OLD.id; END;\n"
+        "CREATE TRIGGER beacon_fts_note AFTER INSERT ON beacon_notes BEGIN "
+        + _FTS_REFRESH.format(ids="NEW.beacon_id")
+        + " END;\n"
+        "CREATE TRIGGER beacon_fts_note_changed AFTER UPDATE OF text ON beacon_notes BEGIN "
+        + _FTS_REFRESH.format(ids="NEW.beacon_id")
+        + " END;\n"
+        "CREATE TRIGGER beacon_fts_mention AFTER UPDATE OF title, text, author ON mentions BEGIN "
+        + _FTS_REFRESH.format(ids="SELECT id FROM beacons WHERE mention_id = NEW.id")
+        + " END;\n"
+        + _FTS_REFRESH.format(ids="SELECT id FROM beacons")
+    )

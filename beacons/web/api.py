@@ -22,12 +22,16 @@ from beacons.log import get_logger
 from beacons.models import QUEUES, STATUSES
 from beacons.queue import (
     QueueFilter,
+    Sla,
     add_note,
+    check_intent,
+    check_sentiment,
     claim,
     dismiss,
     get_detail,
     list_entries,
     metric_counts,
+    parse_when,
     reroute,
     resolve,
     version,
@@ -55,7 +59,40 @@ def _limit(value: str | None, default: int) -> int:
     return int(value)
 
 
-def query_filter(query: dict[str, str], *, default_limit: int = 50) -> QueueFilter:
+LIST_PARAMS = (
+    "queue",
+    "status",
+    "brand",
+    "product",
+    "team",
+    "limit",
+    "cursor",
+    "threads",
+    # issue 13 §2: the inbox's search and filters
+    "q",
+    "assignee",
+    "since",
+    "until",
+    "sentiment",
+    "intent",
+    "source",
+)
+
+
+def query_filter(
+    query: dict[str, str],
+    *,
+    default_limit: int = 50,
+    identity: Identity | None = None,
+    now: datetime | None = None,
+    sla: Sla | None = None,
+) -> QueueFilter:
+    """The list filter of ``GET /api/beacons`` (and the page): an unknown parameter is a 400 naming it."""
+    for key in query:
+        if key not in LIST_PARAMS:
+            raise HTTPError(400, "invalid", f"{key[:40]}: unknown parameter; known: {', '.join(LIST_PARAMS)}")
+    when = now or datetime.now(UTC)
+    since, until = query.get("since"), query.get("until")
     return QueueFilter(
         queue=query.get("queue") or None,
         status=query.get("status") or None,
@@ -65,11 +102,29 @@ def query_filter(query: dict[str, str], *, default_limit: int = 50) -> QueueFilt
         limit=_limit(query.get("limit"), default_limit),
         cursor=query.get("cursor") or None,
         threads=query.get("threads", "true").lower() not in ("0", "false", "no"),
+        q=query.get("q") or None,
+        assignee=_assignee(query.get("assignee") or None, identity),
+        since=parse_when(since, "since", when) if since else None,
+        until=parse_when(until, "until", when, end=True) if until else None,
+        sentiment=check_sentiment(query["sentiment"]) if query.get("sentiment") else None,
+        intent=check_intent(query["intent"]) if query.get("intent") else None,
+        source=query.get("source") or None,
+        sla=sla,
+        now=now,
     )
 
 
+def _assignee(value: str | None, identity: Identity | None) -> str | None:
+    """``me`` is whoever asks: the signed-in person, or the name a service token's sign-in gave."""
+    if value != "me":
+        return value
+    if identity is None or not identity.name:
+        raise HTTPError(400, "invalid", "assignee: me needs a signed-in person or a personal token; give a name")
+    return identity.name
+
+
 def list_beacons(app: App, req: Request) -> Response:
-    f = query_filter(req.query)
+    f = query_filter(req.query, identity=req.identity, now=app.now(), sla=app.sla)
     with app.store() as store:
         page = list_entries(store, f)
     return Response.json({"beacons": [e.to_json() for e in page.entries], "next_cursor": page.next_cursor})
@@ -78,7 +133,7 @@ def list_beacons(app: App, req: Request) -> Response:
 def get_beacon(app: App, req: Request) -> Response:
     beacon_id = int(req.params["id"])
     with app.store() as store:
-        detail = get_detail(store, beacon_id)
+        detail = get_detail(store, beacon_id, now=app.now(), sla=app.sla)
     if detail is None:
         raise HTTPError(404, "not_found", f"no beacon with id {beacon_id}")
     return Response.json(detail.to_json())

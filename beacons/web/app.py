@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from beacons.config import Config
 from beacons.errors import ConfigError, Problem, StoreError
 from beacons.log import get_logger
-from beacons.queue import BeaconNotFound, InvalidInput, TransitionConflict
+from beacons.queue import BeaconNotFound, InvalidInput, TransitionConflict, sla_policy
 from beacons.storage import Storage
 from beacons.storage.users import Principal
 from beacons.users import at_least
@@ -91,6 +91,7 @@ class App:
         if problems:
             raise ConfigError(problems, config.path)
         self.clock = clock
+        self.sla = sla_policy(config.routing.sla)  # issue 13 §2: waiting beacons marked and sorted up
         self._request = threading.local()  # the request a thread-pool thread is working on
         self.auth = Auth(self.serve, secret, clock=clock)
         self.pages = page.Pages(self)
@@ -98,6 +99,10 @@ class App:
         for method, template, handler, kind in [*api.ROUTES, *page.ROUTES]:
             self.specs.setdefault(template, {})[method] = RouteSpec(method, handler, kind, template)
         self.asgi: ASGIApp = _Guard(self, self._starlette())
+
+    def now(self) -> datetime:
+        """The injected clock as an aware UTC time (what the inbox measures waits against)."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     @contextmanager
     def store(self) -> Iterator[Storage]:

@@ -68,6 +68,8 @@ BEACON = {
             "description": "the first beacon of the thread this one belongs to (its own id when alone)",
         },
         "related": {**_INT, "description": "other beacons in the thread, counted on its first beacon"},
+        "waited_seconds": {**_INT, "description": "since it arrived: until now while open, until closed after"},
+        "sla_breached": {"type": "boolean", "description": "open longer than its routing.sla limit"},
     },
 }
 EVENT = {
@@ -236,6 +238,24 @@ def document(public_url: str | None = None) -> dict[str, Any]:
             "schema": {"type": "boolean", "default": True},
             "description": "false: list every beacon of a thread",
         },
+        # issue 13 §2: the inbox's search and filters; any other parameter is a 400 naming it
+        {"name": "q", "in": "query", "schema": _STR, "description": "every word in the title, text, author or notes"},
+        {"name": "assignee", "in": "query", "schema": _STR, "description": "a person's name, or me"},
+        {
+            "name": "since",
+            "in": "query",
+            "schema": _STR,
+            "description": "posted at or after: an ISO date or date-time, or back from now (30m, 2h, 7d, 2w)",
+        },
+        {
+            "name": "until",
+            "in": "query",
+            "schema": _STR,
+            "description": "posted before: as since; a date includes that whole day",
+        },
+        {"name": "sentiment", "in": "query", "schema": {"enum": ["negative", "neutral", "positive"]}},
+        {"name": "intent", "in": "query", "schema": _STR, "description": "an intent scored at least 0.5"},
+        {"name": "source", "in": "query", "schema": _STR, "description": "a source id"},
     ]
     paths: dict[str, Any] = {
         "/api/beacons": {

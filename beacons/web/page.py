@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,20 @@ from beacons import users
 from beacons.errors import StoreError
 from beacons.log import get_logger
 from beacons.nlp.labels import INTENTS, SENTIMENTS
-from beacons.queue import Entry, InvalidInput, QueueFilter, clean_name, facets, get_detail, list_entries, version
+from beacons.queue import (
+    Entry,
+    InvalidInput,
+    QueueFilter,
+    check_intent,
+    check_sentiment,
+    clean_name,
+    facets,
+    get_detail,
+    list_entries,
+    parse_when,
+    version,
+    waited_text,
+)
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
 from beacons.web.auth import USER_SESSION_PREFIX
@@ -121,7 +134,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text)
+        self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text, waited=waited_text)
         self.static = {
             p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()
         }
@@ -172,45 +185,86 @@ def _needs_name(req: Request) -> Response | None:
     return None
 
 
+# The inbox's views (issue 13 §2): (name, label, status by default, queues shown).
+VIEWS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("mine", "Mine", "open", ("support", "advocacy")),
+    ("unassigned", "Unassigned", "open", ("support", "advocacy")),
+    ("open", "All open", "open", ("support", "advocacy")),
+    ("resolved", "Resolved", "resolved", ("support", "advocacy")),
+    ("none", "Not queued", "open", ("none",)),
+)
+SEARCH_KEYS = ("q", "since", "until", "sentiment", "intent", "source", "assignee")
+
+
+def _view(q: dict[str, str]) -> tuple[str, str, tuple[str, ...]]:
+    """The view asked for (``/?queue=none`` is the Not queued view), its status and its queues."""
+    name = q.get("view") or ("none" if q.get("queue") == "none" else "open")
+    for view, _label, status, queues in VIEWS:
+        if view == name:
+            return view, status, queues
+    raise HTTPError(400, "invalid", f"view: expected one of {', '.join(v[0] for v in VIEWS)}; got {name[:40]!r}")
+
+
+def _inbox_filter(app: App, req: Request, view: str, status: str) -> QueueFilter:
+    """The filters of the form, as one QueueFilter without queue or paging (the columns add those)."""
+    q, now = req.query, app.now()
+    me = req.identity.name if req.identity else None
+    assignee = q.get("assignee") or None
+    if view == "mine" or assignee == "me":
+        if not me:
+            raise HTTPError(400, "invalid", "assignee: Mine needs a signed-in name; sign in first")
+        assignee = me
+    since, until = q.get("since"), q.get("until")
+    return QueueFilter(
+        status=None if status == "all" else status,
+        brand=q.get("brand") or None,
+        product=q.get("product") or None,
+        team=q.get("team") or None,
+        limit=app.serve.page_size,
+        q=q.get("q") or None,
+        assignee=assignee,
+        unassigned=view == "unassigned",
+        since=parse_when(since, "since", now) if since else None,
+        until=parse_when(until, "until", now, end=True) if until else None,
+        sentiment=check_sentiment(q["sentiment"]) if q.get("sentiment") else None,
+        intent=check_intent(q["intent"]) if q.get("intent") else None,
+        source=q.get("source") or None,
+        sla=app.sla,
+        now=now,
+    )
+
+
 def board(app: App, req: Request) -> Response:
-    """GET /: both queues, filtered; ?queue=support&cursor=... pages through one."""
+    """GET /: the view's queues side by side, searched and filtered; ?queue=support&cursor=... pages through one."""
     if (redirect := _needs_name(req)) is not None:
         return redirect
     q = req.query
-    status = q.get("status", "open")
+    view, view_status, queues = _view(q)
+    status = q.get("status", view_status)
     if status not in (*STATUS_FILTERS, "all"):
         raise HTTPError(400, "invalid", f"status: expected one of {', '.join(STATUS_FILTERS)}, all")
-    filters = {
-        "brand": q.get("brand", ""),
-        "product": q.get("product", ""),
-        "team": q.get("team", ""),
-        "status": status,
-    }
-    only = q.get("queue") if q.get("queue") in ("support", "advocacy") else None
+    filters = {key: q.get(key, "") for key in ("brand", "product", "team", *SEARCH_KEYS)}
+    filters["status"] = status
+    base = _inbox_filter(app, req, view, status)
+    only = q.get("queue") if q.get("queue") in queues and len(queues) > 1 else None
+    kept = {k: v for k, v in filters.items() if v and not (k == "status" and v == view_status)}
+    if view != "open":
+        kept["view"] = view
     columns = []
     with app.store() as store:
-        counts = store.counts()
-        for queue in [only] if only else ["support", "advocacy"]:
-            f = QueueFilter(
-                queue,
-                None if status == "all" else status,
-                filters["brand"] or None,
-                filters["product"] or None,
-                filters["team"] or None,
-                app.serve.page_size,
-                q.get("cursor") if only else None,
-            )
+        counts = store.counts(base)  # the column counts follow the filters, not the whole database
+        for queue in [only] if only else queues:
+            f = replace(base, queue=queue, cursor=q.get("cursor") if only or len(queues) == 1 else None)
             page = list_entries(store, f)
-            more = (
-                "/?"
-                + urlencode({**{k: v for k, v in filters.items() if v}, "queue": queue, "cursor": page.next_cursor})
-                if page.next_cursor
-                else None
-            )
-            per = {s: counts.get(f"{queue}/{s}", 0) for s in ("new", "claimed")}
+            more = "/?" + urlencode({**kept, "queue": queue, "cursor": page.next_cursor}) if page.next_cursor else None
+            per = {s: counts.get(f"{queue}/{s}", 0) for s in ("new", "claimed", "resolved", "dismissed")}
             columns.append(Column(queue, page.entries, more, per))
         options, current = facets(store), version(store)
     here = req.path + ("?" + urlencode(q) if q else "")
+    views = [
+        (name, label, "/?" + urlencode({k: v for k, v in {**kept, "view": name}.items() if k != "status"}))
+        for name, label, _s, _q in VIEWS
+    ]
     return app.pages.render(
         req,
         "board.html",
@@ -218,7 +272,11 @@ def board(app: App, req: Request) -> Response:
         filters=filters,
         options=options,
         statuses=(*STATUS_FILTERS, "all"),
+        sentiments=SENTIMENTS,
+        intents=INTENTS,
         only=only,
+        view=view,
+        views=views,
         version=current,
         here=here,
     )
@@ -230,7 +288,7 @@ def beacon_page(app: App, req: Request) -> Response:
         return redirect
     beacon_id = int(req.params["id"])
     with app.store() as store:
-        detail = get_detail(store, beacon_id)
+        detail = get_detail(store, beacon_id, now=app.now(), sla=app.sla)
         current = version(store)
     if detail is None:
         return app.pages.render(req, "message.html", 404, title="Not found", message=f"There is no beacon {beacon_id}.")
