@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from beacons.models import Beacon, Classification, Match, Mention
+from beacons.queue.why import why_routed
 from beacons.storage import ListedBeacon, QueueFilter, Storage
 from beacons.storage.types import match_from_json, parse_time
 
@@ -26,7 +27,12 @@ class Entry:
     spans: tuple[tuple[int, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.beacon.to_json(), "thread_id": self.thread_id, "related": self.related}
+        return {
+            **self.beacon.to_json(),
+            "thread_id": self.thread_id,
+            "related": self.related,
+            "why": why_routed(self.beacon),
+        }
 
 
 @dataclass(frozen=True, slots=True)
