@@ -25,7 +25,17 @@ from beacons import users
 from beacons.errors import StoreError
 from beacons.log import get_logger
 from beacons.nlp.labels import INTENTS, SENTIMENTS
-from beacons.queue import Entry, InvalidInput, QueueFilter, clean_name, facets, get_detail, list_entries, version
+from beacons.queue import (
+    Entry,
+    InvalidInput,
+    QueueFilter,
+    clean_name,
+    facets,
+    get_detail,
+    list_entries,
+    version,
+    why_routed,
+)
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
 from beacons.web.auth import USER_SESSION_PREFIX
@@ -121,7 +131,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text)
+        self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text, why=why_routed)
         self.static = {
             p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()
         }
@@ -232,6 +242,7 @@ def beacon_page(app: App, req: Request) -> Response:
     with app.store() as store:
         detail = get_detail(store, beacon_id)
         current = version(store)
+        people = [u.name for u in store.list_users() if u.is_active]  # whom a claimed beacon can be given to
     if detail is None:
         return app.pages.render(req, "message.html", 404, title="Not found", message=f"There is no beacon {beacon_id}.")
     return app.pages.render(
@@ -243,6 +254,7 @@ def beacon_page(app: App, req: Request) -> Response:
         here=req.path,
         sentiments=SENTIMENTS,
         intents=INTENTS,
+        people=people,
     )
 
 
