@@ -52,7 +52,8 @@ def _passage(evidence: dict[str, Any] | None, text: str) -> str:
 
 
 def _scores(scores: dict[str, float]) -> str:
-    parts = [f"{q} {_pct(scores[q])}" for q in ("support", "advocacy") if q in scores]
+    """The classifier's support and advocacy scores that are not (nearly) zero, e.g. ``support 62%``."""
+    parts = [f"{q} {_pct(scores[q])}" for q in ("support", "advocacy") if round(float(scores.get(q, 0)) * 100)]
     return " and ".join(parts)
 
 
