@@ -84,8 +84,8 @@ def bulk(
     if action == "reroute" and queue not in QUEUES:
         raise InvalidInput("queue", f"expected one of {', '.join(QUEUES)} for a bulk re-route, got {queue!r}")
     who = clean_name(assignee, "assignee") if assignee else None
-    outcomes = []
-    for beacon_id in ids:
+    outcomes: list[Outcome] = []
+    for beacon_id in dict.fromkeys(ids):  # an id given twice is done once
         try:
             if action == "claim":
                 beacon = claim(store, beacon_id, by, assignee=who)
