@@ -361,8 +361,10 @@ def reroute_route(
     for ``queue`` and the team comes from the rule, else ``routing.teams``, else ``brands:``. The
     ``none`` queue has no priority and no team.
     """
-    if queue == "none" or match is None:
-        return Route(queue, 0, f"re-routed to {queue}")
+    if queue == "none":
+        return Route(queue, 0, "re-routed to none")
+    if match is None:  # no stored match (an old row): the formula still holds, no rule or team can
+        return Route(queue, priority(mention, classification, queue=queue, now=now), f"re-routed to {queue}")
     chosen = next(
         (o for o in rules.overrides if o.queue in (None, queue) and o.check(mention, match, queue)[0]),
         None,

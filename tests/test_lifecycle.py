@@ -443,3 +443,16 @@ def test_lifecycle_cli_help_has_an_example(command: str, capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         main(["queue", command, "--help"])
     assert f"Example: beacons queue {command} 42" in " ".join(capsys.readouterr().out.split())
+
+
+def test_lifecycle_reroute_route_without_a_stored_match_keeps_the_formula() -> None:
+    from helpers_queue import classification, mention
+
+    from beacons.route import Rules, reroute_route
+
+    post = mention("forum", "dana", "RouterX down", "Acme RouterX is down, how do I fix this?", None)
+    c = classification("advocacy", support=0.4, advocacy=0.7)
+    rules = Rules.from_config(make_config("unused.db").routing)
+    no_match = reroute_route(post, None, c, "support", rules)
+    assert (no_match.queue, no_match.team, no_match.priority) == ("support", None, priority(post, c, queue="support"))
+    assert reroute_route(post, None, c, "none", rules).priority == 0

@@ -130,12 +130,12 @@ def act(app: App, req: Request) -> Response:
 
 
 def _reroute_kw(app: App) -> dict[str, Any]:
-    """The routing rules and alert channels a re-route redoes routing with, built once per app."""
-    kw: dict[str, Any] | None = getattr(app, "_reroute_kw", None)
-    if kw is None:
-        kw = reroute_options(app.config)
-        app._reroute_kw = kw  # type: ignore[attr-defined]
-    return kw
+    """The routing rules and alert channels a re-route redoes routing with, built once per config."""
+    cached: tuple[Any, dict[str, Any]] | None = getattr(app, "_reroute_kw", None)
+    if cached is None or cached[0] is not app.config:  # a reloaded config brings its own rules
+        cached = (app.config, reroute_options(app.config))
+        app._reroute_kw = cached  # type: ignore[attr-defined]
+    return cached[1]
 
 
 def _reassign(
