@@ -10,7 +10,8 @@ one transaction with its history event (``Storage.relabel``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from beacons.errors import BeaconNotFound, InvalidInput
 from beacons.models import QUEUES, Beacon
@@ -31,8 +32,12 @@ def relabel(
     queue: str | None = None,
     sentiment: str | None = None,
     intents: Sequence[str] | None = None,
+    routing: Mapping[str, Any] | None = None,
 ) -> Beacon:
-    """Set any of queue, sentiment and intents of a beacon, each kept as a training label."""
+    """Set any of queue, sentiment and intents of a beacon, each kept as a training label.
+
+    ``routing`` (``beacons.queue.reroute_options``) is what a queue change redoes routing with.
+    """
     by = clean_name(by)
     if queue is None and sentiment is None and intents is None:
         raise InvalidInput("label", "give at least one of queue, sentiment or intents")
@@ -48,7 +53,7 @@ def relabel(
     if current is None:
         raise BeaconNotFound(beacon_id)
     if queue is not None and current.queue != queue:
-        reroute(store, beacon_id, by, queue)
+        reroute(store, beacon_id, by, queue, **(routing or {}))
     if sentiment is not None or wanted is not None:
         store.relabel(
             beacon_id,

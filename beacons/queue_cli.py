@@ -1,4 +1,4 @@
-"""``beacons queue claim/resolve/dismiss/reroute/relabel/note/export``, a fuller ``queue show``, and ``beacons route --explain``."""
+"""``beacons queue claim/resolve/dismiss/reroute/reopen/reassign/relabel/note/export``, a fuller ``queue show``, and ``beacons route --explain``."""
 
 from __future__ import annotations
 
@@ -79,6 +79,25 @@ def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentP
     p.add_argument("id", type=int)
     p.add_argument("queue", choices=["support", "advocacy", "none"])
     p.add_argument("--note", help="why (kept as a note)")
+    p = q.add_parser(
+        "reopen",
+        help="take a resolved or dismissed beacon back to new (the history keeps what it was)",
+        description="Reopen a resolved or dismissed beacon: it goes back to new and unassigned, so it shows in the "
+        "queue again; claim it to take it. Example: beacons queue reopen 42 --note 'customer wrote back'",
+    )
+    _common(p)
+    p.add_argument("id", type=int, help="the beacon's id, e.g. 42")
+    p.add_argument("--note", help="why (kept as a note), e.g. --note 'customer wrote back'")
+    p = q.add_parser(
+        "reassign",
+        help="give a claimed beacon to someone else",
+        description="Give a claimed beacon (and the rest of its thread its holder held) to NAME. When users exist "
+        "(beacons users add), NAME must be an active user. Example: beacons queue reassign 42 bob",
+    )
+    _common(p)
+    p.add_argument("id", type=int, help="the beacon's id, e.g. 42")
+    p.add_argument("name", metavar="NAME", help="who takes it over, e.g. bob")
+    p.add_argument("--note", help="why (kept as a note), e.g. --note 'bob knows the billing system'")
     p = q.add_parser(
         "relabel",
         help="correct a beacon's sentiment, intents and/or queue; kept as labels for `beacons train --with-feedback`",
@@ -168,19 +187,47 @@ def cmd_dismiss(args: argparse.Namespace) -> int:
 
 @command("queue reroute")
 def cmd_reroute(args: argparse.Namespace) -> int:
-    from beacons.queue import reroute
+    from beacons.queue import reroute, reroute_options
 
-    return _act(args, lambda store, i, by, **kw: reroute(store, i, by, args.queue, **kw), note=args.note)
+    routing = reroute_options(load(args))  # team, priority and alerts are recomputed for the new queue
+    return _act(args, lambda store, i, by, **kw: reroute(store, i, by, args.queue, **kw, **routing), note=args.note)
+
+
+@command("queue reopen")
+def cmd_reopen(args: argparse.Namespace) -> int:
+    from beacons.queue import reopen
+
+    return _act(args, reopen, note=args.note)
+
+
+@command("queue reassign")
+def cmd_reassign(args: argparse.Namespace) -> int:
+    """The CLI works on the database directly (no roles); once users exist, NAME must be an active one."""
+    from beacons.errors import InvalidInput
+    from beacons.queue import reassign
+
+    def run(store: Any, beacon_id: int, by: str, **kw: Any) -> Any:
+        if store.count_users():
+            user = store.get_user(args.name)
+            if user is None or not user.is_active:
+                raise InvalidInput("assignee", f"no active user named {args.name[:100]!r} (see `beacons users list`)")
+        return reassign(store, beacon_id, by, args.name, **kw)
+
+    return _act(args, run, note=args.note)
 
 
 @command("queue relabel")
 def cmd_relabel(args: argparse.Namespace) -> int:
     from beacons.feedback import relabel
+    from beacons.queue import reroute_options
 
     intents = [] if args.no_intents else args.intent
+    routing = reroute_options(load(args)) if args.queue else {}
     return _act(
         args,
-        lambda store, i, by: relabel(store, i, by, queue=args.queue, sentiment=args.sentiment, intents=intents),
+        lambda store, i, by: relabel(
+            store, i, by, queue=args.queue, sentiment=args.sentiment, intents=intents, routing=routing
+        ),
     )
 
 

@@ -345,6 +345,37 @@ def route(
     return decide(mention, match, classification, rules, now=now).route
 
 
+def reroute_route(
+    mention: Mention,
+    match: Match | None,
+    classification: Classification,
+    queue: Queue,
+    rules: Rules = DEFAULT_RULES,
+    *,
+    now: datetime | None = None,
+) -> Route:
+    """Routing redone for a queue a person chose (issue 13: a re-route recomputes team and priority).
+
+    The person's queue takes the classifier's place: the first ``routing.rules`` entry that holds for it
+    and does not send the post elsewhere gives its ``min_priority`` and team; the priority is the formula
+    for ``queue`` and the team comes from the rule, else ``routing.teams``, else ``brands:``. The
+    ``none`` queue has no priority and no team.
+    """
+    if queue == "none":
+        return Route(queue, 0, "re-routed to none")
+    if match is None:  # no stored match (an old row): the formula still holds, no rule or team can
+        return Route(queue, priority(mention, classification, queue=queue, now=now), f"re-routed to {queue}")
+    chosen = next(
+        (o for o in rules.overrides if o.queue in (None, queue) and o.check(mention, match, queue)[0]),
+        None,
+    )
+    value = priority(mention, classification, queue=queue, now=now)
+    if chosen is not None and chosen.min_priority is not None:
+        value = max(value, chosen.min_priority)
+    team, _where = _team(match, chosen, rules)
+    return Route(queue, value, f"re-routed to {queue}" + (f", rule {chosen.name}" if chosen else ""), team)
+
+
 # -- grouping posts about the same problem ------------------------------------
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'._-]*[a-z0-9]|[a-z0-9]", re.IGNORECASE)

@@ -1,4 +1,4 @@
-"""Claim, resolve, dismiss, re-route and note a beacon: inputs checked here, one guarded transaction in storage.
+"""Claim, resolve, dismiss, re-route, reopen, reassign and note a beacon: inputs checked here, one guarded transaction in storage.
 
 Exactly one of two concurrent claims wins, the other gets ``TransitionConflict``
 (``beacons.storage.lifecycle``). Claiming, resolving or dismissing a thread's
@@ -8,19 +8,21 @@ writes a ``feedback_labels`` row that ``beacons train --with-feedback`` learns f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from beacons.config import Config
 from beacons.errors import BeaconNotFound, InvalidInput
 from beacons.models import QUEUES, Beacon
 from beacons.queue.inputs import clean_name, clean_note
 from beacons.queue.queries import routing_input
-from beacons.route import priority
+from beacons.route import DEFAULT_RULES, Rules, reroute_route
 from beacons.storage import Storage
 from beacons.storage.base import utcnow
 
 OPEN = ("new", "claimed")
-ACTIONS = ("claim", "resolve", "dismiss", "reroute", "relabel", "note")
+ACTIONS = ("claim", "resolve", "dismiss", "reroute", "relabel", "note", "reopen", "reassign")
 
 
 def _get(store: Storage, beacon_id: int) -> Beacon:
@@ -69,10 +71,23 @@ def add_note(store: Storage, beacon_id: int, by: str, text: Any) -> dict[str, An
     return store.add_note(beacon_id, by, body, now=utcnow())
 
 
-def reroute(store: Storage, beacon_id: int, by: str, queue: str, *, note: str | None = None) -> Beacon:
+def reroute(
+    store: Storage,
+    beacon_id: int,
+    by: str,
+    queue: str,
+    *,
+    note: str | None = None,
+    rules: Rules = DEFAULT_RULES,
+    channels: Sequence[str] = (),
+    now: datetime | None = None,
+) -> Beacon:
     """Move a beacon to another queue (support, advocacy, none) and keep the correction as a training label.
 
-    A claimed beacon goes back to new and unassigned in its new queue; it leaves its thread.
+    Routing is redone for the new queue with ``rules`` (``beacons.route.reroute_route``): its priority and
+    team. An open beacon that lands in support or advocacy gets an outbox row for each of ``channels`` in
+    the same transaction, as the pipeline writes them. A claimed beacon goes back to new and unassigned in
+    its new queue; it leaves its thread.
     """
     by = clean_name(by)
     if queue not in QUEUES:
@@ -81,7 +96,55 @@ def reroute(store: Storage, beacon_id: int, by: str, queue: str, *, note: str | 
     seen = routing_input(store, beacon_id)
     if seen is None:
         raise BeaconNotFound(beacon_id)
-    mention, _match, classification, _beacon_now = seen
-    value = priority(mention, classification, queue=queue)  # narrowed to a Queue by the check above
-    store.reroute(beacon_id, by, queue, priority=value, note=text, now=utcnow())
+    mention, match, classification, _beacon_now = seen
+    when = now or utcnow()
+    decided = reroute_route(mention, match, classification, queue, rules, now=when)  # queue narrowed by the check
+    store.reroute(
+        beacon_id,
+        by,
+        queue,
+        priority=decided.priority,
+        team=decided.team,
+        note=text,
+        now=when,
+        channels=channels,
+    )
+    return _get(store, beacon_id)
+
+
+def reroute_options(config: Config) -> dict[str, Any]:
+    """``rules`` and ``channels`` for ``reroute`` from the config, as the daemon's pipeline has them."""
+    from beacons.alerts.config import channel_names
+
+    return {
+        "rules": Rules.from_config(config.routing, config.brand_models()),
+        "channels": tuple(channel_names(config.alerts)),
+    }
+
+
+def reopen(store: Storage, beacon_id: int, by: str, *, note: str | None = None, now: datetime | None = None) -> Beacon:
+    """resolved | dismissed -> new, unassigned (claim it again to take it); the history keeps what it was."""
+    by = clean_name(by)
+    store.reopen(beacon_id, by, note=clean_note(note, required=False), now=now or utcnow())
+    return _get(store, beacon_id)
+
+
+def reassign(
+    store: Storage,
+    beacon_id: int,
+    by: str,
+    assignee: Any,
+    *,
+    holder: str | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> Beacon:
+    """Give a claimed beacon to ``assignee``; with ``holder``, only while that person still holds it.
+
+    Who may (a lead or admin, or the holder) and whether ``assignee`` is a user is the caller's check
+    (``beacons.web.api``, ``beacons queue reassign``); this keeps the change and its history atomic.
+    """
+    by = clean_name(by)
+    who = clean_name(assignee, "assignee")
+    store.reassign(beacon_id, by, who, holder=holder, note=clean_note(note, required=False), now=now or utcnow())
     return _get(store, beacon_id)

@@ -14,6 +14,7 @@ from typing import Any
 
 from beacons.models import Beacon, Classification, Match, Mention
 from beacons.queue.inbox import waited_seconds
+from beacons.queue.why import why_routed
 from beacons.storage import ListedBeacon, QueueFilter, Storage
 from beacons.storage.types import Sla, match_from_json, parse_time
 
@@ -30,7 +31,12 @@ class Entry:
     sla_breached: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        out = {**self.beacon.to_json(), "thread_id": self.thread_id, "related": self.related}
+        out = {
+            **self.beacon.to_json(),
+            "thread_id": self.thread_id,
+            "related": self.related,
+            "why": why_routed(self.beacon),
+        }
         if self.waited_seconds is not None:
             out.update(waited_seconds=self.waited_seconds, sla_breached=self.sla_breached)
         return out

@@ -8,6 +8,7 @@ exactly one changes the row and the other raises ``TransitionConflict``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -156,8 +157,24 @@ class LifecycleMixin:
             detail = ", ".join(p for p in parts if p)
             _event(tx, beacon_id, by, "relabel", (status, queue), (status, queue), assignee, detail, now)
 
-    def reroute(self, beacon_id: int, by: str, queue: str, *, priority: int, note: str | None, now: datetime) -> None:
-        """Move a beacon to another queue, keep the correction as a training label, and take it out of its thread."""
+    def reroute(
+        self,
+        beacon_id: int,
+        by: str,
+        queue: str,
+        *,
+        priority: int,
+        note: str | None,
+        now: datetime,
+        team: str | None = None,
+        channels: Sequence[str] = (),
+    ) -> None:
+        """Move a beacon to another queue, keep the correction as a training label, and take it out of its thread.
+
+        ``priority`` and ``team`` are the new queue's (``beacons.route.reroute_route``). An open beacon landing in
+        support or advocacy gets one outbox row per alert channel in the same transaction, as a new beacon does
+        (each channel's filters decide whether it is sent); the event id names the re-route so it is never a duplicate.
+        """
         with self.backend.transaction() as tx:
             status, old_queue, assignee = _current(tx, beacon_id)
             if old_queue == queue:
@@ -166,8 +183,8 @@ class LifecycleMixin:
                 )
             new_status, new_assignee = ("new", None) if status == "claimed" else (status, assignee)
             row = tx.execute(
-                "UPDATE beacons SET queue = ?, priority = ?, is_beacon = ?, status = ?, assignee = ?, reason = ?, updated_at = ?"
-                " WHERE id = ? AND queue = ? AND status = ? RETURNING mention_id",
+                "UPDATE beacons SET queue = ?, priority = ?, is_beacon = ?, status = ?, assignee = ?, reason = ?, updated_at = ?,"
+                " team = ? WHERE id = ? AND queue = ? AND status = ? RETURNING mention_id",
                 [
                     queue,
                     priority,
@@ -176,6 +193,7 @@ class LifecycleMixin:
                     new_assignee,
                     f"re-routed by {by} from {old_queue}",
                     now,
+                    team,
                     beacon_id,
                     old_queue,
                     status,
@@ -191,6 +209,101 @@ class LifecycleMixin:
             if note:
                 _note(tx, beacon_id, by, note, now)
             _leave_thread(tx, beacon_id, queue)
+            if channels and queue != "none" and new_status == "new":
+                n = tx.execute(
+                    "SELECT COUNT(*) FROM beacon_events WHERE beacon_id = ? AND action = 'reroute'", [beacon_id]
+                ).scalar()
+                tx.executemany(
+                    "INSERT INTO outbox (event_id, channel, beacon_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    [(f"beacon-{beacon_id}-reroute{n}-{ch}", ch, beacon_id, now, now) for ch in channels],
+                )
+
+    def reopen(self, beacon_id: int, by: str, *, note: str | None, now: datetime) -> str:
+        """resolved | dismissed -> new and unassigned, with a ``reopen`` event; returns the status it left."""
+        with self.backend.transaction() as tx:
+            status, queue, assignee = _current(tx, beacon_id)
+            changed = tx.execute(
+                "UPDATE beacons SET status = 'new', assignee = NULL, updated_at = ?"
+                " WHERE id = ? AND status IN ('resolved', 'dismissed')",
+                [now, beacon_id],
+            ).rowcount
+            if changed != 1:
+                status, _, assignee = _current(tx, beacon_id)
+                who = f" by {assignee}" if assignee and status != "new" else ""
+                raise TransitionConflict(
+                    beacon_id,
+                    "reopen",
+                    status,
+                    assignee,
+                    f"cannot reopen beacon {beacon_id}: it is {status}{who}; only a resolved or dismissed beacon is reopened",
+                )
+            detail = f"was {status}" + (f" by {assignee}" if assignee else "")
+            _event(tx, beacon_id, by, "reopen", (status, queue), ("new", queue), None, detail, now)
+            if note:
+                _note(tx, beacon_id, by, note, now)
+        return status
+
+    def reassign(
+        self, beacon_id: int, by: str, assignee: str, *, holder: str | None, note: str | None, now: datetime
+    ) -> str:
+        """Give a claimed beacon (and the rest of its thread its holder held) to ``assignee``; returns the old holder.
+
+        ``holder``, when given, is who must hold it now: a holder passing their beacon on guards the
+        ``UPDATE`` with their own name, so a reassignment racing theirs makes this one a conflict.
+        """
+        with self.backend.transaction() as tx:
+            status, queue, current = _current(tx, beacon_id)
+            if status != "claimed" or current is None:
+                raise TransitionConflict(
+                    beacon_id,
+                    "reassign",
+                    status,
+                    current,
+                    f"cannot reassign beacon {beacon_id}: it is {status}; only a claimed beacon is reassigned"
+                    + (" (claim it with an assignee instead)" if status == "new" else ""),
+                )
+            if holder is not None and current != holder:
+                raise TransitionConflict(
+                    beacon_id, "reassign", status, current, f"beacon {beacon_id} is claimed by {current}, not {holder}"
+                )
+            if current == assignee:
+                raise TransitionConflict(
+                    beacon_id, "reassign", status, current, f"beacon {beacon_id} is already assigned to {assignee}"
+                )
+            changed = tx.execute(
+                "UPDATE beacons SET assignee = ?, updated_at = ? WHERE id = ? AND status = 'claimed' AND assignee = ?",
+                [assignee, now, beacon_id, current],
+            ).rowcount
+            if changed != 1:
+                status, _, now_holder = _current(tx, beacon_id)
+                raise TransitionConflict(beacon_id, "reassign", status, now_holder)
+            _event(tx, beacon_id, by, "reassign", (status, queue), (status, queue), assignee, f"from {current}", now)
+            if note:
+                _note(tx, beacon_id, by, note, now)
+            members = tx.execute(
+                "SELECT b.id, b.queue FROM beacon_threads t JOIN beacons b ON b.id = t.beacon_id"
+                " WHERE t.thread_id = ? AND b.id != ? AND b.status = 'claimed' AND b.assignee = ? ORDER BY b.id",
+                [beacon_id, beacon_id, current],
+            ).rows
+            for member_id, m_queue in members:
+                moved = tx.execute(
+                    "UPDATE beacons SET assignee = ?, updated_at = ? WHERE id = ? AND status = 'claimed' AND assignee = ?",
+                    [assignee, now, member_id, current],
+                ).rowcount
+                if moved:
+                    _event(
+                        tx,
+                        member_id,
+                        by,
+                        "reassign",
+                        ("claimed", m_queue),
+                        ("claimed", m_queue),
+                        assignee,
+                        f"from {current}, with its thread #{beacon_id}",
+                        now,
+                    )
+        return current
 
 
 def _leave_thread(tx: Tx, beacon_id: int, queue: str) -> None:

@@ -19,20 +19,25 @@ from typing import TYPE_CHECKING, Any
 from beacons.errors import BeaconNotFound, UserExists, UserNotFound
 from beacons.feedback import relabel
 from beacons.log import get_logger
-from beacons.models import QUEUES, STATUSES
+from beacons.models import QUEUES, STATUSES, Beacon
 from beacons.queue import (
     QueueFilter,
     Sla,
     add_note,
+    bulk,
     check_intent,
     check_sentiment,
     claim,
+    clean_ids,
     dismiss,
     get_detail,
     list_entries,
     metric_counts,
     parse_when,
+    reassign,
+    reopen,
     reroute,
+    reroute_options,
     resolve,
     version,
 )
@@ -140,7 +145,7 @@ def get_beacon(app: App, req: Request) -> Response:
 
 
 def act(app: App, req: Request) -> Response:
-    """POST /api/beacons/{id}/claim|resolve|dismiss|reroute|note|label."""
+    """POST /api/beacons/{id}/claim|resolve|dismiss|reroute|reopen|reassign|note|label."""
     beacon_id, action = int(req.params["id"]), req.params["action"]
     data = req.data()
     app.require_csrf(req, data)
@@ -155,7 +160,12 @@ def act(app: App, req: Request) -> Response:
         elif action == "dismiss":
             result = {"beacon": dismiss(store, beacon_id, by, note=note).to_json()}
         elif action == "reroute":
-            result = {"beacon": reroute(store, beacon_id, by, str(data.get("queue") or ""), note=note).to_json()}
+            queue = str(data.get("queue") or "")
+            result = {"beacon": reroute(store, beacon_id, by, queue, note=note, **_reroute_kw(app)).to_json()}
+        elif action == "reopen":
+            result = {"beacon": reopen(store, beacon_id, by, note=note).to_json()}
+        elif action == "reassign":
+            result = {"beacon": _reassign(store, req.identity, beacon_id, by, data.get("assignee"), note).to_json()}
         elif action == "note":
             result = {"note": add_note(store, beacon_id, by, data.get("text"))}
         elif action == "label":
@@ -165,11 +175,99 @@ def act(app: App, req: Request) -> Response:
             result = {"beacon": relabel(store, beacon_id, by, sentiment=sentiment, intents=intents).to_json()}
         else:
             raise HTTPError(
-                404, "not_found", f"unknown action {action!r}; use claim, resolve, dismiss, reroute, note or label"
+                404,
+                "not_found",
+                f"unknown action {action!r}; use claim, resolve, dismiss, reroute, reopen, reassign, note or label",
             )
     if req.is_form and req.wants_html:
         return Response.redirect(safe_next(data.get("next"), f"/beacons/{beacon_id}"))
     return Response.json(result, 201 if action == "note" else 200)
+
+
+def _reroute_kw(app: App) -> dict[str, Any]:
+    """The routing rules and alert channels a re-route redoes routing with, built once per config."""
+    cached: tuple[Any, dict[str, Any]] | None = getattr(app, "_reroute_kw", None)
+    if cached is None or cached[0] is not app.config:  # a reloaded config brings its own rules
+        cached = (app.config, reroute_options(app.config))
+        app._reroute_kw = cached  # type: ignore[attr-defined]
+    return cached[1]
+
+
+def _reassign(
+    store: Storage, identity: Identity | None, beacon_id: int, by: str, assignee: Any, note: str | None
+) -> Beacon:
+    """A lead or admin reassigns any claimed beacon; an agent only the one they hold, and only to an active user.
+
+    Service tokens name anyone, as they do when claiming. The holder's check is repeated inside the
+    ``UPDATE`` (``holder=``), so it cannot pass while someone else reassigns the beacon at the same moment.
+    """
+    assert identity is not None
+    if not isinstance(assignee, str) or not assignee.strip():
+        raise HTTPError(400, "invalid", 'assignee: is required: the name of the person to give it to, e.g. "bob"')
+    holder: str | None = None
+    if identity.is_user:
+        user = store.get_user(assignee.strip())
+        if user is None or not user.is_active:
+            raise HTTPError(400, "invalid", f"assignee: no active user named {assignee.strip()[:100]!r}")
+        if not at_least(identity.role, "lead"):
+            current = store.get_beacon(beacon_id)
+            if current is None:
+                raise BeaconNotFound(beacon_id)
+            if current.status == "claimed" and current.assignee != identity.name:
+                raise HTTPError(
+                    403,
+                    "forbidden",
+                    f"reassign: beacon {beacon_id} is held by {current.assignee}; only its holder, a lead or an admin"
+                    f" may give it to someone else ({identity.name} is an agent)",
+                )
+            holder = identity.name
+    return reassign(store, beacon_id, by, assignee, holder=holder, note=note)
+
+
+def bulk_action(app: App, req: Request) -> Response:
+    """POST /api/beacons/bulk {"ids": [...], "action": "claim|resolve|dismiss|reroute", ...}: a result per id.
+
+    One failure does not undo the others. Only a lead or admin re-routes in bulk (service tokens act as
+    before users existed). From the page's form (no JavaScript) the answer is a redirect back, or a page
+    listing what failed.
+    """
+    data = req.data()
+    app.require_csrf(req, data)
+    by = actor(req.identity, data)
+    action = data.get("action")
+    ids = clean_ids(req.form_values("ids") if req.is_form else data.get("ids"))
+    assert req.identity is not None
+    if action == "reroute" and req.identity.is_user and not at_least(req.identity.role, "lead"):
+        raise HTTPError(
+            403, "forbidden", f"reroute in bulk needs the lead role ({req.identity.name} is {req.identity.role})"
+        )
+    with app.store() as store:
+        assignee = check_assignee(store, req.identity, data.get("assignee") or None) if action == "claim" else None
+        outcomes = bulk(
+            store,
+            ids,
+            str(action or ""),
+            by,
+            queue=data.get("queue") or None,
+            note=data.get("note") or None,
+            assignee=assignee,
+            **(_reroute_kw(app) if action == "reroute" else {}),
+        )
+    done = sum(o.ok for o in outcomes)
+    log.info("queue.bulk", action=action, by=by, done=done, failed=len(outcomes) - done)
+    if req.is_form and req.wants_html:
+        back = safe_next(data.get("next"), "/")
+        failed = [o for o in outcomes if not o.ok]
+        if not failed:
+            return Response.redirect(back)
+        return app.pages.render(
+            req,
+            "message.html",
+            409,
+            title=f"{done} of {len(outcomes)} done",
+            message="; ".join(f"#{o.id}: {(o.error or {}).get('message')}" for o in failed),
+        )
+    return Response.json({"results": [o.to_json() for o in outcomes], "done": done, "failed": len(outcomes) - done})
 
 
 def _labels(req: Request, data: dict[str, Any]) -> tuple[str | None, list[str] | None]:
@@ -354,6 +452,7 @@ ROUTES = [
     ("GET", "/api/beacons", list_beacons, "api"),
     ("GET", "/api/beacons/{id}", get_beacon, "api"),
     ("POST", "/api/beacons/{id}/{action}", act, "api"),
+    ("POST", "/api/beacons/bulk", bulk_action, "api"),
     ("GET", "/api/version", get_version, "api"),
     ("GET", "/api/me", me, "api"),
     ("GET", "/api/users", list_users, "api"),
@@ -363,5 +462,5 @@ ROUTES = [
     ("GET", "/metrics", metrics, "api"),
     ("GET", "/healthz", healthz, "public"),
 ]
-ACTION_NAMES = ("claim", "resolve", "dismiss", "reroute", "note", "label")
+ACTION_NAMES = ("claim", "resolve", "dismiss", "reroute", "note", "label", "reopen", "reassign")
 STATUS_FILTERS = (*STATUSES, "open")

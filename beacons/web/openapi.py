@@ -70,6 +70,7 @@ BEACON = {
         "related": {**_INT, "description": "other beacons in the thread, counted on its first beacon"},
         "waited_seconds": {**_INT, "description": "since it arrived: until now while open, until closed after"},
         "sla_breached": {"type": "boolean", "description": "open longer than its routing.sla limit"},
+        "why": {**_STR, "description": "why it is in its queue, in one plain sentence (rule, scores, passage, team)"},
     },
 }
 EVENT = {
@@ -81,17 +82,12 @@ EVENT = {
     | {"id": _INT, "beacon_id": _INT},
 }
 NOTE = {"type": "object", "properties": {"id": _INT, "at": _STR, "author": _STR, "text": _STR}}
-ERROR = {
+_ERROR_BODY = {
     "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": _STR, "message": _STR, "status": _STR, "assignee": _NSTR},
-        }
-    },
+    "required": ["code", "message"],
+    "properties": {"code": _STR, "message": _STR, "status": _STR, "assignee": _NSTR},
 }
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": _ERROR_BODY}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -323,6 +319,73 @@ def document(public_url: str | None = None) -> dict[str, Any]:
             _body(["queue"], queue={"enum": ["support", "advocacy", "none"]}, note=note_text),
             beacon_result,
         ),
+        "/api/beacons/{id}/reopen": _action(
+            "reopen",
+            "resolved or dismissed -> new and unassigned (the history keeps what it was)",
+            _body([], note=note_text),
+            beacon_result,
+        ),
+        "/api/beacons/{id}/reassign": _action(
+            "reassign",
+            "Give a claimed beacon to someone else: a lead or admin, or its holder; the assignee must be an active"
+            " user (service tokens may name anyone)",
+            _body(["assignee"], assignee={"type": "string", "description": "the user to give it to"}, note=note_text),
+            beacon_result,
+        ),
+        "/api/beacons/bulk": {
+            "post": {
+                "summary": "One action on several beacons, a result per id (one failure undoes nothing else);"
+                " reroute in bulk needs the lead role",
+                "operationId": "bulkBeacons",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["ids", "action"],
+                                "properties": {
+                                    "ids": {"type": "array", "items": _INT, "minItems": 1, "maxItems": 200},
+                                    "action": {"enum": ["claim", "resolve", "dismiss", "reroute"]},
+                                    "queue": {
+                                        "enum": ["support", "advocacy", "none"],
+                                        "description": "for reroute",
+                                    },
+                                    "note": note_text,
+                                    "assignee": {"type": "string", "description": "for claim, as in claim"},
+                                    "by": _body([])["properties"]["by"],
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "results": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["id", "ok"],
+                                        "properties": {
+                                            "id": _INT,
+                                            "ok": {"type": "boolean"},
+                                            "beacon": _ref("Beacon"),
+                                            "error": _ERROR_BODY,
+                                        },
+                                    },
+                                },
+                                "done": _INT,
+                                "failed": _INT,
+                            },
+                        }
+                    ),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
         "/api/beacons/{id}/label": _action(
             "label",
             "Correct the sentiment toward the brand and/or the intents; stored as training labels",

@@ -38,6 +38,7 @@ from beacons.queue import (
     parse_when,
     version,
     waited_text,
+    why_routed,
 )
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
@@ -134,7 +135,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text, waited=waited_text)
+        self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text, waited=waited_text, why=why_routed)
         self.static = {
             p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()
         }
@@ -290,6 +291,7 @@ def beacon_page(app: App, req: Request) -> Response:
     with app.store() as store:
         detail = get_detail(store, beacon_id, now=app.now(), sla=app.sla)
         current = version(store)
+        people = [u.name for u in store.list_users() if u.is_active]  # whom a claimed beacon can be given to
     if detail is None:
         return app.pages.render(req, "message.html", 404, title="Not found", message=f"There is no beacon {beacon_id}.")
     return app.pages.render(
@@ -301,6 +303,7 @@ def beacon_page(app: App, req: Request) -> Response:
         here=req.path,
         sentiments=SENTIMENTS,
         intents=INTENTS,
+        people=people,
     )
 
 

@@ -1,5 +1,6 @@
 // beacons queue page: post the buttons with the CSRF token, refresh the board when beacons change,
-// show times as "5 min ago". Served as a file because the Content-Security-Policy forbids inline script.
+// show times as "5 min ago", keep the cards ticked for a bulk action across refreshes.
+// Served as a file because the Content-Security-Policy forbids inline script.
 (function () {
   "use strict";
   var body = document.body;
@@ -48,9 +49,11 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("board");
         var current = board();
         if (!fresh || !current) return;
-        var seen = {};
+        var seen = {}, picked = {};
         current.querySelectorAll(".card").forEach(function (c) { seen[c.id] = true; });
+        current.querySelectorAll("input.pick:checked").forEach(function (i) { picked[i.value] = true; });
         current.replaceWith(fresh);
+        fresh.querySelectorAll("input.pick").forEach(function (i) { if (picked[i.value]) i.checked = true; });
         var added = 0;
         fresh.querySelectorAll(".card").forEach(function (c) { if (!seen[c.id]) { c.classList.add("is-new"); added++; } });
         times(fresh);
