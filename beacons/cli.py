@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from beacons import __version__
+from beacons.cli_help import apply_help
 from beacons.config import Config, load_config
 from beacons.errors import BeaconsError, ConfigError
 from beacons.log import configure
@@ -80,7 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  beacons queue list\n  beacons queue list --mine --as alice\n"
         "  beacons queue list --queue support --status all --q refund --wide\n"
         "  BEACONS_USER=alice beacons queue list --mine --format json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _config_arg(ql)
     ql.add_argument(
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = {"": sub, "queue": qsub}
     for hook in _PARSER_HOOKS:
         hook(groups)
+    apply_help(parser)
     return parser
 
 
