@@ -152,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
+        _print_where()
         return EXIT_OK
     name = args.command
     action = getattr(args, f"{name.replace('-', '_')}_command", None)
@@ -213,9 +214,29 @@ def _load_plugins() -> None:
                 raise
 
 
+def _print_where() -> None:
+    """After the bare ``beacons`` help: which config a command here would load and where its database is."""
+    from beacons.config import config_location, database_location
+
+    try:
+        config = load_config(None)
+    except ConfigError as exc:
+        print(f"\nconfig: {exc.path or 'config.yaml'} does not load: {scrub(str(exc))}")
+        return
+    print(f"\nconfig: {config_location(config)}\ndatabase: {scrub(database_location(config.database))}")
+
+
 def load(args: argparse.Namespace) -> Config:
+    from beacons.config import config_location, database_location, is_packaged
+
     config = load_config(getattr(args, "config", None))
     configure(config.logging.level, config.logging.format)
+    if is_packaged(config):  # run from a folder with no config.yaml: say what is used, and where it writes
+        print(
+            f"beacons: using {config_location(config)}; database {database_location(config.database)} "
+            f"(write a config.yaml here, or pass --config FILE)",
+            file=sys.stderr,
+        )
     return config
 
 

@@ -217,12 +217,38 @@ def find_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return None
 
 
+PACKAGED = "<packaged default config.yaml>"
+
+
+def is_packaged(config: Config) -> bool:
+    """True when no config file was found and the sample inside the package was loaded."""
+    return config.path == PACKAGED
+
+
+def config_location(config: Config) -> str:
+    """Which config was loaded, for people: the file's absolute path, or the packaged sample."""
+    if config.path is None or config.path.startswith("<"):
+        return "the packaged sample config (no --config, no $BEACONS_CONFIG, no ./config.yaml)"
+    return str(Path(config.path).resolve())
+
+
+def database_location(database: str) -> str:
+    """Where the database is, for people: an SQLite file's absolute path, a PostgreSQL URL without its password."""
+    from beacons.storage.postgres import display_url, is_postgres_url
+
+    if is_postgres_url(database):
+        return display_url(database)
+    if database == ":memory:":
+        return database
+    return str(Path(database).resolve())
+
+
 def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate a config file; ``ConfigError`` lists every problem."""
     env = os.environ if env is None else env
     chosen = find_config(path, env)
     if chosen is None:
-        text, where = default_config_text(), "<packaged default config.yaml>"
+        text, where = default_config_text(), PACKAGED
     else:
         try:
             text, where = Path(chosen).read_text(encoding="utf-8"), str(chosen)
