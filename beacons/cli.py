@@ -206,6 +206,7 @@ def _load_plugins() -> None:
         "beacons.doctor",
         "beacons.storage.cli",
         "beacons.users_cli",
+        "beacons.rescan_cli",
     ):
         try:
             importlib.import_module(module)

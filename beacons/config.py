@@ -138,6 +138,18 @@ class RoutingConfig:
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
 
 
+MAX_UNMATCHED_RETENTION = 90 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long stored data is kept (issue 13 §4)."""
+
+    # Posts that named no brand: kept this long so `beacons rescan` finds them after an alias is
+    # added (a 304 means they are never fetched again); 0 keeps none. Older ones are pruned.
+    unmatched: Duration = 7 * 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class ClassifierConfig:
     model: str = "auto"  # "auto": the shipped spaCy model if present, else "rules"; or a path
@@ -160,6 +172,7 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     serve: ServeConfig = field(default_factory=ServeConfig.absent)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -198,6 +211,7 @@ _SECTIONS = {
     "classifier": ClassifierConfig,
     "logging": LoggingConfig,
     "serve": ServeConfig,
+    "retention": RetentionConfig,
 }
 
 
@@ -304,9 +318,21 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         problems += [
             Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)
         ]
+    _check_retention(kwargs.get("retention"), problems)
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
+
+
+def _check_retention(retention: RetentionConfig | None, problems: list[Problem]) -> None:
+    if isinstance(retention, RetentionConfig) and retention.unmatched > MAX_UNMATCHED_RETENTION:
+        problems.append(
+            Problem(
+                "retention.unmatched",
+                f"must be at most 90d, got {retention.unmatched / 86400:g}d: unmatched posts are most of what is "
+                "fetched, and kept longer they outgrow the database (use beacons rescan soon after a brand change)",
+            )
+        )
 
 
 def register_secrets(raw: Any, env: Mapping[str, str], path: tuple[str | int, ...] = ()) -> None:

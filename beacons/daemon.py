@@ -118,6 +118,7 @@ def build_service(
         env=os.environ,
         routing=config.routing,
         clock=clock,
+        retention=config.retention,
     )
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}" if store.kind == "postgresql" else None
     return Service(config, store, client, pipeline, classifier, clock=clock, worker=worker)
@@ -238,6 +239,7 @@ async def run_once(service: Service, sources: Sequence[Source] | None = None) ->
     results = await asyncio.gather(*(tasks[i] for i in range(len(sources))))
     service.results.extend(results)
     service.pipeline.retry_unclassified()
+    _prune(service)
     return list(results)
 
 
@@ -251,6 +253,17 @@ async def _reclassify_loop(service: Service, stop: asyncio.Event) -> None:
             service.pipeline.retry_unclassified()
         except Exception as exc:  # a task boundary: never let this stop the daemon
             log.exception("mention.reclassify_failed", error=f"{type(exc).__name__}: {exc}")
+        _prune(service)
+
+
+def _prune(service: Service) -> None:
+    """Forget kept unmatched posts older than retention.unmatched (issue 13 §4)."""
+    from beacons.rescan import prune_unmatched
+
+    try:
+        prune_unmatched(service.store, service.config.retention, service.clock.now())
+    except Exception as exc:  # a task boundary: a locked database must not stop the daemon
+        log.warning("unmatched.prune_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def run(

@@ -206,3 +206,17 @@ def _storage_0007(db: sqlite_utils.Database) -> None:
         "CREATE INDEX login_failures_address ON login_failures(address, at)",
     ):
         db.execute(sql)
+
+
+@storage(name="0008_unmatched")
+def _storage_0008(db: sqlite_utils.Database) -> None:
+    # issue 13 §4: posts that named no brand, kept for retention.unmatched so `beacons rescan` finds them
+    # after an alias is added (one row per post: its first dedupe key is unique).
+    for sql in (
+        "CREATE TABLE unmatched (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_id TEXT NOT NULL,"
+        " url TEXT, guid TEXT, title TEXT NOT NULL, text TEXT NOT NULL, author TEXT, author_reach INTEGER,"
+        " published_at TEXT, fetched_at TEXT NOT NULL, lang TEXT, raw TEXT NOT NULL, created_at TEXT NOT NULL)",
+        "CREATE INDEX unmatched_fetched ON unmatched(fetched_at)",
+        "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
+    ):
+        db.execute(sql)
