@@ -179,7 +179,6 @@ async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random)
     """A fleet worker: lease due sources (fleet-wide schedule in the database), poll them, give them back."""
     worker = service.worker
     assert worker is not None
-    by_id = {s.id: s for s in service.config.sources}
     lease = lease_seconds(service.config)
     limit = max(1, service.config.fetch.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
@@ -204,6 +203,7 @@ async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random)
                 log.warning("fleet.lease_failed", error=str(exc))
                 ids = []
                 await service.clock.wait(stop, 2.0)
+            by_id = {s.id: s for s in service.config.sources}  # the config of now: SIGHUP may have reloaded it
             for source_id in ids:
                 source = by_id.get(source_id)
                 if source is None:  # in the database but not in this worker's config: leave it to one that has it
@@ -294,21 +294,25 @@ async def run(
                 done.set()
                 await extra(service, done)
             return results
+        from beacons.reload import Supervisor
+
         loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
-        if install_signals:
-            _install_signals(loop, stop, tasks)
         rng = random.Random()
+        supervisor = Supervisor(service, stop, rng, _source_loop)
+        tasks = supervisor.tasks
+        if install_signals:
+            _install_signals(loop, stop, tasks, reload=supervisor.request_reload)
         if service.worker is not None:  # PostgreSQL: the sources are shared by every worker on it
-            tasks.append(asyncio.create_task(_fleet_loop(service, stop, rng), name="fleet"))
+            supervisor.add(_fleet_loop(service, stop, rng), "fleet")
         else:
-            tasks += [
-                asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources
-            ]
-        tasks += [asyncio.create_task(extra(service, stop), name=f"extra:{i}") for i, extra in enumerate(EXTRA_TASKS)]
-        tasks.append(asyncio.create_task(_reclassify_loop(service, stop), name="reclassify"))
+            for s in config.sources:
+                supervisor.start_source(s)
+        for i, extra in enumerate(EXTRA_TASKS):
+            supervisor.start_extra(extra, i)
+        supervisor.add(_reclassify_loop(service, stop), "reclassify")
         await stop.wait()
-        grace = shutdown_grace(config)
+        supervisor.stop_all()
+        grace = shutdown_grace(service.config)
         log.info("daemon.stopping", in_flight=sum(not t.done() for t in tasks), grace_s=grace)
         _, late = await asyncio.wait(tasks, timeout=grace) if tasks else (set(), set())
         if late:
@@ -330,7 +334,13 @@ async def run(
         log.info("daemon.stopped")
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+def _install_signals(
+    loop: asyncio.AbstractEventLoop,
+    stop: asyncio.Event,
+    tasks: list[asyncio.Task[None]],
+    *,
+    reload: Callable[[], None] | None = None,
+) -> None:
     def handle(signum: int) -> None:
         if not stop.is_set():
             log.info(
@@ -347,3 +357,11 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, tasks
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handle, sig)
+    if reload is not None:  # SIGHUP: read config.yaml again (beacons/reload.py); a bad one is refused
+
+        def hup() -> None:
+            log.info("daemon.signal", signal="SIGHUP", action="reloading the config")
+            reload()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, hup)
