@@ -10,6 +10,8 @@ does can stop the loop: the only ``except Exception`` is at the per-source
 task boundary, where it is logged as ``status=bug`` with its traceback and
 the source is backed off. A locked, full or read-only database is not a bug:
 the pipeline reports it as ``status=error`` and the source backs off.
+SIGHUP reads the config file again (``beacons/reload.py``): a config that does
+not load is refused and the running one kept; polls in flight always finish.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ def show_lines(detail: dict[str, Any]) -> Iterator[str]:
                 change.append(f"{e.get('from_status') or '-'} -> {e['to_status']}")
             if e.get("from_queue") != e.get("to_queue") and e.get("to_queue"):
                 change.append(f"queue {e.get('from_queue') or '-'} -> {e['to_queue']}")
-            if e.get("assignee"):
+            if e.get("assignee") and e.get("action") in ("claim", "reassign"):
                 change.append(f"assignee {e['assignee']}")
             if e.get("detail"):
                 change.append(str(e["detail"]))
