@@ -29,14 +29,13 @@ RESCAN_ACTOR = "rescan"  # the history's actor and action of a rescan's update (
 _MENTION_COLUMNS = "source_id, url, guid, title, text, author, published_at, fetched_at, raw, author_reach, lang"
 
 
-def insert_unmatched(tx: Tx, posts: Sequence[tuple[str, Mention]], now: datetime) -> int:
-    """Keep ``(key, mention)`` posts that named no brand; one already kept is left as it is. Returns how many are new."""
-    added = 0
-    for key, m in posts:
-        added += tx.execute(
-            f"INSERT INTO unmatched (key, {_MENTION_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (key) DO NOTHING",
-            [
+def insert_unmatched(tx: Tx, posts: Sequence[tuple[str, Mention]], now: datetime) -> None:
+    """Keep ``(key, mention)`` posts that named no brand; one already kept is left as it is (one statement per batch)."""
+    tx.executemany(
+        f"INSERT INTO unmatched (key, {_MENTION_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (key) DO NOTHING",
+        [
+            (
                 key,
                 m.source_id,
                 m.url,
@@ -50,9 +49,10 @@ def insert_unmatched(tx: Tx, posts: Sequence[tuple[str, Mention]], now: datetime
                 m.author_reach,
                 m.lang,
                 now,
-            ],
-        ).rowcount
-    return added
+            )
+            for key, m in sorted(dict(posts).items())  # one order for every writer: no lock cycles on PostgreSQL
+        ],
+    )
 
 
 def _mention(row: Sequence[Any]) -> Mention:
