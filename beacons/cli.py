@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from beacons import __version__
+from beacons.cli_help import apply_help
 from beacons.config import Config, load_config
 from beacons.errors import BeaconsError, ConfigError
 from beacons.log import configure
@@ -72,20 +73,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("queue", help="read the routed queues", description="Read the support and advocacy queues.")
     qsub = q.add_subparsers(dest="queue_command", metavar="ACTION")
-    ql = qsub.add_parser("list", help="list beacons, highest priority first")
+    ql = qsub.add_parser(
+        "list",
+        help="list beacons, highest priority first",
+        description="List open beacons (new or claimed), highest priority first. A thread of posts about the "
+        "same problem shows once, as on the page, with +N for its other posts.",
+        epilog="examples:\n  beacons queue list\n  beacons queue list --mine --as alice\n"
+        "  beacons queue list --queue support --status all --q refund --wide\n"
+        "  BEACONS_USER=alice beacons queue list --mine --format json",
+    )
     _config_arg(ql)
     ql.add_argument(
         "--queue", choices=["support", "advocacy", "none", "all"], help="one queue (default: support and advocacy)"
     )
-    ql.add_argument("--status", choices=["new", "claimed", "resolved", "dismissed"], help="only this status")
-    ql.add_argument("--brand", help="only this brand")
-    ql.add_argument("--product", help="only this product")
+    ql.add_argument(
+        "--status",
+        choices=["open", "new", "claimed", "resolved", "dismissed", "all"],
+        default="open",
+        help="open (new or claimed, the default), one status, or all",
+    )
+    ql.add_argument("--brand", help="only this brand, e.g. --brand Acme")
+    ql.add_argument("--product", help="only this product, e.g. --product RouterX")
+    ql.add_argument("--assignee", metavar="NAME", help="only beacons held by NAME")
+    ql.add_argument(
+        "--mine", action="store_true", help="only beacons held by you (who you are: --as NAME or $BEACONS_USER)"
+    )
+    ql.add_argument("--as", dest="as_user", metavar="NAME", help='who "me" is for --mine (default: $BEACONS_USER)')
+    ql.add_argument("--q", metavar="TEXT", help="only beacons whose title, text or author contain TEXT (any case)")
     ql.add_argument("--limit", type=positive_int, default=50, help="at most this many, 1-10000 (default 50)")
+    ql.add_argument("--wide", action="store_true", help="print every value whole (a cut value otherwise ends in …)")
     ql.add_argument("--format", choices=["table", "json"], default="table", help="table for people, json for programs")
     qs = qsub.add_parser("show", help="one beacon in full")
     _config_arg(qs)
     qs.add_argument("id", type=int, help="beacon id (from queue list)")
-    qs.add_argument("--format", choices=["text", "json"], default="text")
+    qs.add_argument(
+        "--format", choices=["text", "json"], default="text", help="text for people (the default), json for programs"
+    )
 
     c = sub.add_parser(
         "classify",
@@ -112,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = {"": sub, "queue": qsub}
     for hook in _PARSER_HOOKS:
         hook(groups)
+    apply_help(parser)
     return parser
 
 
@@ -128,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
+        _print_where()
         return EXIT_OK
     name = args.command
     action = getattr(args, f"{name.replace('-', '_')}_command", None)
@@ -181,6 +206,7 @@ def _load_plugins() -> None:
         "beacons.doctor",
         "beacons.storage.cli",
         "beacons.users_cli",
+        "beacons.rescan_cli",
     ):
         try:
             importlib.import_module(module)
@@ -189,9 +215,29 @@ def _load_plugins() -> None:
                 raise
 
 
+def _print_where() -> None:
+    """After the bare ``beacons`` help: which config a command here would load and where its database is."""
+    from beacons.config import config_location, database_location
+
+    try:
+        config = load_config(None)
+    except ConfigError as exc:
+        print(f"\nconfig: {exc.path or 'config.yaml'} does not load: {scrub(str(exc))}")
+        return
+    print(f"\nconfig: {config_location(config)}\ndatabase: {scrub(database_location(config.database))}")
+
+
 def load(args: argparse.Namespace) -> Config:
+    from beacons.config import config_location, database_location, is_packaged
+
     config = load_config(getattr(args, "config", None))
     configure(config.logging.level, config.logging.format)
+    if is_packaged(config):  # run from a folder with no config.yaml: say what is used, and where it writes
+        print(
+            f"beacons: using {config_location(config)}; database {database_location(config.database)} "
+            f"(write a config.yaml here, or pass --config FILE)",
+            file=sys.stderr,
+        )
     return config
 
 
@@ -250,21 +296,29 @@ QUEUE_FIELDS = (
 
 @command("queue list")
 def cmd_queue_list(args: argparse.Namespace) -> int:
-    from beacons.queue import QueueFilter, list_entries
+    from beacons.queue import QueueFilter
+    from beacons.queue_view import dump_json, print_entries, search_entries
     from beacons.storage import Storage
 
+    assignee = args.assignee
+    if args.mine:
+        me = args.as_user or os.environ.get("BEACONS_USER")
+        if not me:
+            print("beacons: --mine needs to know who you are: add --as NAME or set BEACONS_USER=NAME", file=sys.stderr)
+            return EXIT_CONFIG
+        if assignee and assignee.casefold() != me.casefold():
+            print(f"beacons: --mine ({me}) and --assignee {assignee} name different people; give one", file=sys.stderr)
+            return EXIT_CONFIG
+        assignee = me
     config = load(args)
+    status = None if args.status == "all" else args.status
+    f = QueueFilter(queue=args.queue, status=status, brand=args.brand, product=args.product, limit=args.limit)
     with Storage(config.database) as store:  # the same query as the API and the page: a thread shows once
-        page = list_entries(
-            store,
-            QueueFilter(queue=args.queue, status=args.status, brand=args.brand, product=args.product, limit=args.limit),
-        )
-    beacons = [e.beacon for e in page.entries]
+        entries = search_entries(store, f, q=args.q, assignee=assignee, limit=args.limit)
     if args.format == "json":
-        json.dump([b.to_json() for b in beacons], _out(), ensure_ascii=False, indent=2)
-        print(file=_out())
+        dump_json([e.to_json() for e in entries], _out())
     else:
-        print_queue(beacons)
+        print_entries(entries, _out(), wide=args.wide)
     return EXIT_OK
 
 

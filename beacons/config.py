@@ -151,6 +151,18 @@ class RoutingConfig:
     sla: SlaConfig = field(default_factory=SlaConfig)  # issue 13: waiting time marked and sorted up in the inbox
 
 
+MAX_UNMATCHED_RETENTION = 90 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long stored data is kept (issue 13 §4)."""
+
+    # Posts that named no brand: kept this long so `beacons rescan` finds them after an alias is
+    # added (a 304 means they are never fetched again); 0 keeps none. Older ones are pruned.
+    unmatched: Duration = 7 * 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class ClassifierConfig:
     model: str = "auto"  # "auto": the shipped spaCy model if present, else "rules"; or a path
@@ -183,6 +195,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     serve: ServeConfig = field(default_factory=ServeConfig.absent)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -222,6 +235,7 @@ _SECTIONS = {
     "logging": LoggingConfig,
     "serve": ServeConfig,
     "fleet": FleetConfig,
+    "retention": RetentionConfig,
 }
 
 
@@ -241,12 +255,38 @@ def find_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return None
 
 
+PACKAGED = "<packaged default config.yaml>"
+
+
+def is_packaged(config: Config) -> bool:
+    """True when no config file was found and the sample inside the package was loaded."""
+    return config.path == PACKAGED
+
+
+def config_location(config: Config) -> str:
+    """Which config was loaded, for people: the file's absolute path, or the packaged sample."""
+    if config.path is None or config.path.startswith("<"):
+        return "the packaged sample config (no --config, no $BEACONS_CONFIG, no ./config.yaml)"
+    return str(Path(config.path).resolve())
+
+
+def database_location(database: str) -> str:
+    """Where the database is, for people: an SQLite file's absolute path, a PostgreSQL URL without its password."""
+    from beacons.storage.postgres import display_url, is_postgres_url
+
+    if is_postgres_url(database):
+        return display_url(database)
+    if database == ":memory:":
+        return database
+    return str(Path(database).resolve())
+
+
 def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate a config file; ``ConfigError`` lists every problem."""
     env = os.environ if env is None else env
     chosen = find_config(path, env)
     if chosen is None:
-        text, where = default_config_text(), "<packaged default config.yaml>"
+        text, where = default_config_text(), PACKAGED
     else:
         try:
             text, where = Path(chosen).read_text(encoding="utf-8"), str(chosen)
@@ -303,9 +343,21 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         problems += [
             Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)
         ]
+    _check_retention(kwargs.get("retention"), problems)
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
+
+
+def _check_retention(retention: RetentionConfig | None, problems: list[Problem]) -> None:
+    if isinstance(retention, RetentionConfig) and retention.unmatched > MAX_UNMATCHED_RETENTION:
+        problems.append(
+            Problem(
+                "retention.unmatched",
+                f"must be at most 90d, got {retention.unmatched / 86400:g}d: unmatched posts are most of what is "
+                "fetched, and kept longer they outgrow the database (use beacons rescan soon after a brand change)",
+            )
+        )
 
 
 def register_secrets(raw: Any, env: Mapping[str, str], path: tuple[str | int, ...] = ()) -> None:

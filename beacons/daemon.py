@@ -10,6 +10,8 @@ does can stop the loop: the only ``except Exception`` is at the per-source
 task boundary, where it is logged as ``status=bug`` with its traceback and
 the source is backed off. A locked, full or read-only database is not a bug:
 the pipeline reports it as ``status=error`` and the source backs off.
+SIGHUP reads the config file again (``beacons/reload.py``): a config that does
+not load is refused and the running one kept; polls in flight always finish.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def build_service(
         env=os.environ,
         routing=config.routing,
         clock=clock,
+        retention=config.retention,
     )
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}" if store.kind == "postgresql" else None
     return Service(config, store, client, pipeline, classifier, clock=clock, worker=worker)
@@ -181,7 +184,6 @@ async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random)
     """A fleet worker: lease due sources (fleet-wide schedule in the database), poll them, give them back."""
     worker = service.worker
     assert worker is not None
-    by_id = {s.id: s for s in service.config.sources}
     lease = lease_seconds(service.config)
     limit = max(1, service.config.fetch.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
@@ -206,6 +208,7 @@ async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random)
                 log.warning("fleet.lease_failed", error=str(exc))
                 ids = []
                 await service.clock.wait(stop, 2.0)
+            by_id = {s.id: s for s in service.config.sources}  # the config of now: SIGHUP may have reloaded it
             for source_id in ids:
                 source = by_id.get(source_id)
                 if source is None:  # in the database but not in this worker's config: leave it to one that has it
@@ -241,6 +244,7 @@ async def run_once(service: Service, sources: Sequence[Source] | None = None) ->
     results = await asyncio.gather(*(tasks[i] for i in range(len(sources))))
     service.results.extend(results)
     service.pipeline.retry_unclassified()
+    _prune(service)
     return list(results)
 
 
@@ -254,6 +258,17 @@ async def _reclassify_loop(service: Service, stop: asyncio.Event) -> None:
             service.pipeline.retry_unclassified()
         except Exception as exc:  # a task boundary: never let this stop the daemon
             log.exception("mention.reclassify_failed", error=f"{type(exc).__name__}: {exc}")
+        _prune(service)
+
+
+def _prune(service: Service) -> None:
+    """Forget kept unmatched posts older than retention.unmatched (issue 13 §4)."""
+    from beacons.rescan import prune_unmatched
+
+    try:
+        prune_unmatched(service.store, service.config.retention, service.clock.now())
+    except Exception as exc:  # a task boundary: a locked database must not stop the daemon
+        log.warning("unmatched.prune_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def run(
@@ -284,21 +299,25 @@ async def run(
                 done.set()
                 await extra(service, done)
             return results
+        from beacons.reload import Supervisor
+
         loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
-        if install_signals:
-            _install_signals(loop, stop, tasks)
         rng = random.Random()
+        supervisor = Supervisor(service, stop, rng, _source_loop)
+        tasks = supervisor.tasks
+        if install_signals:
+            _install_signals(loop, stop, tasks, reload=supervisor.request_reload)
         if service.worker is not None:  # PostgreSQL: the sources are shared by every worker on it
-            tasks.append(asyncio.create_task(_fleet_loop(service, stop, rng), name="fleet"))
+            supervisor.add(_fleet_loop(service, stop, rng), "fleet")
         else:
-            tasks += [
-                asyncio.create_task(_source_loop(service, s, stop, rng), name=f"source:{s.id}") for s in config.sources
-            ]
-        tasks += [asyncio.create_task(extra(service, stop), name=f"extra:{i}") for i, extra in enumerate(EXTRA_TASKS)]
-        tasks.append(asyncio.create_task(_reclassify_loop(service, stop), name="reclassify"))
+            for s in config.sources:
+                supervisor.start_source(s)
+        for i, extra in enumerate(EXTRA_TASKS):
+            supervisor.start_extra(extra, i)
+        supervisor.add(_reclassify_loop(service, stop), "reclassify")
         await stop.wait()
-        grace = shutdown_grace(config)
+        supervisor.stop_all()
+        grace = shutdown_grace(service.config)
         log.info("daemon.stopping", in_flight=sum(not t.done() for t in tasks), grace_s=grace)
         _, late = await asyncio.wait(tasks, timeout=grace) if tasks else (set(), set())
         if late:
@@ -320,7 +339,13 @@ async def run(
         log.info("daemon.stopped")
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+def _install_signals(
+    loop: asyncio.AbstractEventLoop,
+    stop: asyncio.Event,
+    tasks: list[asyncio.Task[None]],
+    *,
+    reload: Callable[[], None] | None = None,
+) -> None:
     def handle(signum: int) -> None:
         if not stop.is_set():
             log.info(
@@ -337,3 +362,11 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, tasks
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handle, sig)
+    if reload is not None:  # SIGHUP: read config.yaml again (beacons/reload.py); a bad one is refused
+
+        def hup() -> None:
+            log.info("daemon.signal", signal="SIGHUP", action="reloading the config")
+            reload()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, hup)

@@ -65,8 +65,11 @@ def check_config(path: str | None) -> tuple[Config | None, list[Check]]:
     except ConfigError as exc:
         where = exc.path or path or "config"
         return None, [Check("config", "fail", f"{where}: {p}") for p in exc.problems]
+    from beacons.config import config_location, database_location
+
     detail = f"{len(config.sources)} source(s), {len(config.alerts)} alert channel(s), database {config.database}"
-    checks = [Check("config", "ok", detail)]
+    checks = [Check("config", "ok", f"{config_location(config)}: {detail}")]
+    checks.append(Check("config", "ok", f"database at {database_location(config.database)}"))
     if not config.sources:
         checks.append(Check("config", "warn", "no sources: add at least one under sources:"))
     if not config.brands:

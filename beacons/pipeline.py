@@ -17,7 +17,7 @@ from structlog.contextvars import bound_contextvars
 
 from beacons.classify import Classifier
 from beacons.clock import SYSTEM, Clock
-from beacons.config import RoutingConfig
+from beacons.config import RetentionConfig, RoutingConfig
 from beacons.dedupe import content_hash, dedupe_keys, link_problem
 from beacons.errors import HTTPStatusError, NotModified, SourceError, StoreError
 from beacons.fetch import FetchLimits, Politeness, fetch
@@ -58,6 +58,7 @@ class Pipeline:
         env: Mapping[str, str] | None = None,
         routing: RoutingConfig | None = None,
         clock: Clock = SYSTEM,
+        retention: RetentionConfig | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -71,6 +72,7 @@ class Pipeline:
         self.env = dict(env or {})
         self.routing = routing or RoutingConfig()
         self.rules = Rules.from_config(self.routing, self.brands)
+        self.retention = retention or RetentionConfig()
         self._unrecorded: dict[str, int] = {}  # failures the database could not record (locked, full, read-only)
 
     async def poll_source(self, source: Source) -> PollResult:
@@ -164,13 +166,15 @@ class Pipeline:
             "classify_errors": 0,
         }
         candidates: list[tuple[Mention, tuple[str, ...], Match]] = []
+        unmatched: list[tuple[str, Mention]] = []  # kept for retention.unmatched, for `beacons rescan`
+        keep_unmatched = self.retention.unmatched > 0
         for mention in mentions:
             try:
                 problem = _unusable(mention)
                 if problem is not None:
                     raise ValueError(problem)
                 match = self.matcher.match(mention)
-                keys = tuple(dedupe_keys(mention)) if match is not None else ()
+                keys = tuple(dedupe_keys(mention)) if match is not None or keep_unmatched else ()
             except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
                 counts["skipped"] += 1
                 error = scrub(f"{type(exc).__name__}: {exc}", 300)
@@ -178,6 +182,8 @@ class Pipeline:
                 continue
             if match is None:
                 counts["dropped_no_brand"] += 1
+                if keys:
+                    unmatched.append((keys[0], mention))
                 continue
             candidates.append((mention, keys, match))
         known = self.store.known_keys(k for _, keys, _ in candidates for k in keys)
@@ -191,7 +197,13 @@ class Pipeline:
             fresh.append((mention, keys, match))
         items = self._classify(fresh, counts)
         saved = self.store.save_poll(
-            source_id, items, state=state, seen=len(mentions), skipped=counts["skipped"], channels=self.channels
+            source_id,
+            items,
+            state=state,
+            seen=len(mentions),
+            skipped=counts["skipped"],
+            channels=self.channels,
+            unmatched=unmatched,
         )
         if saved.beacon_ids:  # posts about the same problem become one thread, linked now (never on read)
             link_threads(self.store, self.routing.grouping, saved.beacon_ids)
@@ -229,6 +241,12 @@ class Pipeline:
         if done:
             log.info("mention.reclassified", count=done, pending=len(pending) - done)
         return done
+
+    def classify_items(
+        self, fresh: Sequence[tuple[Mention, tuple[str, ...], Match]], counts: dict[str, int]
+    ) -> list[Item]:
+        """Classify and route matched posts (a failure costs that post a classification, never the batch)."""
+        return self._classify(fresh, counts)
 
     def _classify(self, fresh: Sequence[tuple[Mention, tuple[str, ...], Match]], counts: dict[str, int]) -> list[Item]:
         if not fresh:

@@ -263,20 +263,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(detail.to_json(), ensure_ascii=False, indent=2))
         return EXIT_OK
-    out = sys.stdout
-    for key, value in detail.entry.to_json().items():
-        if key != "text":
-            print(f"{key:>14}: {value}", file=out)
-    print(f"\n{detail.entry.beacon.text}\n", file=out)
-    for t in detail.thread:
-        print(f"  same problem: #{t['id']} {t['status']} {t['title'][:70]}", file=out)
-    for n in detail.notes:
-        print(f"  note {n['at']} {n['author']}: {n['text']}", file=out)
-    for e in detail.history:
-        print(
-            f"  {e.at} {e.actor} {e.action} {e.from_status}->{e.to_status} {e.from_queue}->{e.to_queue} {e.detail or ''}".rstrip(),
-            file=out,
-        )
+    from beacons.queue_view import show_lines
+
+    for line in show_lines(detail.to_json()):
+        print(line)
     return EXIT_OK
 
 

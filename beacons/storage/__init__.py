@@ -13,7 +13,8 @@ once for both backends in their shared SQL:
 - ``outbox.py``: the alert outbox and alert state (``Storage.outbox``);
 - ``fleet.py``: several workers: source leases, host affinity, leaders of periodic jobs;
 - ``sessions.py``: web sessions revoked at sign-out;
-- ``users.py``: people, their roles, personal tokens, sign-in sessions and failed sign-ins.
+- ``users.py``: people, their roles, personal tokens, sign-in sessions and failed sign-ins;
+- ``unmatched.py``: posts that named no brand (kept for ``retention.unmatched``) and ``beacons rescan``'s writes.
 
 The schema is declared once in ``schema.py``; each backend has its own
 forward-only migrations (``sqlite_migrations.py``, ``postgres_migrations.py``),
@@ -36,6 +37,7 @@ from beacons.storage.sessions import SessionsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
 from beacons.storage.types import Item, ListedBeacon, QueueFilter, SaveResult
+from beacons.storage.unmatched import UnmatchedMixin
 from beacons.storage.users import UsersMixin
 
 __all__ = [
@@ -62,7 +64,15 @@ def open_backend(database: str | Path, *, timeout: float = 10.0) -> Backend:
 
 
 class Storage(
-    SourcesMixin, MentionsMixin, BeaconsMixin, LifecycleMixin, ThreadsMixin, FleetMixin, SessionsMixin, UsersMixin
+    SourcesMixin,
+    MentionsMixin,
+    BeaconsMixin,
+    LifecycleMixin,
+    ThreadsMixin,
+    FleetMixin,
+    SessionsMixin,
+    UsersMixin,
+    UnmatchedMixin,
 ):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 

@@ -47,8 +47,12 @@ class MentionsMixin:
         skipped: int = 0,
         channels: Sequence[str] = (),
         now: datetime | None = None,
+        unmatched: Sequence[tuple[str, Mention]] = (),
     ) -> SaveResult:
-        """Store a poll's new mentions with their beacons and outbox rows, and the source's state, atomically."""
+        """Store a poll's new mentions with their beacons and outbox rows, and the source's state, atomically.
+
+        ``unmatched``: ``(key, mention)`` posts that named no brand, kept for ``beacons rescan`` (issue 13 §4).
+        """
         now = now or utcnow()
         new = dup = 0
         beacon_ids: list[int] = []
@@ -68,6 +72,10 @@ class MentionsMixin:
                         tx.executemany(
                             _OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels]
                         )
+            if unmatched:
+                from beacons.storage.unmatched import insert_unmatched
+
+                insert_unmatched(tx, unmatched, now)
             sets = [
                 "last_poll_at = ?",
                 "last_status = ?",

@@ -196,6 +196,26 @@ TABLES: tuple[Table, ...] = (
         serial=False,
     ),
     Table("login_failures", ("id", "user_name", "address", "at"), ("at",), copied=False),
+    Table(
+        "unmatched",
+        (
+            "id",
+            "key",
+            "source_id",
+            "url",
+            "guid",
+            "title",
+            "text",
+            "author",
+            "author_reach",
+            "published_at",
+            "fetched_at",
+            "lang",
+            "raw",
+            "created_at",
+        ),
+        ("published_at", "fetched_at", "created_at"),
+    ),
 )
 
 BY_NAME = {t.name: t for t in TABLES}

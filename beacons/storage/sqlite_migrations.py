@@ -256,3 +256,17 @@ def _storage_0009(db: sqlite_utils.Database) -> None:
         + " END;\n"
         + _FTS_REFRESH.format(ids="SELECT id FROM beacons")
     )
+
+
+@storage(name="0010_unmatched")
+def _storage_0010(db: sqlite_utils.Database) -> None:
+    # issue 13 §4: posts that named no brand, kept for retention.unmatched so `beacons rescan` finds them
+    # after an alias is added (one row per post: its first dedupe key is unique).
+    for sql in (
+        "CREATE TABLE unmatched (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_id TEXT NOT NULL,"
+        " url TEXT, guid TEXT, title TEXT NOT NULL, text TEXT NOT NULL, author TEXT, author_reach INTEGER,"
+        " published_at TEXT, fetched_at TEXT NOT NULL, lang TEXT, raw TEXT NOT NULL, created_at TEXT NOT NULL)",
+        "CREATE INDEX unmatched_fetched ON unmatched(fetched_at)",
+        "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
+    ):
+        db.execute(sql)
