@@ -294,7 +294,7 @@ def _fit(
         on_epoch(epoch, losses)
 
 
-TARGET_PRECISION = 0.92  # the support threshold: the lowest raw score keeping this precision on dev (a missed customer costs more than an extra card)
+TARGET_PRECISION = 0.85  # the support threshold: the lowest raw score keeping this precision on dev (a missed customer costs more than an extra card; 0.92 gave recall 0.74 on the many-voices dev set)
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 # A passage's own support score that decides a long post (2.0: never); a tie goes to the higher, the safer.
 PASSAGE_SUPPORTS = (0.7, 0.8, 0.85, 0.9, 0.95, 2.0)
