@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from beacons.models import Match, Mention, SourceState
+from beacons.models import Classification, Match, Mention, Route, SourceState
 from beacons.storage.base import Backend, Tx, chunks, marks, utcnow
 from beacons.storage.types import Item, SaveResult, match_from_json, match_json, parse_time
 
@@ -182,30 +182,37 @@ def _insert_mention(tx: Tx, item: Item, now: datetime) -> int | None:
     return mention_id
 
 
+def routed_columns(c: Classification, r: Route) -> list[Any]:
+    """A beacon's routing and classification columns, in the order ``ROUTED_COLUMNS`` names them."""
+    return [
+        r.queue,
+        r.priority,
+        int(r.queue == "support"),
+        c.sentiment,
+        c.sentiment_score,
+        c.relevance,
+        json.dumps(c.scores),
+        json.dumps(c.intents),
+        c.model,
+        r.reason,
+        r.team,
+        json.dumps(c.evidence.to_json()) if c.evidence else None,
+    ]
+
+
+ROUTED_COLUMNS = (
+    "queue, priority, is_beacon, sentiment, sentiment_score, relevance, scores_json, intents_json, model, reason,"
+    " team, evidence_json"
+)
+
+
 def _insert_beacon(tx: Tx, mention_id: int, item: Item, now: datetime) -> int:
     c, r = item.classification, item.route
     assert c is not None and r is not None
     return int(
         tx.execute(
-            "INSERT INTO beacons (mention_id, queue, status, priority, is_beacon, sentiment, sentiment_score, relevance,"
-            " scores_json, intents_json, model, reason, team, created_at, updated_at, evidence_json)"
-            " VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [
-                mention_id,
-                r.queue,
-                r.priority,
-                int(r.queue == "support"),
-                c.sentiment,
-                c.sentiment_score,
-                c.relevance,
-                json.dumps(c.scores),
-                json.dumps(c.intents),
-                c.model,
-                r.reason,
-                r.team,
-                now,
-                now,
-                json.dumps(c.evidence.to_json()) if c.evidence else None,
-            ],
+            f"INSERT INTO beacons (mention_id, status, created_at, updated_at, {ROUTED_COLUMNS})"
+            " VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [mention_id, now, now, *routed_columns(c, r)],
         ).scalar()
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 from beacons.models import Mention
 from beacons.storage.base import Backend, Tx, chunks, marks, utcnow
-from beacons.storage.mentions import _OUTBOX_ROW, _insert_beacon, _insert_mention
+from beacons.storage.mentions import _OUTBOX_ROW, ROUTED_COLUMNS, _insert_beacon, _insert_mention, routed_columns
 from beacons.storage.types import Item, SaveResult, match_json, parse_time
 
 RESCAN_ACTOR = "rescan"  # the history's actor and action of a rescan's update (not a person)
@@ -193,27 +193,10 @@ class UnmatchedMixin:
             after = (r.queue, r.priority, c.sentiment, r.team, r.reason, c.scores, c.intents)
             if before == after and (row[7], row[8]) == (match.brand, match.product):
                 return False
+            assigned = ", ".join(f"{col.strip()} = ?" for col in ROUTED_COLUMNS.split(","))
             changed = tx.execute(
-                "UPDATE beacons AS b SET queue = ?, priority = ?, is_beacon = ?, sentiment = ?, sentiment_score = ?,"
-                " relevance = ?, scores_json = ?, intents_json = ?, model = ?, reason = ?, team = ?, updated_at = ?,"
-                f" evidence_json = ? WHERE b.id = ? AND {_UNWORKED}",
-                [
-                    r.queue,
-                    r.priority,
-                    int(r.queue == "support"),
-                    c.sentiment,
-                    c.sentiment_score,
-                    c.relevance,
-                    json.dumps(c.scores),
-                    json.dumps(c.intents),
-                    c.model,
-                    r.reason,
-                    r.team,
-                    now,
-                    json.dumps(c.evidence.to_json()) if c.evidence else None,
-                    beacon_id,
-                    RESCAN_ACTOR,
-                ],
+                f"UPDATE beacons AS b SET {assigned}, updated_at = ? WHERE b.id = ? AND {_UNWORKED}",
+                [*routed_columns(c, r), now, beacon_id, RESCAN_ACTOR],
             ).rowcount
             if changed != 1:
                 return False
