@@ -538,9 +538,9 @@ def tiny_filesystem(folder: Path, size: str) -> Iterator[Path]:
 
 
 def test_faults_disk_full_on_a_tiny_filesystem(tmp_path: Path, feed: tuple[FeedServer, Source]) -> None:
-    """A real ENOSPC: the database on a 512 KiB tmpfs, then the filesystem grown (space freed)."""
+    """A real ENOSPC: the database on a 768 KiB tmpfs, then the filesystem grown (space freed)."""
     _, src = feed
-    with tiny_filesystem(tmp_path / "tiny", "512k") as folder:  # the schema alone needs ~300 KiB with its WAL
+    with tiny_filesystem(tmp_path / "tiny", "768k") as folder:  # the schema alone needs ~530 KiB with its WAL
         db = folder / "b.db"
         store = Store(db)
         store.sync_sources([src])
