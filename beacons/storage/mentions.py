@@ -54,24 +54,8 @@ class MentionsMixin:
         ``unmatched``: ``(key, mention)`` posts that named no brand, kept for ``beacons rescan`` (issue 13 §4).
         """
         now = now or utcnow()
-        new = dup = 0
-        beacon_ids: list[int] = []
-        queued: dict[str, int] = {}
         with self.backend.transaction() as tx:
-            for item in items:
-                mention_id = _insert_mention(tx, item, now)
-                if mention_id is None:
-                    dup += 1
-                    continue
-                new += 1
-                if item.classification is not None and item.route is not None:
-                    beacon_id = _insert_beacon(tx, mention_id, item, now)
-                    beacon_ids.append(beacon_id)
-                    queued[item.route.queue] = queued.get(item.route.queue, 0) + 1
-                    if item.route.queue != "none":
-                        tx.executemany(
-                            _OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels]
-                        )
+            new, dup, beacon_ids, queued = store_items(tx, items, channels, now)
             if unmatched:
                 from beacons.storage.unmatched import insert_unmatched
 
@@ -180,6 +164,28 @@ def _insert_mention(tx: Tx, item: Item, now: datetime) -> int | None:
             sp.rollback()
             return None
     return mention_id
+
+
+def store_items(
+    tx: Tx, items: Sequence[Item], channels: Sequence[str], now: datetime
+) -> tuple[int, int, list[int], dict[str, int]]:
+    """Insert each item's mention, its beacon and the beacon's outbox rows; (new, duplicates, beacon ids, per queue)."""
+    new = dup = 0
+    beacon_ids: list[int] = []
+    queued: dict[str, int] = {}
+    for item in items:
+        mention_id = _insert_mention(tx, item, now)
+        if mention_id is None:  # one of its keys is a stored mention's: the same post again
+            dup += 1
+            continue
+        new += 1
+        if item.classification is not None and item.route is not None:
+            beacon_id = _insert_beacon(tx, mention_id, item, now)
+            beacon_ids.append(beacon_id)
+            queued[item.route.queue] = queued.get(item.route.queue, 0) + 1
+            if item.route.queue != "none":
+                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+    return new, dup, beacon_ids, queued
 
 
 def routed_columns(c: Classification, r: Route) -> list[Any]:

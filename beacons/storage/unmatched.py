@@ -21,7 +21,7 @@ from typing import Any
 
 from beacons.models import Mention
 from beacons.storage.base import Backend, Tx, chunks, marks, utcnow
-from beacons.storage.mentions import _OUTBOX_ROW, ROUTED_COLUMNS, _insert_beacon, _insert_mention, routed_columns
+from beacons.storage.mentions import _OUTBOX_ROW, ROUTED_COLUMNS, routed_columns, store_items
 from beacons.storage.types import Item, SaveResult, match_json, parse_time
 
 RESCAN_ACTOR = "rescan"  # the history's actor and action of a rescan's update (not a person)
@@ -117,24 +117,9 @@ class UnmatchedMixin:
     ) -> SaveResult:
         """Store the posts that match now (mention, beacon, outbox rows) and forget the ``done`` unmatched rows, atomically."""
         now = now or utcnow()
-        new = dup = 0
-        beacon_ids: list[int] = []
-        queued: dict[str, int] = {}
         with self.backend.transaction() as tx:
-            for item in items:
-                mention_id = _insert_mention(tx, item, now)
-                if mention_id is None:  # a poll stored it since (its brand was added before the rescan ran)
-                    dup += 1
-                    continue
-                new += 1
-                if item.classification is not None and item.route is not None:
-                    beacon_id = _insert_beacon(tx, mention_id, item, now)
-                    beacon_ids.append(beacon_id)
-                    queued[item.route.queue] = queued.get(item.route.queue, 0) + 1
-                    if item.route.queue != "none":
-                        tx.executemany(
-                            _OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels]
-                        )
+            # a post a poll stored since (its brand added before the rescan ran) counts as a duplicate
+            new, dup, beacon_ids, queued = store_items(tx, items, channels, now)
             for chunk in chunks(list(done)):
                 tx.execute(f"DELETE FROM unmatched WHERE id IN ({marks(len(chunk))})", list(chunk))
         return SaveResult(new, dup, tuple(beacon_ids), queued)
