@@ -83,6 +83,7 @@ class KindSpec:
     headers: Callable[[str, Mapping[str, str]], dict[str, str]] = lambda name, q: {}
     gzip_always: bool = False
     first_query: dict[str, str] = field(default_factory=dict)  # the query of the first page
+    url_template: str | None = None  # kinds configured by a whole url (json_api, html_page): {base} is the server
 
     @property
     def dir(self) -> Path:
@@ -187,6 +188,29 @@ SPECS: dict[str, KindSpec] = {
         headers=_github_link,
         first_query={"page": "1"},
     ),
+    "json_api": KindSpec(
+        "json_api",
+        "/appreviews/2784470",
+        "json",
+        JSON_TYPE,
+        _by("cursor", {"*": "page1", "AoJwkLvP5ocDe+WQ5wE=": "page2"}),
+        {
+            # Steam's public store reviews API, newest first, paged by its opaque cursor
+            "items": "reviews",
+            "fields": {
+                "id": "recommendationid",
+                "text": "review",
+                "author": "author.steamid",
+                "published": "timestamp_created",
+                "reach": "votes_up",
+                "url": "join('', ['https://steamcommunity.com/profiles/', author.steamid, '/recommended/2784470/'])",
+            },
+            "next_page": "cursor",
+            "first_cursor": "*",
+        },
+        first_query={"cursor": "*"},
+        url_template="{base}/appreviews/2784470?json=1&filter=recent&language=all&num_per_page=3&cursor={cursor}",
+    ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")
 
@@ -270,6 +294,8 @@ def source_yaml(spec: KindSpec, base_url: str, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": f"{spec.kind}-test", "kind": spec.kind, **spec.options, **extra}
     if spec.kind == "rss":
         entry["url"] = base_url + spec.path
+    elif spec.url_template is not None:
+        entry["url"] = spec.url_template.replace("{base}", base_url)
     else:
         entry["base_url"] = base_url
     return entry
