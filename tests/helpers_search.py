@@ -211,6 +211,14 @@ SPECS: dict[str, KindSpec] = {
         first_query={"cursor": "*"},
         url_template="{base}/appreviews/2784470?json=1&filter=recent&language=all&num_per_page=3&cursor={cursor}",
     ),
+    "youtube_search": KindSpec(
+        "youtube_search",
+        "/youtube/v3/search",
+        "json",
+        JSON_TYPE,
+        _by("pageToken", {None: "page1", "CAMQAA": "page2"}),
+        {"query": "RouterX", "max_results": 3},
+    ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")
 
@@ -316,13 +324,14 @@ async def poll_kind(
     transport: httpx.AsyncBaseTransport | None = None,
     brands: tuple[Brand, ...] = (ACME,),
     clock: Clock = SYSTEM,
+    quota: str | None = None,
 ) -> tuple[Poll, PollContext]:
     """One collector poll over real HTTP, no database: the collector's view of the contract."""
     limits = FetchLimits(timeout=10.0)
     async with make_client(limits, transport or _loopback()) as client:
         ctx = PollContext(
             source=source,
-            state=SourceState(cursor=cursor),
+            state=SourceState(cursor=cursor, quota=quota),
             fetch=None,  # type: ignore[arg-type]
             brands=brands,
             env=dict(env or {}),
