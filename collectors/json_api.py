@@ -82,8 +82,6 @@ class Options:
             problems.append(("fields", "map id or url to an expression, so each item is stored once"))
         if self.next_page is not None:
             problems += _check_expression("next_page", self.next_page)
-            if "{cursor}" not in self.url:
-                problems.append(("next_page", "is a token for {cursor}, but url has no {cursor} placeholder"))
         for header, env_name in self.headers_env.items():
             if not _HEADER_NAME.fullmatch(str(header)):
                 problems.append((f"headers_env.{header}", "is not a valid HTTP header name"))
@@ -148,6 +146,12 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
     async def fetch_page(token: str | None) -> Page:
         if token is not None and token.startswith(("http://", "https://", "/")):
             url = urljoin(last_url[0], token)  # the API gave the next page's URL itself
+        elif token is not None and "{cursor}" not in options.url:
+            raise SourceError(
+                f"{ctx.source.id}: next_page gave a token, not a URL, and url has no {{cursor}} placeholder to put "
+                f"it in; add {{cursor}} to url (e.g. &page={{cursor}})",
+                source_id=ctx.source.id,
+            )
         else:
             url = render(options.url, query=query, cursor=options.first_cursor if token is None else token, since=since)
         fetched = await ctx.fetch(url, headers=headers, conditional=token is None)

@@ -211,6 +211,29 @@ SPECS: dict[str, KindSpec] = {
         first_query={"cursor": "*"},
         url_template="{base}/appreviews/2784470?json=1&filter=recent&language=all&num_per_page=3&cursor={cursor}",
     ),
+    "html_page": KindSpec(
+        "html_page",
+        "/c/routerx",
+        "html",
+        HTML_TYPE,
+        lambda q: "page1",
+        {
+            # a vendor's community forum: a topic list with no feed
+            "items": "ol.topic-list > li.topic",
+            "container": "ol.topic-list",
+            "fields": {
+                "id": "::attr(data-topic-id)",
+                "title": "h3.topic-title a::text",
+                "url": "h3.topic-title a::attr(href)",
+                "text": "p.excerpt",
+                "author": "a.author::text",
+                "published": "time::attr(datetime)",
+                "reach": "span.likes::text",
+            },
+        },
+        paged=False,
+        url_template="{base}/c/routerx",
+    ),
     "youtube_search": KindSpec(
         "youtube_search",
         "/youtube/v3/search",
