@@ -120,8 +120,8 @@ def _check_expression(key: str, expression: str) -> list[tuple[str, str]]:
     try:
         compiled(expression)
     except JMESPathError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return [(key, f"is not a valid JMESPath expression: {first[:200]}")]
+        detail = " ".join(str(exc).split()) or type(exc).__name__  # jmespath points at the column on a 2nd line
+        return [(key, f"is not a valid JMESPath expression: {detail[:200]}")]
     return []
 
 
