@@ -51,7 +51,7 @@ def _add_parsers(groups: dict[str, Subparsers]) -> None:
         "or html_page source with it before running the daemon. A youtube_search test spends API quota (100 units).",
     )
     _config_arg(t)
-    t.add_argument("source_id", metavar="ID", help="the source's id, as `beacons sources` lists it")
+    t.add_argument("id", help="the source's id, as `beacons sources` lists it")
     t.add_argument(
         "--format", choices=["text", "json"], default="text", help="text for people (the default), json for programs"
     )
@@ -64,8 +64,8 @@ def _add_parsers(groups: dict[str, Subparsers]) -> None:
         "validated like `beacons run` would load it; on any problem nothing is written.",
     )
     _config_arg(a)
-    a.add_argument("kind", metavar="KIND", help="the source kind, e.g. rss, json_api, html_page, youtube_search")
-    a.add_argument("pairs", metavar="KEY=VALUE", nargs="*", help="the source's keys, e.g. url=https://example.com/feed")
+    a.add_argument("kind", help="the source kind, e.g. rss, json_api, html_page, youtube_search")
+    a.add_argument("keys", nargs="*", help="the source's keys as KEY=VALUE, e.g. url=https://example.com/feed")
     a.add_argument(
         "--id", dest="source_id", metavar="ID", help="the source's id (default: derived from kind and url/query)"
     )
@@ -79,10 +79,10 @@ def _add_parsers(groups: dict[str, Subparsers]) -> None:
 @command("sources test")
 def cmd_sources_test(args: argparse.Namespace) -> int:
     config = load(args)
-    source = config.source(args.source_id)
+    source = config.source(args.id)
     if source is None:
         known = ", ".join(s.id for s in config.sources) or "none"
-        print(f"beacons: no source {args.source_id!r} in the config; configured sources: {known}", file=sys.stderr)
+        print(f"beacons: no source {args.id!r} in the config; configured sources: {known}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         report = asyncio.run(preview(config, source))
@@ -251,7 +251,7 @@ def _entry(args: argparse.Namespace, types: dict[str, str]) -> CommentedMap:
     entry["kind"] = args.kind
     if args.interval:
         entry["interval"] = args.interval
-    for pair in args.pairs:
+    for pair in args.keys:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"expected KEY=VALUE, got {pair!r} (e.g. url=https://example.com/feed)")
