@@ -38,6 +38,7 @@ from collectors._json import (
     BadItem,
     Page,
     Skip,
+    brand_excludes,
     brand_terms,
     check_common,
     check_range,
@@ -154,7 +155,7 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
     now = ctx.clock.now()
     quota = Quota(options.daily_quota, spent_today(ctx.state.quota, now), now)
     headers = _key_header(ctx, options)
-    query = options.query or "|".join(quote(t) for t in brand_terms(ctx.brands))
+    query = options.query or _default_query(ctx)
     root = f"{options.base_url.rstrip('/')}/youtube/v3"
     mentions: list[Mention] = []
     if quota.can(SEARCH_COST):
@@ -199,6 +200,13 @@ async def poll(ctx: PollContext, options: Options) -> Poll:
         )
     done = finish(ctx, mentions, since)
     return Poll(done.mentions, done.cursor, done.skipped, quota=quota.record())
+
+
+def _default_query(ctx: PollContext) -> str:
+    """The brands' terms OR-ed with ``|`` and their exclusions negated with ``-`` (YouTube's search syntax)."""
+    terms = "|".join(quote(t) for t in brand_terms(ctx.brands))
+    excludes = " ".join(f"-{quote(e)}" for e in brand_excludes(ctx.brands))
+    return f"{terms} {excludes}" if terms and excludes else terms
 
 
 def _key_header(ctx: PollContext, options: Options) -> dict[str, str]:

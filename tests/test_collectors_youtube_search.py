@@ -246,6 +246,12 @@ def test_youtube_search_comment_failure_fails_the_poll_with_the_reason(feed_serv
         asyncio.run(poll_kind(source, env={"YT_KEY": KEY}, clock=FakeClock(NOW)))
 
 
+def test_youtube_search_default_query_ors_the_brand_terms_and_negates_exclusions(feed_server: FeedServer) -> None:
+    site = Site(feed_server)
+    asyncio.run(poll_kind(_source(site.server.base_url, query=None), env={"YT_KEY": KEY}, clock=FakeClock(NOW)))
+    assert site.search.queries()[0]["q"] == 'Acme|"Acme Corp"|acme.com|RouterX|"Acme Cloud" -"acme looney tunes"'
+
+
 def test_youtube_search_page_expected_fixtures_match(feed_server: FeedServer) -> None:
     site = Site(feed_server)
     poll, _ = asyncio.run(poll_kind(_source(site.server.base_url), env={"YT_KEY": KEY}, clock=FakeClock(NOW)))
