@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from conftest import running_feed_server
+from helpers_feeds import raw_handler
 from helpers_search import ACME, JSON_TYPE, poll_kind, respond
 from structlog.testing import capture_logs
 
@@ -159,3 +161,21 @@ def test_json_api_config_errors_name_the_key(change: dict[str, Any], message: st
     with pytest.raises(ConfigError, match=message) as info:
         _source(url, **change)
     assert "abc123" not in str(info.value), "a value pasted where a variable name belongs is never echoed"
+
+
+def test_json_api_env_headers_never_follow_a_redirect_to_another_origin(feed_server: FeedServer) -> None:
+    """A header from headers_env is a credential: like Authorization, it stays with its origin (issue 10 §4)."""
+    with running_feed_server() as other:
+        other.add(
+            "/moved", lambda req: respond(req, 200, json.dumps([_issue(1, "2026-11-23T10:00:00Z")]).encode(), JSON_TYPE)
+        )
+        feed_server.add("/api/issues", raw_handler(302, {"Location": other.url("/moved")}))
+        source = _source(
+            feed_server.base_url + "/api/issues",
+            headers_env={"PRIVATE-TOKEN": "GITLAB_TOKEN"},
+            fields={**FIELDS, "id": "iid"},
+        )
+        poll, _ = asyncio.run(poll_kind(source, env={"GITLAB_TOKEN": TOKEN}))
+        assert [m.title for m in poll.mentions] == ["RouterX issue 1"]
+        assert feed_server.hits("/api/issues")[0]["headers"]["PRIVATE-TOKEN"] == TOKEN
+        assert "PRIVATE-TOKEN" not in other.hits("/moved")[0]["headers"]
