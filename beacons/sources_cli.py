@@ -302,6 +302,8 @@ def append_source(text: str, entry: CommentedMap) -> str:
         data["sources"] = sources = CommentedSeq()
     if not isinstance(sources, list):
         raise ValueError("sources: is not a list")
+    if isinstance(sources, CommentedSeq) and sources.fa.flow_style():
+        sources.fa.set_block_style()  # `sources: []` grows into a block list, one source a block
     if sources and isinstance(sources[-1], CommentedMap):
         _move_trailing(sources[-1], entry)  # the blank line or comment after the old last source stays last
     sources.append(entry)

@@ -177,6 +177,18 @@ def test_sources_add_refuses_an_invalid_source_and_changes_nothing(
     assert path.read_text(encoding="utf-8") == original, "a refused source leaves the file as it was"
 
 
+@pytest.mark.parametrize("tail", ["", "sources: []\n", "sources:\n"])
+def test_sources_add_to_a_config_without_sources(tail: str, tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"# mine\ndatabase: {tmp_path / 'b.db'}  # here\n{tail}", encoding="utf-8")
+    code, _, err = _run(capsys, "sources", "add", "rss", "url=https://acme.example/feed", "--config", str(path))
+    assert code == 0, err
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith(f"# mine\ndatabase: {tmp_path / 'b.db'}  # here\n")
+    assert yaml.safe_load(text)["sources"] == [{"kind": "rss", "url": "https://acme.example/feed"}]
+    assert "[" not in text.split("sources:", 1)[1], "a block list, not a flow one"
+
+
 def test_sources_add_dry_run_prints_and_writes_nothing(tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "config.yaml"
     original = COMMENTED.format(database=tmp_path / "b.db")
