@@ -31,7 +31,9 @@ def _subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 nested = list(_subcommands(sub, f"{prefix}{name} "))
-                yield from nested or [f"{prefix}{name}"]
+                if not nested or f"{prefix}{name}" in cli.COMMANDS:  # a group that runs on its own (`sources`)
+                    yield f"{prefix}{name}"
+                yield from nested
 
 
 def cli_commands() -> list[str]:

@@ -78,8 +78,8 @@ class MentionsMixin:
                 sets.append("last_new_at = ?")
                 args.append(now)
             if state is not None:
-                sets += ["etag = ?", "last_modified = ?", "cursor = ?"]
-                args += [state.etag, state.last_modified, state.cursor]
+                sets += ["etag = ?", "last_modified = ?", "cursor = ?", "quota = ?"]
+                args += [state.etag, state.last_modified, state.cursor, state.quota]
             tx.execute(f"UPDATE sources SET {', '.join(sets)} WHERE id = ?", [*args, source_id])
         return SaveResult(new, dup, tuple(beacon_ids), queued)
 

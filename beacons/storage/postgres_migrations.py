@@ -183,4 +183,6 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
         ),
     ),
+    # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
+    ("0010_source_quota", ("ALTER TABLE sources ADD COLUMN quota text",)),
 )

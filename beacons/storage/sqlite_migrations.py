@@ -270,3 +270,9 @@ def _storage_0010(db: sqlite_utils.Database) -> None:
         "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
     ):
         db.execute(sql)
+
+
+@storage(name="0011_source_quota")
+def _storage_0011(db: sqlite_utils.Database) -> None:
+    # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
+    db.execute("ALTER TABLE sources ADD COLUMN quota TEXT")
