@@ -22,7 +22,7 @@ from beacons.dedupe import content_hash, dedupe_keys, link_problem
 from beacons.errors import HTTPStatusError, NotModified, SourceError, StoreError
 from beacons.fetch import FetchLimits, Politeness, fetch
 from beacons.log import get_logger
-from beacons.match import BrandMatcher
+from beacons.match import BrandMatcher, implied_match
 from beacons.models import Brand, Fetched, Match, Mention, Source, SourceState
 from beacons.queue import link_pending, link_threads
 from beacons.redact import scrub
@@ -117,6 +117,7 @@ class Pipeline:
                 poll.mentions,
                 skipped=len(ctx.skipped) + len(poll.skipped),
                 state=self._new_state(ctx, poll, state),
+                source=source,
             )
         except StoreError as exc:
             return self._store_failed(source, exc, started)
@@ -152,9 +153,19 @@ class Pipeline:
         return self.store.consecutive_errors(source_id) + self._unrecorded[source_id]
 
     def ingest(
-        self, source_id: str, mentions: Sequence[Mention], *, skipped: int = 0, state: SourceState | None = None
+        self,
+        source_id: str,
+        mentions: Sequence[Mention],
+        *,
+        skipped: int = 0,
+        state: SourceState | None = None,
+        source: Source | None = None,
     ) -> dict[str, int]:
-        """Match, dedupe, classify, route and store a batch; returns the poll's counts."""
+        """Match, dedupe, classify, route and store a batch; returns the poll's counts.
+
+        A ``source`` with ``implies_brand`` makes every item a mention of that brand (``implied_match``).
+        """
+        implied = self._implied_brand(source)
         counts = {
             "entries": len(mentions),
             "new": 0,
@@ -174,6 +185,8 @@ class Pipeline:
                 if problem is not None:
                     raise ValueError(problem)
                 match = self.matcher.match(mention)
+                if implied is not None and source is not None:
+                    match = implied_match(match, implied, source.implies_product, source.id)
                 keys = tuple(dedupe_keys(mention)) if match is not None or keep_unmatched else ()
             except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
                 counts["skipped"] += 1
@@ -212,6 +225,11 @@ class Pipeline:
         counts["support"] = saved.queued.get("support", 0)
         counts["advocacy"] = saved.queued.get("advocacy", 0)
         return counts
+
+    def _implied_brand(self, source: Source | None) -> Brand | None:
+        if source is None or not source.implies_brand:
+            return None
+        return next((b for b in self.brands if b.name == source.implies_brand), None)
 
     def retry_unclassified(self, limit: int = 200) -> int:
         """Classify mentions stored while the classifier was failing; returns how many now have a beacon."""

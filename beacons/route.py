@@ -295,7 +295,8 @@ def decide(
 
     if match is None:
         return stop("brand", "no brand mentioned")
-    steps.append(Step("brand", "pass", match.brand + (f" / {match.product}" if match.product else "")))
+    implied = f", implied by source {match.implied_by} (implies_brand)" if match.implied_by else ""
+    steps.append(Step("brand", "pass", match.brand + (f" / {match.product}" if match.product else "") + implied))
     dropped = _dropped(mention, rules)
     if dropped:
         return stop("drop", dropped)
