@@ -204,6 +204,15 @@ SPECS: dict[str, KindSpec] = {
         first_query={"_path": APPSTORE_PAGE.format(1)},
         requires_query=False,
     ),
+    "lemmy_search": KindSpec(
+        "lemmy_search",
+        "/api/v3/search",
+        "json",
+        JSON_TYPE,
+        _by("page", {"1": "page1", "2": "page2"}),
+        {"query": "RouterX", "limit": 2},
+        first_query={"page": "1"},
+    ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")
 

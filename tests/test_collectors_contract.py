@@ -114,7 +114,7 @@ def test_collectors_contract_schema_change_skips_results_with_reasons(kind: str)
     assert skipped, "each bad result is reported"
     for reason, detail in skipped:
         assert reason in ("bad_entry", "empty_entry")
-        assert re.search(r"(entry|hit|item|post|child|status|result) \d+", detail), detail
+        assert re.search(r"(entry|hit|item|post|comment|child|status|result) \d+", detail), detail
 
 
 # -- over the wire: cursor and paging --------------------------------------
