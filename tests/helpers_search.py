@@ -213,6 +213,16 @@ SPECS: dict[str, KindSpec] = {
         {"query": "RouterX", "limit": 2},
         first_query={"page": "1"},
     ),
+    "google_alerts": KindSpec(
+        "google_alerts",
+        "/alerts/feeds/06807031914929345698/10604166159629661594",
+        "atom",
+        "application/atom+xml; charset=UTF-8",
+        lambda q: "page1",
+        paged=False,
+        url_option=True,
+        requires_query=False,
+    ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")
 
