@@ -64,6 +64,7 @@ JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body><h1>Checking your browser</h1></body></html>"
 Route = Callable[[Mapping[str, str]], str]
+DISCOURSE_SITE = "https://community.acme.example"
 APPSTORE_PAGE = "/us/rss/customerreviews/page={}/id=1234567890/sortby=mostrecent/json"
 
 
@@ -89,6 +90,7 @@ class KindSpec:
     extra_paths: tuple[str, ...] = ()
     url_option: bool = False  # the source takes the endpoint as url: (rss, google_alerts), not base_url:
     requires_query: bool = True  # without query: and brands the kind has nothing to read (a clear error)
+    parse_kwargs: dict[str, Any] = field(default_factory=dict)  # what parse needs besides the body
 
     @property
     def dir(self) -> Path:
@@ -222,6 +224,17 @@ SPECS: dict[str, KindSpec] = {
         paged=False,
         url_option=True,
         requires_query=False,
+    ),
+    "discourse": KindSpec(
+        "discourse",
+        "/search.json",
+        "json",
+        JSON_TYPE,
+        _by("page", {"1": "page1", "2": "page2"}),
+        {"query": "RouterX", "site_url": DISCOURSE_SITE},
+        first_query={"page": "1"},
+        requires_query=False,
+        parse_kwargs={"site_url": DISCOURSE_SITE},
     ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")

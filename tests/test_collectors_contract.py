@@ -48,7 +48,8 @@ def _parse(kind: str, body: bytes) -> tuple[list[Any], list[tuple[str, str]]]:
     skipped: list[tuple[str, str]] = []
     module = __import__(REGISTRY[kind].module, fromlist=["parse"])
     parse = getattr(module, "parse", parse_feed)  # rss parses with the shared feed parser
-    mentions = parse(body, source_id="fixture", skip=lambda reason, detail: skipped.append((reason, detail)))
+    extra = SPECS[kind].parse_kwargs if kind in SPECS else {}  # discourse: the forum's address for links
+    mentions = parse(body, source_id="fixture", skip=lambda reason, detail: skipped.append((reason, detail)), **extra)
     return mentions, skipped
 
 
