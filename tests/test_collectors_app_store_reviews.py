@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import pytest
+from helpers_db import listed
 from helpers_search import ACME, SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.classify import RulesClassifier
 from beacons.config import ConfigError
 from beacons.feedserver import FeedServer
+from beacons.fetch import FetchLimits
 from beacons.match import implied_match
+from beacons.pipeline import Pipeline
+from beacons.queue.queries import routing_input
 from beacons.route import decide, priority_terms
+from beacons.storage import open_storage
 from collectors.app_store_reviews import parse
 
 SPEC = SPECS["app_store_reviews"]
@@ -83,3 +90,37 @@ def test_app_store_reviews_low_rating_halves_the_support_threshold() -> None:
 def test_app_store_reviews_config_errors_name_the_key(keys: dict[str, object], where: str) -> None:
     with pytest.raises(ConfigError, match=rf"sources\[0\]\.{where}: expected"):
         make_source(SPEC, "http://127.0.0.1:1", **keys)
+
+
+class _Failing(RulesClassifier):
+    def classify_many(self, items: Any) -> Any:
+        raise RuntimeError("model not loaded")
+
+    def classify(self, text: str, match: Any) -> Any:
+        raise RuntimeError("model not loaded")
+
+
+def test_app_store_reviews_rating_is_stored_and_read_back(database: str) -> None:
+    """Both backends keep the stars: route --explain, a re-route and a retried classification weigh them too."""
+    source = make_source(SPEC, "http://127.0.0.1:1")
+    reviews = parse(SPEC.body("page1"), source_id=source.id)
+    store = open_storage(database)
+    try:
+        store.sync_sources([source])
+
+        async def ingest(classifier: RulesClassifier, mentions: list[Any]) -> None:
+            async with httpx.AsyncClient() as client:
+                pipeline = Pipeline(
+                    store=store, client=client, classifier=classifier, brands=[ACME], limits=FetchLimits()
+                )
+                pipeline.ingest(source.id, mentions, source=source)
+
+        asyncio.run(ingest(RulesClassifier(), reviews[2:]))  # "Ok but slow": three stars, no name in it
+        (beacon,) = listed(store, queue="all")
+        seen = routing_input(store, beacon.id)
+        assert seen is not None and seen[0].rating == 3 and seen[1] is not None and seen[1].implied_by == source.id
+        asyncio.run(ingest(_Failing(), reviews[1:2]))
+        ((_, pending, _),) = store.unclassified()
+        assert pending.rating == 5
+    finally:
+        store.close()

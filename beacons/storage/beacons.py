@@ -297,8 +297,8 @@ class BeaconsMixin:
         """The mention and classification the router saw for a stored beacon."""
         return self.backend.read(
             "SELECT m.source_id, m.url, m.guid, m.title, m.text, m.author, m.published_at, m.fetched_at, m.raw, m.author_reach, m.lang,"
-            " m.match_json, b.queue, b.sentiment, b.sentiment_score, b.relevance, b.scores_json, b.intents_json, b.model"
-            " FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = ?",
+            " m.match_json, b.queue, b.sentiment, b.sentiment_score, b.relevance, b.scores_json, b.intents_json, b.model,"
+            " m.rating FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = ?",
             [beacon_id],
         ).one()
 

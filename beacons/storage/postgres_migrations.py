@@ -183,4 +183,11 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
         ),
     ),
+    (
+        "0010_mention_rating",  # issue 15: a review's stars (app_store_reviews), which routing weighs
+        (
+            "ALTER TABLE mentions ADD COLUMN rating smallint",
+            "ALTER TABLE unmatched ADD COLUMN rating smallint",
+        ),
+    ),
 )

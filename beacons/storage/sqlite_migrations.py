@@ -270,3 +270,11 @@ def _storage_0010(db: sqlite_utils.Database) -> None:
         "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
     ):
         db.execute(sql)
+
+
+@storage(name="0011_mention_rating")
+def _storage_0011_rating(db: sqlite_utils.Database) -> None:
+    # issue 15: a review's stars (app_store_reviews), which routing weighs; kept so a retried
+    # classification, a re-route and route --explain see them too.
+    db.execute("ALTER TABLE mentions ADD COLUMN rating INTEGER")
+    db.execute("ALTER TABLE unmatched ADD COLUMN rating INTEGER")
