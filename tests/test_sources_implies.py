@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers_search import ACME, ACME_YAML, open_pipeline
+from helpers_search import ACME, ACME_YAML, SPECS, FixtureSite, open_pipeline, source_yaml
 
 from beacons.classify import RulesClassifier
 from beacons.config import ConfigError, parse_config
+from beacons.doctor import check_sources
+from beacons.feedserver import FeedServer
 from beacons.match import BrandMatcher, implied_match
 from beacons.models import Brand, Mention, Source
 from beacons.route import decide
@@ -119,3 +121,13 @@ def test_sources_implies_pipeline_stores_items_that_do_not_name_the_brand(tmp_pa
 
 def _fields(mention: Mention) -> dict[str, Any]:
     return {name: getattr(mention, name) for name in mention.__dataclass_fields__}
+
+
+def test_sources_implies_doctor_says_every_entry_is_about_the_brand(feed_server: FeedServer) -> None:
+    site = FixtureSite(feed_server, SPECS["app_store_reviews"])
+    entry = source_yaml(site.spec, site.base_url, id="reviews")
+    text = yaml.safe_dump(
+        {"brands": [ACME_YAML], "sources": [entry], "classifier": {"model": "rules"}, "fetch": {"per_host_delay": "0s"}}
+    )
+    (check,) = asyncio.run(check_sources(parse_config(text, env={})))
+    assert check.status == "ok" and check.detail.startswith("3 entries, all about Acme (implies_brand), 0 skipped")
