@@ -59,6 +59,7 @@ class Pipeline:
         routing: RoutingConfig | None = None,
         clock: Clock = SYSTEM,
         retention: RetentionConfig | None = None,
+        sources: Sequence[Source] = (),
     ) -> None:
         self.store = store
         self.clock = clock
@@ -74,6 +75,8 @@ class Pipeline:
         self.rules = Rules.from_config(self.routing, self.brands)
         self.retention = retention or RetentionConfig()
         self._unrecorded: dict[str, int] = {}  # failures the database could not record (locked, full, read-only)
+        # Sources whose items are about one brand by construction, for matching stored posts (rescan).
+        self.implying = {s.id: s for s in sources if s.implies_brand}
 
     async def poll_source(self, source: Source) -> PollResult:
         started = time.monotonic()
@@ -165,7 +168,7 @@ class Pipeline:
 
         A ``source`` with ``implies_brand`` makes every item a mention of that brand (``implied_match``).
         """
-        implied = self._implied_brand(source)
+        source = source or self.implying.get(source_id)
         counts = {
             "entries": len(mentions),
             "new": 0,
@@ -184,9 +187,7 @@ class Pipeline:
                 problem = _unusable(mention)
                 if problem is not None:
                     raise ValueError(problem)
-                match = self.matcher.match(mention)
-                if implied is not None and source is not None:
-                    match = implied_match(match, implied, source.implies_product, source.id)
+                match = self.match(mention, source)
                 keys = tuple(dedupe_keys(mention)) if match is not None or keep_unmatched else ()
             except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
                 counts["skipped"] += 1
@@ -226,10 +227,17 @@ class Pipeline:
         counts["advocacy"] = saved.queued.get("advocacy", 0)
         return counts
 
-    def _implied_brand(self, source: Source | None) -> Brand | None:
-        if source is None or not source.implies_brand:
-            return None
-        return next((b for b in self.brands if b.name == source.implies_brand), None)
+    def match(self, mention: Mention, source: Source | None = None) -> Match | None:
+        """The brand ``mention`` is about: named in its text, or implied by its source's ``implies_brand``.
+
+        ``source`` defaults to the mention's own source among those the pipeline was given.
+        """
+        found = self.matcher.match(mention)
+        source = source or self.implying.get(mention.source_id)
+        brand = next((b for b in self.brands if source and b.name == source.implies_brand), None)
+        if source is None or brand is None:
+            return found
+        return implied_match(found, brand, source.implies_product, source.id)
 
     def retry_unclassified(self, limit: int = 200) -> int:
         """Classify mentions stored while the classifier was failing; returns how many now have a beacon."""

@@ -9,16 +9,20 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers_db import listed
+from helpers_queue import seed
 from helpers_search import ACME, ACME_YAML, SPECS, FixtureSite, open_pipeline, source_yaml
 
 from beacons.classify import RulesClassifier
-from beacons.config import ConfigError, parse_config
+from beacons.config import Config, ConfigError, parse_config
 from beacons.doctor import check_sources
 from beacons.feedserver import FeedServer
 from beacons.match import BrandMatcher, implied_match
 from beacons.models import Brand, Mention, Source
+from beacons.rescan import pipeline_for, rescan
 from beacons.route import decide
 from beacons.storage.types import match_from_json, match_json
+from beacons.store import Store
 
 GLOBEX_YAML = {"name": "Globex", "products": [{"name": "HammerPhone"}, {"name": "Acme Cloud"}]}
 GLOBEX = Brand(name="Globex")
@@ -131,3 +135,20 @@ def test_sources_implies_doctor_says_every_entry_is_about_the_brand(feed_server:
     )
     (check,) = asyncio.run(check_sources(parse_config(text, env={})))
     assert check.status == "ok" and check.detail.startswith("3 entries, all about Acme (implies_brand), 0 skipped")
+
+
+def test_sources_implies_rescan_adopts_posts_kept_before_the_source_implied_a_brand(database: str) -> None:
+    """Posts kept unmatched (retention.unmatched) become beacons once their source sets implies_brand."""
+    source = {"id": "app", "kind": "rss", "url": "https://example.org/feed.xml"}
+
+    def config(**keys: str) -> Config:
+        data = {"database": database, "brands": [ACME_YAML], "sources": [{**source, **keys}]}
+        return parse_config(yaml.safe_dump(data), env={}, path="<test>")
+
+    posts = [_mention("Crashes on launch", "It crashes every time I open it, please fix this"), _mention("Love it")]
+    seed(config(), posts)  # no name in them: kept unmatched
+    with Store(database) as store:
+        done = rescan(pipeline_for(config(implies_brand="Acme"), store, RulesClassifier()), now=NOW)
+        assert (done["new"], done["still_unmatched"]) == (2, 0)
+        brands = {b.brand for b in listed(store, queue="all")}
+    assert brands == {"Acme"}
