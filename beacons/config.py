@@ -506,7 +506,7 @@ def _implied(
 
 
 def _default_id(kind: str, options: Any) -> str:
-    for attr in ("url", "query", "tag", "site"):
+    for attr in ("url", "query", "tag", "site", "app_id", "category"):
         value = getattr(options, attr, None)
         if value:
             return f"{kind}:{scrub_url(value)}"  # an id is shown everywhere: no URL credentials in it

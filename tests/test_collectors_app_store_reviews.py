@@ -13,7 +13,7 @@ from helpers_db import listed
 from helpers_search import ACME, SPECS, FixtureSite, make_source, poll_kind
 
 from beacons.classify import RulesClassifier
-from beacons.config import ConfigError
+from beacons.config import ConfigError, parse_config
 from beacons.feedserver import FeedServer
 from beacons.fetch import FetchLimits
 from beacons.match import implied_match
@@ -124,3 +124,8 @@ def test_app_store_reviews_rating_is_stored_and_read_back(database: str) -> None
         assert pending.rating == 5
     finally:
         store.close()
+
+
+def test_app_store_reviews_default_id_names_the_app() -> None:
+    text = "brands: [{name: Acme}]\nsources: [{kind: app_store_reviews, app_id: 1234567890}]\n"
+    assert parse_config(text, env={}).sources[0].id == "app_store_reviews:1234567890"
