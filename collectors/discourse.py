@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from beacons.errors import ParseError
+from beacons.errors import HTTPStatusError, ParseError
 from beacons.log import get_logger
 from beacons.models import Mention
 from collectors import Poll, PollContext, register
@@ -200,7 +200,14 @@ async def _read_latest(
     mentions: list[Mention] = []
     for topic in [t for t in fresh if not _is_solved(t)][: options.max_topics]:
         number = opt_int(topic, "highest_post_number") or 1
-        view = await ctx.fetch(f"{root}/t/{topic['id']}/{number}.json", conditional=False)
+        try:
+            view = await ctx.fetch(f"{root}/t/{topic['id']}/{number}.json", conditional=False)
+        except HTTPStatusError as exc:
+            if exc.status not in (403, 404, 410):
+                raise
+            # deleted or made private since the list was read: that topic is lost, not the poll
+            ctx.skip("bad_entry", f"topic {topic['id']}: HTTP {exc.status}")
+            continue
         posts = parse_topic(
             view.body, source_id=ctx.source.id, site_url=site, skip=ctx.skip, fetched_at=ctx.clock.now()
         )

@@ -7,9 +7,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from helpers_feeds import raw_handler
 from helpers_search import DISCOURSE_SITE, JSON_TYPE, SPECS, FixtureSite, make_source, poll_kind, respond
 
 from beacons.config import ConfigError
+from beacons.errors import ParseError
 from beacons.feedserver import FeedServer
 from collectors.discourse import parse, parse_topic
 
@@ -93,3 +95,21 @@ def test_discourse_first_read_of_everything_skips_pinned_and_solved_topics(feed_
 def test_discourse_config_errors_name_the_key(keys: dict[str, object], message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         make_source(SPEC, "http://127.0.0.1:1", **keys)
+
+
+def test_discourse_a_topic_deleted_since_the_list_costs_that_topic_only(feed_server: FeedServer) -> None:
+    _serve_forum(feed_server, "/latest.json")
+    feed_server.add(
+        "/t/8812/3.json", raw_handler(404, {"Content-Type": "application/json"}, b'{"errors": ["not found"]}')
+    )
+    poll, ctx = asyncio.run(poll_kind(_everything(feed_server), cursor="2026-11-23T12:00:00Z"))  # type: ignore[arg-type]
+    assert [m.guid for m in poll.mentions] == ["discourse:40207"]
+    assert ctx.skipped == [("bad_entry", "topic 8812: HTTP 404")]
+
+
+def test_discourse_an_html_page_for_the_topic_list_fails_the_poll(feed_server: FeedServer) -> None:
+    feed_server.add(
+        "/latest.json", raw_handler(200, {"Content-Type": "text/html"}, (SPEC.dir / "error_page.html").read_bytes())
+    )
+    with pytest.raises(ParseError, match="got an HTML page, not Discourse JSON"):
+        asyncio.run(poll_kind(_everything(feed_server)))  # type: ignore[arg-type]
