@@ -42,7 +42,7 @@ from collectors import REGISTRY, Poll, PollContext
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEMO = Path(__file__).parent.parent / "beacons" / "data" / "demo"
-DOCS = Path(__file__).parent.parent / "docs" / "readme" / "sources.md"
+DOCS = Path(__file__).parent.parent / "README.md"  # its Sources section (docs/readme copies are gone)
 
 ACME = Brand(
     name="Acme",

@@ -127,7 +127,7 @@ class MentionsMixin:
                 return int(row[0]) if row else 0
             beacon_id = _insert_beacon(tx, mention_id, item, now)
             if item.route is not None and item.route.queue != "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
         return beacon_id
 
     def mention_count(self) -> int:
@@ -197,8 +197,13 @@ def store_items(
             beacon_ids.append(beacon_id)
             queued[item.route.queue] = queued.get(item.route.queue, 0) + 1
             if item.route.queue != "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
     return new, dup, beacon_ids, queued
+
+
+def queue_alerts(tx: Tx, beacon_id: int, channels: Sequence[str], now: datetime) -> None:
+    """The beacon's first alert on each channel: one outbox row per channel, keyed so a second call adds nothing."""
+    tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
 
 
 def routed_columns(c: Classification, r: Route) -> list[Any]:
