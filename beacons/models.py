@@ -188,6 +188,7 @@ class Beacon:
     author_reach: int | None = None
     evidence: dict[str, Any] | None = None  # {text, start, end}: the passage that decided it (Evidence.to_json)
     intents: dict[str, float] = field(default_factory=dict)  # intent -> score; a person's correction scores 1.0
+    rating: int | None = None  # a review's stars, 1-5 (app_store_reviews)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

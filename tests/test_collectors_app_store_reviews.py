@@ -117,6 +117,7 @@ def test_app_store_reviews_rating_is_stored_and_read_back(database: str) -> None
 
         asyncio.run(ingest(RulesClassifier(), reviews[2:]))  # "Ok but slow": three stars, no name in it
         (beacon,) = listed(store, queue="all")
+        assert beacon.rating == 3 and beacon.to_json()["rating"] == 3  # the queue, API and CLI JSON show the stars
         seen = routing_input(store, beacon.id)
         assert seen is not None and seen[0].rating == 3 and seen[1] is not None and seen[1].implied_by == source.id
         asyncio.run(ingest(_Failing(), reviews[1:2]))
