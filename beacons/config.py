@@ -223,6 +223,8 @@ class _SourceCommon:
     id: str | None = None
     interval: Duration = 300.0
     expect_every: Duration | None = None
+    implies_brand: str | None = None  # every item is a mention of this brand (an app's reviews, a vendor's forum)
+    implies_product: str | None = None  # ... and of this product of it
 
 
 _SECTIONS = {
@@ -330,7 +332,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         result = coerce(_SECTIONS[key], value, key, problems)
         if result is not MISSING:
             kwargs[key] = result
-    kwargs["sources"] = _build_sources(data.get("sources"), problems)
+    kwargs["sources"] = _build_sources(data.get("sources"), problems, kwargs.get("brands", ()))
     _check_brands(kwargs.get("brands", ()), problems)
     if "brands" in data and isinstance(data["brands"], list) and not data["brands"]:
         problems.append(
@@ -396,7 +398,7 @@ def register_secrets(raw: Any, env: Mapping[str, str], path: tuple[str | int, ..
         register_url(value, whole=is_channel_url)
 
 
-def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
+def _build_sources(raw: Any, problems: list[Problem], brands: tuple[BrandConfig, ...] = ()) -> tuple[Source, ...]:
     from collectors import REGISTRY
 
     if raw is None:
@@ -406,7 +408,7 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
         return ()
     sources: list[Source] = []
     seen: dict[str, int] = {}
-    common_keys = {"kind", "id", "interval", "expect_every"}
+    common_keys = {f.name for f in fields(_SourceCommon)}
     for i, item in enumerate(raw):
         loc = f"sources[{i}]"
         if not isinstance(item, dict):
@@ -454,12 +456,57 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
             )
             continue
         seen[source_id] = i
-        sources.append(Source(source_id, common.kind, common.interval, options, common.expect_every))
+        implied = _implied(common, brands, loc, problems)
+        sources.append(Source(source_id, common.kind, common.interval, options, common.expect_every, *implied))
     return tuple(sources)
 
 
+def _implied(
+    common: _SourceCommon, brands: tuple[BrandConfig, ...], loc: str, problems: list[Problem]
+) -> tuple[str | None, str | None]:
+    """``implies_brand`` / ``implies_product`` spelled as under ``brands:``; a name not configured there is a problem.
+
+    ``implies_product`` alone is enough when one brand has that product.
+    """
+    if common.implies_brand is None and common.implies_product is None:
+        return None, None
+    known = [b for b in brands if isinstance(b, BrandConfig)]
+    brand: BrandConfig | None = None
+    if common.implies_brand is not None:
+        name = common.implies_brand
+        brand = next((b for b in known if b.name.lower() == name.strip().lower()), None)
+        if brand is None:
+            names = [b.name for b in known]
+            choices = ", ".join(names) or "none configured"
+            problems.append(
+                Problem(
+                    f"{loc}.implies_brand",
+                    f"unknown brand {name!r}{close_match(name, names)}; it must be a name under brands: ({choices})",
+                )
+            )
+            return None, None
+    if common.implies_product is None:
+        return (brand.name if brand else None), None
+    wanted = common.implies_product.strip().lower()
+    owners = [(b, p) for b in ([brand] if brand else known) for p in b.products if p.name.lower() == wanted]
+    if len(owners) != 1:
+        where = f"brand {brand.name!r}" if brand else "any brand"
+        products = [p.name for b in ([brand] if brand else known) for p in b.products]
+        why = "is a product of several brands; set implies_brand too" if owners else f"is not a product of {where}"
+        problems.append(
+            Problem(
+                f"{loc}.implies_product",
+                f"{common.implies_product!r} {why}{close_match(common.implies_product, products)}"
+                f" (products: {', '.join(products) or 'none configured'})",
+            )
+        )
+        return None, None
+    owner, product = owners[0]
+    return owner.name, product.name
+
+
 def _default_id(kind: str, options: Any) -> str:
-    for attr in ("url", "query", "tag", "site"):
+    for attr in ("url", "query", "tag", "site", "app_id", "category"):
         value = getattr(options, attr, None)
         if value:
             return f"{kind}:{scrub_url(value)}"  # an id is shown everywhere: no URL credentials in it

@@ -121,6 +121,7 @@ def build_service(
         routing=config.routing,
         clock=clock,
         retention=config.retention,
+        sources=config.sources,
     )
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}" if store.kind == "postgresql" else None
     return Service(config, store, client, pipeline, classifier, clock=clock, worker=worker)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 
 import spacy
 from spacy.language import Language
@@ -126,3 +127,18 @@ def _longest_first(spans: list[MatchSpan]) -> list[MatchSpan]:
         if not any(k.start <= span.start and span.end <= k.end for k in kept):
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)
+
+
+def implied_match(found: Match | None, brand: Brand, product: str | None, source_id: str) -> Match:
+    """The match of a mention from a source about ``brand`` by construction (``implies_brand``).
+
+    When the text names the brand, that match stands (its spans are real
+    evidence) and only a missing product is filled in. Otherwise the match has
+    no spans and says which source implied it, so nobody reads a name that the
+    text does not contain; brands the text does name are kept as ``other_brands``.
+    An ``exclude`` phrase does not veto it: the source, not the name, says what the post is about.
+    """
+    if found is not None and found.brand == brand.name:
+        return replace(found, product=found.product or product)
+    others = () if found is None else tuple(b for b in (found.brand, *found.other_brands) if b != brand.name)
+    return Match(brand=brand.name, product=product, spans=(), other_brands=others, implied_by=source_id)

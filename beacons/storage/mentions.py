@@ -86,7 +86,8 @@ class MentionsMixin:
     def unclassified(self, limit: int = 100) -> list[tuple[int, Mention, Match | None]]:
         """Mentions stored without a classification (the classifier failed); retried later."""
         rows = self.backend.read(
-            "SELECT id, source_id, url, guid, title, text, author, published_at, fetched_at, raw, author_reach, lang, match_json"
+            "SELECT id, source_id, url, guid, title, text, author, published_at, fetched_at, raw, author_reach, lang, match_json,"
+            " rating"
             " FROM mentions WHERE classify_status IN ('error', 'pending') AND brand IS NOT NULL ORDER BY id LIMIT ?",
             [limit],
         ).rows
@@ -95,7 +96,18 @@ class MentionsMixin:
             fetched = parse_time(row[8])
             assert fetched is not None
             mention = Mention(
-                row[1], row[2], row[3], row[4], row[5], row[6], parse_time(row[7]), fetched, row[9], row[10], row[11]
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                parse_time(row[7]),
+                fetched,
+                row[9],
+                row[10],
+                row[11],
+                rating=row[13],
             )
             out.append((int(row[0]), mention, match_from_json(row[12])))
         return out
@@ -129,8 +141,8 @@ def _insert_mention(tx: Tx, item: Item, now: datetime) -> int | None:
         mention_id = int(
             tx.execute(
                 "INSERT INTO mentions (source_id, url, guid, title, text, author, author_reach, published_at, fetched_at,"
-                " lang, brand, product, match_json, raw, classify_status, classify_error, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " lang, brand, product, match_json, raw, classify_status, classify_error, created_at, rating)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [
                     m.source_id,
                     m.url,
@@ -149,6 +161,7 @@ def _insert_mention(tx: Tx, item: Item, now: datetime) -> int | None:
                     status,
                     item.classify_error,
                     now,
+                    m.rating,
                 ],
             ).scalar()
         )

@@ -185,4 +185,11 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
     ("0010_source_quota", ("ALTER TABLE sources ADD COLUMN quota text",)),
+    (
+        "0011_mention_rating",  # issue 15: a review's stars (app_store_reviews), which routing weighs
+        (
+            "ALTER TABLE mentions ADD COLUMN rating smallint",
+            "ALTER TABLE unmatched ADD COLUMN rating smallint",
+        ),
+    ),
 )

@@ -276,3 +276,11 @@ def _storage_0010(db: sqlite_utils.Database) -> None:
 def _storage_0011(db: sqlite_utils.Database) -> None:
     # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
     db.execute("ALTER TABLE sources ADD COLUMN quota TEXT")
+
+
+@storage(name="0012_mention_rating")
+def _storage_0012(db: sqlite_utils.Database) -> None:
+    # issue 15: a review's stars (app_store_reviews), which routing weighs; kept so a retried
+    # classification, a re-route and route --explain see them too.
+    db.execute("ALTER TABLE mentions ADD COLUMN rating INTEGER")
+    db.execute("ALTER TABLE unmatched ADD COLUMN rating INTEGER")
