@@ -23,7 +23,8 @@ from beacons.daemon import run
 from beacons.feedserver import FeedServer
 from beacons.store import Store
 
-# The issue-4 search kinds; issue 15's kinds run end to end in test_sources_e2e.py.
+# The issue-4 search kinds and issue 15's configured kinds (json_api, html_page) and youtube_search; the other
+# issue-15 kinds (implied brands, no query) run end to end in test_sources_e2e.py.
 KINDS = [
     k
     for k in SEARCH_KINDS
@@ -37,6 +38,9 @@ KINDS = [
         "mastodon_tag",
         "reddit_search",
         "stackexchange_search",
+        "json_api",
+        "html_page",
+        "youtube_search",
     )
 ]
 
