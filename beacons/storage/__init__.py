@@ -37,6 +37,7 @@ from beacons.storage.sessions import SessionsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
 from beacons.storage.types import Item, ListedBeacon, QueueFilter, SaveResult
+from beacons.storage.undo import UndoMixin
 from beacons.storage.unmatched import UnmatchedMixin
 from beacons.storage.users import UsersMixin
 
@@ -73,6 +74,7 @@ class Storage(
     SessionsMixin,
     UsersMixin,
     UnmatchedMixin,
+    UndoMixin,
 ):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 

@@ -270,3 +270,16 @@ def _storage_0010(db: sqlite_utils.Database) -> None:
         "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
     ):
         db.execute(sql)
+
+
+@storage(name="0011_undo_and_source_controls")
+def _storage_0011(db: sqlite_utils.Database) -> None:
+    # issue 13 §3 undo: what an event changed besides status and queue (holder, priority, team, reason), so undoing
+    # it restores exactly that. §6 sources page: a pause and a "poll now" every worker reads from the database.
+    for sql in (
+        "ALTER TABLE beacon_events ADD COLUMN prior_json TEXT",
+        "ALTER TABLE sources ADD COLUMN paused_at TEXT",
+        "ALTER TABLE sources ADD COLUMN paused_by TEXT",
+        "ALTER TABLE sources ADD COLUMN poll_requested_at TEXT",
+    ):
+        db.execute(sql)

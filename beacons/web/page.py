@@ -40,6 +40,7 @@ from beacons.queue import (
     waited_text,
     why_routed,
 )
+from beacons.queue.replies import rendered as rendered_replies
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
 from beacons.web.auth import USER_SESSION_PREFIX
@@ -136,6 +137,8 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text, waited=waited_text, why=why_routed)
+        # Saved replies filled in for a card, from the config in use (a reloaded config brings its own).
+        self.env.filters["replies"] = lambda beacon: rendered_replies(self.app.config.replies, beacon)
         self.static = {
             p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()
         }
