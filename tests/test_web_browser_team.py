@@ -1,0 +1,194 @@
+"""Two people work the queue at once from the keyboard (issue 13 §3, §7): Debian's Chromium through Playwright.
+
+alice and bob each sign in, in their own browser context. alice drives the board from the keyboard
+(``?`` lists the keys, ``j``/``k`` move, ``c`` claims, ``r`` resolves, ``n`` writes a note, ``/`` searches),
+bob's claim of the same beacon is refused, alice undoes from the message, bob takes it over, a saved reply
+is copied to the clipboard and recorded, and a post the classifier sent to no queue is rescued.
+Skipped, with the reason, only when /usr/bin/chromium or the playwright package is missing.
+
+Regenerate the README screenshots: ``python tests/test_web_browser_team.py docs``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers_queue import (
+    TOKEN,
+    config_data,
+    fresh_logging,  # noqa: F401  (autouse: structlog writes to the current stdout)
+    seed,
+)
+
+from beacons import queue as q
+from beacons.config import Config, parse_config
+from beacons.storage import Storage
+from beacons.web.server import WebServer
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+OUTAGE, OUTAGE_TOO, WIFI, BILLING, GUEST, PRAISE = 1, 2, 3, 4, 5, 6
+REPLIES = [{"name": "sorry", "text": "Hi {author}, sorry about your {product}! We are on it: {link}"}]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)"
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="the playwright package is not installed (pip install playwright)",
+    ),
+]
+
+
+def make_config(database: Path) -> Config:
+    data = config_data(database, serve={"host": "127.0.0.1", "port": 0, "tokens": [TOKEN], "refresh": 1})
+    return parse_config(yaml.safe_dump({**data, "replies": REPLIES}), env={}, path="<test>")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[WebServer, Config]]:
+    config = make_config(tmp_path / "page.db")
+    seed(config)
+    with Storage(config.database) as store:
+        q.reroute(store, GUEST, "lena", "none")  # a real question the classifier would have missed
+    server = WebServer(config)
+    server.start(poll_interval=0.05)
+    yield server, config
+    server.stop()
+
+
+def sign_in(page: Any, url: str, name: str) -> None:
+    page.goto(url + "/")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=token]", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#board")
+
+
+def watch(page: Any, problems: list[str]) -> None:
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+
+
+def test_web_browser_team_keyboard_conflict_undo_reply_rescue_search(
+    site: tuple[WebServer, Config], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    server, config = site
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        ctx_a = browser.new_context(viewport={"width": 1440, "height": 900})
+        ctx_a.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+        ctx_b = browser.new_context(viewport={"width": 1440, "height": 900})
+        alice, bob = ctx_a.new_page(), ctx_b.new_page()
+        watch(alice, problems)
+        watch(bob, problems)
+        sign_in(alice, server.url, "alice")
+        sign_in(bob, server.url, "bob")
+
+        # ? shows the keys; Escape closes them.
+        alice.keyboard.press("?")
+        expect(alice.locator("#keys")).to_be_visible()
+        expect(alice.locator("#keys")).to_contain_text("claim it")
+        alice.screenshot(path=str(tmp_path / "queue-keys.png"))
+        alice.keyboard.press("Escape")
+        expect(alice.locator("#keys")).to_be_hidden()
+
+        # j selects the first card, j/k move; c claims the selected one.
+        cards = alice.locator("#board .card")
+        first, second = cards.nth(0).get_attribute("data-id"), cards.nth(1).get_attribute("data-id")
+        alice.keyboard.press("j")
+        expect(alice.locator("#board .card.is-current")).to_have_attribute("data-id", str(first))
+        alice.keyboard.press("j")
+        expect(alice.locator("#board .card.is-current")).to_have_attribute("data-id", str(second))
+        alice.keyboard.press("k")
+        expect(alice.locator("#board .card.is-current")).to_have_attribute("data-id", str(first))
+        alice.keyboard.press("c")
+        expect(alice.locator(f"#b{first} .chip.status")).to_have_text("claimed · alice")
+        expect(alice.locator("#toast")).to_contain_text(f"Claimed #{first}")
+
+        # bob, on his stale page, presses Claim on the same card: refused, and his board shows who has it.
+        bob.locator(f"#b{first}").get_by_role("button", name="Claim").click()
+        expect(bob.locator("#toast")).to_contain_text("already claimed by alice")
+        expect(bob.locator(f"#b{first} .chip.status")).to_have_text("claimed · alice")
+
+        # alice undoes from the message; bob claims it; alice's undo of a later action of hers is refused.
+        alice.locator("#toast").get_by_role("button", name="Undo").click()
+        expect(alice.locator(f"#b{first} .chip.status")).to_have_text("new")
+        bob.reload()
+        bob.locator(f"#b{first}").get_by_role("button", name="Claim").click()
+        expect(bob.locator(f"#b{first} .chip.status")).to_have_text("claimed · bob")
+
+        # r resolves the selected card (the current card survives the refresh).
+        alice.reload()
+        alice.keyboard.press("j")
+        alice.keyboard.press("j")
+        target = alice.locator("#board .card.is-current").get_attribute("data-id")
+        alice.keyboard.press("r")
+        expect(alice.locator("#toast")).to_contain_text(f"Resolved #{target}")
+
+        # n opens the note box of the selected card and focuses it.
+        alice.reload()
+        alice.keyboard.press("j")
+        noted = alice.locator("#board .card.is-current").get_attribute("data-id")
+        alice.keyboard.press("n")
+        box = alice.locator(f"#b{noted} details.card-note textarea")
+        expect(box).to_be_focused()
+        box.fill("called them back")
+        alice.locator(f"#b{noted} details.card-note").get_by_role("button", name="Add note").click()
+        expect(alice.locator(f"#b{noted} details.card-note")).not_to_have_attribute("open", "")
+
+        # A saved reply: copied to the clipboard and recorded.
+        card = alice.locator(f"#b{WIFI}")
+        card.locator("details.replies summary").click()
+        card.get_by_role("button", name="Copy “sorry”").click()
+        expect(alice.locator("#toast")).to_contain_text("Copied reply sorry")
+        copied = alice.evaluate("navigator.clipboard.readText()")
+        assert copied == "Hi dbrennan, sorry about your RouterX! We are on it: https://forum.example/t/routerx-drops-wifi/4811"
+        expect(card.locator("a.original")).to_have_attribute("href", "https://forum.example/t/routerx-drops-wifi/4811")
+
+        # / focuses the search box; a search narrows the board.
+        alice.keyboard.press("/")
+        expect(alice.locator("input[name=q]")).to_be_focused()
+        alice.keyboard.type("RouterX wifi")
+        alice.keyboard.press("Enter")
+        alice.wait_for_url("**q=RouterX*")
+        expect(alice.locator("#board .card")).to_have_count(1)
+        expect(alice.locator(f"#b{WIFI}")).to_be_visible()
+
+        # Rescue from Not queued: bob says it is support.
+        bob.goto(server.url + "/?view=none")
+        bob.locator(f"#b{GUEST}").get_by_role("button", name="This is support").click()
+        expect(bob.locator(f"#b{GUEST}")).to_have_count(0)
+        bob.goto(server.url + "/")
+        expect(bob.locator(f"#h-support ~ #b{GUEST}")).to_be_visible()
+        alice.goto(server.url + "/")
+        alice.screenshot(path=str(tmp_path / "queue-page.png"))
+        browser.close()
+
+    with Storage(config.database) as store:
+        first_history = [(e.actor, e.action) for e in q.history(store, int(str(first)))]
+        notes = [n["text"] for n in q.get_detail(store, WIFI).notes]  # type: ignore[union-attr]
+        noted_notes = [n["text"] for n in q.get_detail(store, int(str(noted))).notes]  # type: ignore[union-attr]
+        guest = store.get_beacon(GUEST)
+    assert first_history[:3] == [("alice", "claim"), ("alice", "undo"), ("bob", "claim")]
+    assert "replied with template sorry" in notes and "called them back" in noted_notes
+    assert guest is not None and guest.queue == "support"
+    assert problems == []
