@@ -12,7 +12,6 @@ Regenerate the README screenshots: ``python tests/test_web_browser_team.py docs`
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,9 +77,7 @@ def watch(page: Any, problems: list[str]) -> None:
     page.on(
         "console",
         lambda m: (
-            problems.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None
+            problems.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None
         ),
     )
 
@@ -161,7 +158,10 @@ def test_web_browser_team_keyboard_conflict_undo_reply_rescue_search(
         card.get_by_role("button", name="Copy “sorry”").click()
         expect(alice.locator("#toast")).to_contain_text("Copied reply sorry")
         copied = alice.evaluate("navigator.clipboard.readText()")
-        assert copied == "Hi dbrennan, sorry about your RouterX! We are on it: https://forum.example/t/routerx-drops-wifi/4811"
+        assert (
+            copied
+            == "Hi dbrennan, sorry about your RouterX! We are on it: https://forum.example/t/routerx-drops-wifi/4811"
+        )
         expect(card.locator("a.original")).to_have_attribute("href", "https://forum.example/t/routerx-drops-wifi/4811")
 
         # / focuses the search box; a search narrows the board.

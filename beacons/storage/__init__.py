@@ -34,6 +34,7 @@ from beacons.storage.mentions import MentionsMixin
 from beacons.storage.outbox import OutboxStore
 from beacons.storage.postgres import display_url, is_postgres_url
 from beacons.storage.sessions import SessionsMixin
+from beacons.storage.source_controls import SourceControlsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
 from beacons.storage.types import Item, ListedBeacon, QueueFilter, SaveResult
@@ -75,6 +76,7 @@ class Storage(
     UsersMixin,
     UnmatchedMixin,
     UndoMixin,
+    SourceControlsMixin,
 ):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 

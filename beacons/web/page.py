@@ -149,6 +149,9 @@ class Pages:
     def render(self, req: Request, template: str, status: int = 200, **context: Any) -> Response:
         identity = req.identity
         context.setdefault("me", identity.name if identity else None)
+        context.setdefault(
+            "is_lead", identity is not None and (not identity.is_user or users.at_least(identity.role, "lead"))
+        )
         context.setdefault("csrf", self.app.auth.csrf_token(identity) if identity else "")
         context.setdefault("signed_in", identity is not None and identity.via == "session")
         context.setdefault("refresh", int(self.app.serve.refresh))
