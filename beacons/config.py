@@ -327,6 +327,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         raise ConfigError([Problem("", f"the top level must be a mapping of keys, got {type(data).__name__}")], path)
     register_secrets(data, env)  # before validation, so even a config error never shows one
     data = interpolate_env(data, "", problems, env)
+    _alerts_on(data.get("alerts"))
     kwargs: dict[str, Any] = {}
     known = sorted([*_SECTIONS, "sources"])
     for key, value in data.items():
@@ -369,6 +370,16 @@ def _check_retention(retention: RetentionConfig | None, problems: list[Problem])
                 "fetched, and kept longer they outgrow the database (use beacons rescan soon after a brand change)",
             )
         )
+
+
+def _alerts_on(channels: Any) -> None:
+    """``on: sla_breach`` in a channel, as written: YAML 1.1 reads a bare ``on`` key as the boolean true
+    (the GitHub Actions surprise), so that key is named back; one event may be given without a list."""
+    for channel in channels if isinstance(channels, list) else ():
+        if isinstance(channel, dict) and True in channel and "on" not in channel:
+            channel["on"] = channel.pop(True)
+        if isinstance(channel, dict) and isinstance(channel.get("on"), str):
+            channel["on"] = [channel["on"]]
 
 
 def _check_replies(replies: tuple[ReplyTemplate, ...], problems: list[Problem]) -> None:

@@ -34,6 +34,7 @@ from beacons.storage.mentions import MentionsMixin
 from beacons.storage.outbox import OutboxStore
 from beacons.storage.postgres import display_url, is_postgres_url
 from beacons.storage.sessions import SessionsMixin
+from beacons.storage.sla import SlaMixin
 from beacons.storage.source_controls import SourceControlsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
@@ -77,6 +78,7 @@ class Storage(
     UnmatchedMixin,
     UndoMixin,
     SourceControlsMixin,
+    SlaMixin,
 ):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 
