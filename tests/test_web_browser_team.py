@@ -12,7 +12,9 @@ Regenerate the README screenshots: ``python tests/test_web_browser_team.py docs`
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,14 @@ from beacons.web.server import WebServer
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 OUTAGE, OUTAGE_TOO, WIFI, BILLING, GUEST, PRAISE = 1, 2, 3, 4, 5, 6
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 REPLIES = [{"name": "sorry", "text": "Hi {author}, sorry about your {product}! We are on it: {link}"}]
+SECRET = "feed-token-s3cr3t-77"
+SOURCES = [
+    {"id": "status-watch", "kind": "rss", "url": "https://status.example/feed.xml", "interval": "5m"},
+    {"id": "homenet-forum", "kind": "rss", "url": f"https://forum.example/latest.rss?token={SECRET}", "interval": "5m"},
+    {"id": "hn-search", "kind": "hn_search", "interval": "10m"},
+]
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,7 +58,22 @@ pytestmark = [
 
 def make_config(database: Path) -> Config:
     data = config_data(database, serve={"host": "127.0.0.1", "port": 0, "tokens": [TOKEN], "refresh": 1})
-    return parse_config(yaml.safe_dump({**data, "replies": REPLIES}), env={}, path="<test>")
+    return parse_config(yaml.safe_dump({**data, "replies": REPLIES, "sources": SOURCES}), env={}, path="<test>")
+
+
+def source_health(config: Config, now: datetime = NOW) -> None:
+    """A healthy feed, and a broken one whose stored error quotes its token."""
+    with Storage(config.database) as store:
+        store.sync_sources(config.sources)
+        with store.backend.transaction() as tx:
+            tx.execute(
+                "UPDATE sources SET last_status = 'ok', last_poll_at = ?, last_ok_at = ?, polls = 12 WHERE id = ?",
+                [now, now, "status-watch"],
+            )
+        for _ in range(3):
+            store.record_error(
+                "homenet-forum", f"HTTPStatusError: 503 from https://forum.example/latest.rss?token={SECRET}", now=now
+            )
 
 
 @pytest.fixture
@@ -192,3 +216,73 @@ def test_web_browser_team_keyboard_conflict_undo_reply_rescue_search(
     assert "replied with template sorry" in notes and "called them back" in noted_notes
     assert guest is not None and guest.queue == "support"
     assert problems == []
+
+
+def test_web_browser_team_sources_page(site: tuple[WebServer, Config], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    server, config = site
+    source_health(config)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 700})
+        watch(page, problems)
+        sign_in(page, server.url, "lena")
+        page.get_by_role("link", name="Sources").click()
+        rows = page.locator(".sources-table tbody tr")
+        expect(rows.first).to_have_id("src-homenet-forum")  # broken first
+        expect(rows.first).to_have_class("broken")
+        expect(rows.first.locator(".backoff")).to_have_text("backing off: 3 failed polls in a row")
+        assert SECRET not in page.content()
+        page.screenshot(path=str(tmp_path / "sources-page.png"))
+        blog = page.locator("#src-status-watch")
+        blog.get_by_role("button", name="Pause").click()
+        expect(blog.locator(".status")).to_have_text("paused")
+        expect(blog.locator(".backoff")).to_have_text("paused by lena")
+        blog.get_by_role("button", name="Resume").click()
+        expect(blog.locator(".status")).to_have_text("ok")
+        page.locator("#src-hn-search").get_by_role("button", name="Poll now").click()
+        expect(page.locator("#src-hn-search")).to_be_visible()
+        browser.close()
+    with Storage(config.database) as store:
+        paused, when = store.source_schedule("hn-search")
+    assert not paused and when is not None
+    assert problems == []
+
+
+def take_screenshots(out: Path) -> None:
+    """The README's pictures: the queue page, the keys (?) and the Sources page."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = make_config(Path(tmp) / "shots.db")
+        seed(config)
+        source_health(config, datetime.now(UTC))  # a picture shows times against the real clock
+        with Storage(config.database) as store:
+            q.claim(store, WIFI, "alice")
+            q.reroute(store, GUEST, "lena", "none")
+        server = WebServer(config)
+        server.start(poll_interval=0.05)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                sign_in(page, server.url, "alice")
+                page.keyboard.press("j")
+                page.screenshot(path=str(out / "queue-page.png"))
+                page.keyboard.press("?")
+                page.screenshot(path=str(out / "queue-keys.png"))
+                page.keyboard.press("Escape")
+                page.set_viewport_size({"width": 1440, "height": 520})
+                page.goto(server.url + "/sources")
+                page.screenshot(path=str(out / "sources-page.png"))
+                browser.close()
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    take_screenshots(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))
