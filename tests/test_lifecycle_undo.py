@@ -267,3 +267,27 @@ def test_undo_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "bob claimed it since" in err
     code, out, _ = run("queue", "undo", str(WIFI), "--by", "bob", "--format", "json")
     assert code == 0 and (json.loads(out)["status"], json.loads(out)["assignee"]) == ("new", None)
+
+
+def test_undo_page_offers_undo_without_javascript(team: Team) -> None:
+    """The detail page shows an Undo form for the signed-in person's own last action; a plain form post works."""
+    with httpx.Client(base_url=team.server.url, timeout=10) as c:
+        r = c.post("/login", data={"name": "sam", "token": TOKEN, "next": "/"}, headers={"Origin": team.server.url})
+        assert r.status_code == 303
+        c.post(f"/api/beacons/{WIFI}/claim", json={"by": "carol"}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert "Undo your" not in c.get(f"/beacons/{WIFI}").text  # carol's claim, not sam's
+        page = c.get(f"/beacons/{BILLING}").text
+        assert "Undo your" not in page
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        c.post(f"/api/beacons/{BILLING}/resolve", data={"csrf": csrf, "next": f"/beacons/{BILLING}"})
+        page = c.get(f"/beacons/{BILLING}").text
+        assert "Undo your resolve" in page
+        r = c.post(
+            f"/api/beacons/{BILLING}/undo",
+            data={"csrf": csrf, "next": f"/beacons/{BILLING}"},
+            headers={"Accept": "text/html"},
+        )
+        assert r.status_code == 303
+    with Storage(team.config.database) as store:
+        b = store.get_beacon(BILLING)
+        assert b is not None and b.status == "new"

@@ -24,13 +24,15 @@ PAST = {"claim": "claimed", "resolve": "resolved", "dismiss": "dismissed", "rero
 _COLUMNS = "id, actor, action, from_status, to_status, from_queue, to_queue, assignee, detail, prior_json, at"
 
 
+_LAST = (
+    f"SELECT {_COLUMNS} FROM beacon_events WHERE beacon_id = ? AND action NOT IN ('note', 'relabel')"
+    " ORDER BY id DESC LIMIT 1"
+)
+
+
 def _last_change(tx: Tx, beacon_id: int) -> dict[str, Any] | None:
     """The newest event of the beacon that changed it."""
-    rows = tx.execute(
-        f"SELECT {_COLUMNS} FROM beacon_events WHERE beacon_id = ? AND action NOT IN ('note', 'relabel')"
-        " ORDER BY id DESC LIMIT 1",
-        [beacon_id],
-    ).dicts()
+    rows = tx.execute(_LAST, [beacon_id]).dicts()
     return rows[0] if rows else None
 
 
@@ -59,8 +61,8 @@ class UndoMixin:
 
     def last_change(self, beacon_id: int) -> dict[str, Any] | None:
         """The newest event that changed the beacon (what ``undo`` would undo), or None."""
-        with self.backend.transaction() as tx:
-            return _last_change(tx, beacon_id)
+        rows = self.backend.read(_LAST, [beacon_id]).dicts()
+        return rows[0] if rows else None
 
     def undo(self, beacon_id: int, by: str, *, now: datetime) -> str:
         """Restore the beacon (and its thread members moved with it) to before ``by``'s last action; returns it."""

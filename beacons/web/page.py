@@ -41,6 +41,7 @@ from beacons.queue import (
     why_routed,
 )
 from beacons.queue.replies import rendered as rendered_replies
+from beacons.storage.undo import UNDOABLE
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
 from beacons.web.auth import USER_SESSION_PREFIX
@@ -298,6 +299,10 @@ def beacon_page(app: App, req: Request) -> Response:
         detail = get_detail(store, beacon_id, now=app.now(), sla=app.sla)
         current = version(store)
         people = [u.name for u in store.list_users() if u.is_active]  # whom a claimed beacon can be given to
+        last = store.last_change(beacon_id)
+    me = req.identity.name if req.identity else None
+    # The Undo button without JavaScript (issue 13 §3): the newest change is the signed-in person's own.
+    undoable = last["action"] if last and last["actor"] == me and last["action"] in UNDOABLE else None
     if detail is None:
         return app.pages.render(req, "message.html", 404, title="Not found", message=f"There is no beacon {beacon_id}.")
     return app.pages.render(
@@ -310,6 +315,7 @@ def beacon_page(app: App, req: Request) -> Response:
         sentiments=SENTIMENTS,
         intents=INTENTS,
         people=people,
+        undoable=undoable,
     )
 
 
