@@ -2,8 +2,9 @@
 
 alice and bob each sign in, in their own browser context. alice drives the board from the keyboard
 (``?`` lists the keys, ``j``/``k`` move, ``c`` claims, ``r`` resolves, ``n`` writes a note, ``/`` searches),
-bob's claim of the same beacon is refused, alice undoes from the message, bob takes it over, a saved reply
-is copied to the clipboard and recorded, and a post the classifier sent to no queue is rescued.
+bob's claim of the same beacon is refused, alice undoes from the message, bob takes it over and passes it
+to alice, bob claims two cards at once, a saved reply is copied to the clipboard and recorded, and a post the
+classifier sent to no queue is rescued.
 Skipped, with the reason, only when /usr/bin/chromium or the playwright package is missing.
 
 Regenerate the README screenshots: ``python tests/test_web_browser_team.py docs``.
@@ -157,6 +158,21 @@ def test_web_browser_team_keyboard_conflict_undo_reply_rescue_search(
         bob.locator(f"#b{first}").get_by_role("button", name="Claim").click()
         expect(bob.locator(f"#b{first} .chip.status")).to_have_text("claimed · bob")
 
+        # bob passes it to alice from its page; alice's board shows it as hers once it refreshes.
+        bob.goto(f"{server.url}/beacons/{first}")
+        bob.locator("input[name=assignee]").fill("alice")
+        bob.get_by_role("button", name="Reassign").click()
+        expect(bob.locator(".chip.status").first).to_have_text("claimed · alice")
+        expect(alice.locator(f"#b{first} .chip.status")).to_have_text("claimed · alice")  # live refresh
+
+        # Bulk: bob ticks two advocacy cards and claims them at once; alice's board follows.
+        bob.goto(server.url + "/")
+        bob.locator(f"#b{PRAISE} input.pick").check()
+        bob.locator("#b7 input.pick").check()
+        bob.locator("#bulk").get_by_role("button", name="Claim").click()
+        expect(bob.locator(f"#b{PRAISE} .chip.status")).to_have_text("claimed · bob")
+        expect(alice.locator("#b7 .chip.status")).to_have_text("claimed · bob")
+
         # r resolves the selected card (the current card survives the refresh).
         alice.reload()
         alice.keyboard.press("j")
@@ -212,7 +228,7 @@ def test_web_browser_team_keyboard_conflict_undo_reply_rescue_search(
         notes = [n["text"] for n in q.get_detail(store, WIFI).notes]  # type: ignore[union-attr]
         noted_notes = [n["text"] for n in q.get_detail(store, int(str(noted))).notes]  # type: ignore[union-attr]
         guest = store.get_beacon(GUEST)
-    assert first_history[:3] == [("alice", "claim"), ("alice", "undo"), ("bob", "claim")]
+    assert first_history[:4] == [("alice", "claim"), ("alice", "undo"), ("bob", "claim"), ("bob", "reassign")]
     assert "replied with template sorry" in notes and "called them back" in noted_notes
     assert guest is not None and guest.queue == "support"
     assert problems == []
