@@ -42,19 +42,24 @@ def _breaches(outbox: Outbox, sla: Sla, at: datetime, channel: str) -> Iterator[
         after = int(page[-1]["id"])
 
 
+def _wanted(channel: AlertChannel, row: dict[str, Any]) -> bool:
+    """The channel's beacon filters (queues, min_priority, teams, brands), as ``ChannelSender.wants`` applies them."""
+    if row["queue"] not in channel.queues or row["priority"] < channel.min_priority:
+        return False
+    if channel.teams and (row["team"] or "") not in channel.teams:
+        return False
+    names = {x.casefold() for x in (row["brand"], row["product"]) if x}
+    return not channel.brands or bool({x.casefold() for x in channel.brands} & names)
+
+
 def check(outbox: Outbox, channel: AlertChannel, sla: Sla, *, now: float) -> list[str]:
     """Write an alert for each beacon that breaches its SLA at ``now`` and has none yet; the event ids written."""
     if not sla or EVENT not in channel.on:
         return []
     at = datetime.fromtimestamp(now, UTC)
-    written: list[str] = []
+    events: list[tuple[str, int, dict[str, Any]]] = []
     for row in _breaches(outbox, sla, at, channel.name):
-        if row["queue"] not in channel.queues or row["priority"] < channel.min_priority:
-            continue
-        if channel.teams and (row["team"] or "") not in channel.teams:
-            continue
-        names = {x.casefold() for x in (row["brand"], row["product"]) if x}
-        if channel.brands and not {x.casefold() for x in channel.brands} & names:
+        if not _wanted(channel, row):
             continue
         limit = sla.limit_for(row["queue"], row["team"])
         assert limit is not None  # only beacons with a limit breach
@@ -67,10 +72,9 @@ def check(outbox: Outbox, channel: AlertChannel, sla: Sla, *, now: float) -> lis
             "status": row["status"],
             "assignee": row["assignee"],
         }
-        eid = event_id(channel.name, int(row["id"]))
-        if outbox.add_event(channel.name, eid, EVENT, payload, now=now, beacon_id=int(row["id"])):
-            written.append(eid)
-            log.warning(
-                "alert.sla_breach", channel=channel.name, beacon=row["id"], queue=row["queue"], team=row["team"]
-            )
-    return written
+        events.append((event_id(channel.name, int(row["id"])), int(row["id"]), payload))
+    for start in range(0, len(events), BATCH):  # one transaction per page of alerts
+        outbox.store.add_alerts(channel.name, EVENT, events[start : start + BATCH], now=now)
+    if events:
+        log.warning("alert.sla_breach", channel=channel.name, beacons=len(events), first=events[0][0])
+    return [e[0] for e in events]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from beacons.storage.base import Backend
+from beacons.storage.base import Backend, from_epoch
 from beacons.storage.search import breach_expression
 from beacons.storage.types import Sla
 
@@ -32,3 +33,18 @@ class SlaMixin:
             if isinstance(row["created_at"], str):
                 row["created_at"] = datetime.fromisoformat(row["created_at"])
         return rows
+
+    def add_alerts(self, channel: str, kind: str, events: list[tuple[str, int, dict[str, Any]]], *, now: float) -> None:
+        """Outbox rows ``(event id, beacon id, payload)`` in one transaction and one batch (an event id that
+        already exists keeps its row: ``sla_breaches`` left those out, and the unique index holds if a racing
+        sender wrote one meanwhile)."""
+        at = from_epoch(now)
+        with self.backend.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO outbox (event_id, channel, beacon_id, kind, payload_json, status, created_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                [
+                    (eid, channel, bid, kind, json.dumps(payload, ensure_ascii=False), at, at)
+                    for eid, bid, payload in events
+                ],
+            )

@@ -85,8 +85,7 @@ class SourceRow:
 def source_rows(app: App) -> list[SourceRow]:
     """Every configured source, in config order, with its stored state and its new posts of the last 24 hours."""
     now = app.now()
-    with app.store() as store:
-        store.sync_sources(app.config.sources)
+    with app.store() as store:  # a read: a source the daemon has not stored yet shows as never polled
         stored = {r["id"]: r for r in store.sources()}
         per_day = store.items_since(now - timedelta(days=1))
     rows = []
@@ -157,7 +156,7 @@ def sources_page(app: App, req: Request) -> Response:
     """GET /sources: the table, broken sources first and highlighted."""
     _require_lead(app, req, "the Sources page")
     rows = sorted(source_rows(app), key=lambda r: (not r.is_broken, r.id))
-    return app.pages.render(req, "sources.html", rows=rows, here="/sources", version="")
+    return app.pages.render(req, "sources.html", rows=rows, here="/sources")
 
 
 ROUTES = [
