@@ -103,7 +103,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "invalid input",
         401: "no valid token",
         403: "CSRF check failed, a by naming someone else, or a role that does not allow it",
-        404: "no such beacon or user",
+        404: "no such beacon, user or source",
         409: "the beacon's state does not allow it (someone else was first)",
     }
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
