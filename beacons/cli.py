@@ -124,9 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(c)
     c.add_argument("--format", choices=["jsonl"], default="jsonl")
 
-    s = sub.add_parser("sources", help="each source with its last poll, status, errors and items seen")
+    s = sub.add_parser(
+        "sources",
+        help="each source with its last poll, status, errors and items seen; test or add one",
+        description="List every configured source with its last poll, status, errors and items seen. "
+        "`beacons sources test ID` fetches one source once and prints what would be stored; "
+        "`beacons sources add KIND key=value ...` adds a source to config.yaml.",
+    )
     _config_arg(s)
     s.add_argument("--format", choices=["table", "json"], default="table")
+    ssub = s.add_subparsers(dest="sources_command", metavar="ACTION")
 
     d = sub.add_parser(
         "demo",
@@ -137,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--database", metavar="FILE", help="keep the demo database here instead of a temporary file")
     d.add_argument("--format", choices=["table", "json"], default="table")
 
-    groups = {"": sub, "queue": qsub}
+    groups = {"": sub, "queue": qsub, "sources": ssub}
     for hook in _PARSER_HOOKS:
         hook(groups)
     apply_help(parser)
@@ -162,9 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.command
     action = getattr(args, f"{name.replace('-', '_')}_command", None)
     if action is not None or hasattr(args, f"{name.replace('-', '_')}_command"):
-        if not action:
+        if action:
+            name = f"{name} {action}"
+        elif name not in COMMANDS:  # a group with no action of its own (`beacons sources` lists; `queue` helps)
             parser.parse_args([name, "--help"])
-        name = f"{name} {action}"
     handler = COMMANDS.get(name)
     if handler is None:
         parser.error(f"unknown command {name}")
@@ -212,6 +220,7 @@ def _load_plugins() -> None:
         "beacons.storage.cli",
         "beacons.users_cli",
         "beacons.rescan_cli",
+        "beacons.sources_cli",
     ):
         try:
             importlib.import_module(module)

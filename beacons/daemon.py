@@ -52,7 +52,7 @@ GRACE_EXTRA = 10.0  # seconds on top of fetch.timeout for classify, store and a 
 
 
 def shutdown_grace(config: Config) -> float:
-    """Seconds polls in flight get after the first SIGTERM: fetch.timeout + 10 s (docs/readme/operations.md)."""
+    """Seconds polls in flight get after the first SIGTERM: fetch.timeout + 10 s (README, "Stopping: SIGTERM and the grace period")."""
     return float(config.fetch.timeout) + GRACE_EXTRA
 
 

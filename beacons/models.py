@@ -58,6 +58,7 @@ class SourceState:
     etag: str | None = None
     last_modified: str | None = None
     cursor: str | None = None
+    quota: str | None = None  # JSON a collector keeps between polls: API units spent today (youtube_search)
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,7 +308,12 @@ class Pipeline:
     @staticmethod
     def _new_state(ctx: PollContext, poll: Poll, old: SourceState) -> SourceState:
         etag, last_modified = (ctx.etag, ctx.last_modified) if ctx.conditional_used else (old.etag, old.last_modified)
-        return SourceState(etag, last_modified, poll.cursor if poll.cursor is not None else old.cursor)
+        return SourceState(
+            etag,
+            last_modified,
+            poll.cursor if poll.cursor is not None else old.cursor,
+            poll.quota if poll.quota is not None else old.quota,
+        )
 
 
 _STORED_TEXT = ("title", "text", "author", "guid", "url", "raw", "lang")

@@ -83,6 +83,7 @@ class KindSpec:
     headers: Callable[[str, Mapping[str, str]], dict[str, str]] = lambda name, q: {}
     gzip_always: bool = False
     first_query: dict[str, str] = field(default_factory=dict)  # the query of the first page
+    url_template: str | None = None  # kinds configured by a whole url (json_api, html_page): {base} is the server
 
     @property
     def dir(self) -> Path:
@@ -187,6 +188,60 @@ SPECS: dict[str, KindSpec] = {
         headers=_github_link,
         first_query={"page": "1"},
     ),
+    "json_api": KindSpec(
+        "json_api",
+        "/appreviews/2784470",
+        "json",
+        JSON_TYPE,
+        _by("cursor", {"*": "page1", "AoJwkLvP5ocDe+WQ5wE=": "page2"}),
+        {
+            # Steam's public store reviews API, newest first, paged by its opaque cursor
+            "items": "reviews",
+            "fields": {
+                "id": "recommendationid",
+                "text": "review",
+                "author": "author.steamid",
+                "published": "timestamp_created",
+                "reach": "votes_up",
+                "url": "join('', ['https://steamcommunity.com/profiles/', author.steamid, '/recommended/2784470/'])",
+            },
+            "next_page": "cursor",
+            "first_cursor": "*",
+        },
+        first_query={"cursor": "*"},
+        url_template="{base}/appreviews/2784470?json=1&filter=recent&language=all&num_per_page=3&cursor={cursor}",
+    ),
+    "html_page": KindSpec(
+        "html_page",
+        "/c/routerx",
+        "html",
+        HTML_TYPE,
+        lambda q: "page1",
+        {
+            # a vendor's community forum: a topic list with no feed
+            "items": "ol.topic-list > li.topic",
+            "container": "ol.topic-list",
+            "fields": {
+                "id": "::attr(data-topic-id)",
+                "title": "h3.topic-title a::text",
+                "url": "h3.topic-title a::attr(href)",
+                "text": "p.excerpt",
+                "author": "a.author::text",
+                "published": "time::attr(datetime)",
+                "reach": "span.likes::text",
+            },
+        },
+        paged=False,
+        url_template="{base}/c/routerx",
+    ),
+    "youtube_search": KindSpec(
+        "youtube_search",
+        "/youtube/v3/search",
+        "json",
+        JSON_TYPE,
+        _by("pageToken", {None: "page1", "CAMQAA": "page2"}),
+        {"query": "RouterX", "max_results": 3},
+    ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")
 
@@ -270,6 +325,8 @@ def source_yaml(spec: KindSpec, base_url: str, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": f"{spec.kind}-test", "kind": spec.kind, **spec.options, **extra}
     if spec.kind == "rss":
         entry["url"] = base_url + spec.path
+    elif spec.url_template is not None:
+        entry["url"] = spec.url_template.replace("{base}", base_url)
     else:
         entry["base_url"] = base_url
     return entry
@@ -290,13 +347,14 @@ async def poll_kind(
     transport: httpx.AsyncBaseTransport | None = None,
     brands: tuple[Brand, ...] = (ACME,),
     clock: Clock = SYSTEM,
+    quota: str | None = None,
 ) -> tuple[Poll, PollContext]:
     """One collector poll over real HTTP, no database: the collector's view of the contract."""
     limits = FetchLimits(timeout=10.0)
     async with make_client(limits, transport or _loopback()) as client:
         ctx = PollContext(
             source=source,
-            state=SourceState(cursor=cursor),
+            state=SourceState(cursor=cursor, quota=quota),
             fetch=None,  # type: ignore[arg-type]
             brands=brands,
             env=dict(env or {}),

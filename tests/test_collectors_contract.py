@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -42,13 +43,17 @@ from collectors._json import cursor_time, format_cursor
 
 KINDS = sorted(REGISTRY)
 FIXTURE_NAMES = ("page1", "page2", "empty", "old", "schema")
+NO_QUERY_KINDS = {"mastodon_tag", "json_api", "html_page"}
 
 
 def _parse(kind: str, body: bytes) -> tuple[list[Any], list[tuple[str, str]]]:
     skipped: list[tuple[str, str]] = []
     module = __import__(REGISTRY[kind].module, fromlist=["parse"])
     parse = getattr(module, "parse", parse_feed)  # rss parses with the shared feed parser
-    mentions = parse(body, source_id="fixture", skip=lambda reason, detail: skipped.append((reason, detail)))
+    extra: dict[str, Any] = {}
+    if "options" in inspect.signature(parse).parameters:  # configured kinds (json_api, html_page) parse by their config
+        extra["options"] = make_source(SPECS[kind], "http://127.0.0.1:9").options
+    mentions = parse(body, source_id="fixture", skip=lambda reason, detail: skipped.append((reason, detail)), **extra)
     return mentions, skipped
 
 
@@ -296,7 +301,8 @@ def test_collectors_contract_missing_token_env_is_a_clear_source_error(feed_serv
     assert site.requests == []
 
 
-@pytest.mark.parametrize("site", [k for k in SEARCH_KINDS if k != "mastodon_tag"], indirect=True)
+# a tag feed, and configured kinds whose url has no {query}, search for nothing
+@pytest.mark.parametrize("site", [k for k in SEARCH_KINDS if k not in NO_QUERY_KINDS], indirect=True)
 def test_collectors_contract_no_query_and_no_brands_is_a_clear_error(site: FixtureSite) -> None:
     with pytest.raises(SourceError, match="nothing to search for; set query"):
         asyncio.run(poll_kind(make_source(site.spec, site.base_url, query=None), brands=()))

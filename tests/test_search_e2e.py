@@ -51,6 +51,16 @@ EXPECTED = {
     # github_issues
     "https://github.com/homelab-tools/netwatch/issues/412": "support",
     "https://github.com/acme-community/routerx-exporter/pull/88": "advocacy",
+    # json_api (Steam store reviews): the third review names no brand
+    "https://steamcommunity.com/profiles/76561198054127723/recommended/2784470/": "support",
+    "https://steamcommunity.com/profiles/76561198830016291/recommended/2784470/": "advocacy",
+    # html_page (a vendor forum's topic list)
+    "https://community.acme.example/t/routerx-drops-wi-fi-every-night-after-2-4-1/48213": "support",
+    "https://community.acme.example/t/guest-network-on-the-rx-200/48190": "support",
+    "https://community.acme.example/t/acme-cloud-restore-speed-is-great/48207": "advocacy",
+    # youtube_search: the Looney Tunes video is dropped by the brand's exclusion
+    "https://www.youtube.com/watch?v=q8LmX2vT0aE": "none",
+    "https://www.youtube.com/watch?v=Zp3rN8kQ1bw": "none",
 }
 
 
@@ -123,3 +133,4 @@ def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(
     assert all(q["fromdate"] == "1795452001" for q in sites["stackexchange_search"].queries())
     assert sites["github_issues"].queries()[0]["q"].endswith(" created:>2026-11-23T16:40:00Z")
     assert sites["bluesky_search"].queries()[0]["since"] == "2026-11-23T16:40:00Z"
+    assert sites["youtube_search"].queries()[0]["publishedAfter"] == "2026-11-23T16:40:00Z"

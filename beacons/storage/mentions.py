@@ -78,8 +78,8 @@ class MentionsMixin:
                 sets.append("last_new_at = ?")
                 args.append(now)
             if state is not None:
-                sets += ["etag = ?", "last_modified = ?", "cursor = ?"]
-                args += [state.etag, state.last_modified, state.cursor]
+                sets += ["etag = ?", "last_modified = ?", "cursor = ?", "quota = ?"]
+                args += [state.etag, state.last_modified, state.cursor, state.quota]
             tx.execute(f"UPDATE sources SET {', '.join(sets)} WHERE id = ?", [*args, source_id])
         return SaveResult(new, dup, tuple(beacon_ids), queued)
 
@@ -115,7 +115,7 @@ class MentionsMixin:
                 return int(row[0]) if row else 0
             beacon_id = _insert_beacon(tx, mention_id, item, now)
             if item.route is not None and item.route.queue != "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
         return beacon_id
 
     def mention_count(self) -> int:
@@ -184,8 +184,13 @@ def store_items(
             beacon_ids.append(beacon_id)
             queued[item.route.queue] = queued.get(item.route.queue, 0) + 1
             if item.route.queue != "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
     return new, dup, beacon_ids, queued
+
+
+def queue_alerts(tx: Tx, beacon_id: int, channels: Sequence[str], now: datetime) -> None:
+    """The beacon's first alert on each channel: one outbox row per channel, keyed so a second call adds nothing."""
+    tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
 
 
 def routed_columns(c: Classification, r: Route) -> list[Any]:

@@ -183,8 +183,10 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
         ),
     ),
+    # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
+    ("0010_source_quota", ("ALTER TABLE sources ADD COLUMN quota text",)),
     (
-        "0010_undo_and_source_controls",
+        "0011_undo_and_source_controls",
         (
             # issue 13: what an event changed (for undo); a source's pause and "poll now" (the sources page)
             "ALTER TABLE beacon_events ADD COLUMN prior_json text",

@@ -31,6 +31,7 @@ TABLES: tuple[Table, ...] = (
             "etag",
             "last_modified",
             "cursor",
+            "quota",
             "last_poll_at",
             "last_ok_at",
             "last_new_at",

@@ -23,7 +23,7 @@ from beacons.storage.base import Result, iso
 
 
 def fault_hint(exc: sqlite3.Error) -> str:
-    """What to change, for the SQLite failures an operator can fix (docs/readme/operations.md)."""
+    """What to change, for the SQLite failures an operator can fix (README, "Database faults")."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
         return " (another process holds a write lock; the poll is retried with backoff)"

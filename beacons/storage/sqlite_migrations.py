@@ -272,8 +272,14 @@ def _storage_0010(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
-@storage(name="0011_undo_and_source_controls")
+@storage(name="0011_source_quota")
 def _storage_0011(db: sqlite_utils.Database) -> None:
+    # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
+    db.execute("ALTER TABLE sources ADD COLUMN quota TEXT")
+
+
+@storage(name="0012_undo_and_source_controls")
+def _storage_0012(db: sqlite_utils.Database) -> None:
     # issue 13 §3 undo: what an event changed besides status and queue (holder, priority, team, reason), so undoing
     # it restores exactly that. §6 sources page: a pause and a "poll now" every worker reads from the database.
     for sql in (

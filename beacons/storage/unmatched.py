@@ -21,7 +21,7 @@ from typing import Any
 
 from beacons.models import Mention
 from beacons.storage.base import Backend, Tx, chunks, marks, utcnow
-from beacons.storage.mentions import _OUTBOX_ROW, ROUTED_COLUMNS, routed_columns, store_items
+from beacons.storage.mentions import ROUTED_COLUMNS, queue_alerts, routed_columns, store_items
 from beacons.storage.types import Item, SaveResult, match_json, parse_time
 
 RESCAN_ACTOR = "rescan"  # the history's actor and action of a rescan's update (not a person)
@@ -195,5 +195,5 @@ class UnmatchedMixin:
                 [beacon_id, now, RESCAN_ACTOR, RESCAN_ACTOR, row[0], r.queue, f"re-classified: {r.reason}"[:500]],
             )
             if r.queue != "none" and row[0] == "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
         return True
