@@ -114,6 +114,7 @@ def test_web_browser_team_keyboard_conflict_undo_reply_rescue_search(
 
     server, config = site
     problems: list[str] = []
+    expect.set_options(timeout=15_000)  # a board redraws within serve.refresh (1 s), later on a loaded machine
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         ctx_a = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -142,6 +143,10 @@ def test_web_browser_team_keyboard_conflict_undo_reply_rescue_search(
         expect(alice.locator("#board .card.is-current")).to_have_attribute("data-id", str(second))
         alice.keyboard.press("k")
         expect(alice.locator("#board .card.is-current")).to_have_attribute("data-id", str(first))
+        # bob starts a note on the same card: while he types, his board does not redraw, so it stays stale.
+        bob.locator(f"#b{first} details.card-note summary").click()
+        bob.locator(f"#b{first} details.card-note textarea").fill("checking their firmware")
+        expect(bob.locator(f"#b{first} details.card-note textarea")).to_be_focused()
         alice.keyboard.press("c")
         expect(alice.locator(f"#b{first} .chip.status")).to_have_text("claimed · alice")
         expect(alice.locator("#toast")).to_contain_text(f"Claimed #{first}")
