@@ -99,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--mine", action="store_true", help="only beacons held by you (who you are: --as NAME or $BEACONS_USER)"
     )
     ql.add_argument("--as", dest="as_user", metavar="NAME", help='who "me" is for --mine (default: $BEACONS_USER)')
-    ql.add_argument("--q", metavar="TEXT", help="only beacons whose title, text or author contain TEXT (any case)")
+    ql.add_argument(
+        "--q",
+        metavar="TEXT",
+        help="full-text search, as the page's search box: every word of TEXT in the title, text, author or notes"
+        " (prefixes match, any case)",
+    )
     ql.add_argument("--limit", type=positive_int, default=50, help="at most this many, 1-10000 (default 50)")
     ql.add_argument("--wide", action="store_true", help="print every value whole (a cut value otherwise ends in …)")
     ql.add_argument("--format", choices=["table", "json"], default="table", help="table for people, json for programs")

@@ -36,6 +36,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "beacons queue export --format json --queue all",
     ),
     "queue reopen": ("beacons queue reopen 42",),
+    "queue undo": ("beacons queue undo 42 --by alice",),
     "queue reassign": ("beacons queue reassign 42 bob",),
     "classify": ("""echo '{"id": 1, "text": "My Raspberry Pi 5 will not boot"}' | beacons classify""",),
     "sources": ("beacons sources", "beacons sources --format json", "beacons sources test acme-forum"),

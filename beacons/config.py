@@ -164,6 +164,14 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyTemplate:
+    """A saved reply (issue 13 §3): ``text`` may use {author}, {brand}, {product} and {link}."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClassifierConfig:
     model: str = "auto"  # "auto": the shipped spaCy model if present, else "rules"; or a path
 
@@ -196,6 +204,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig.absent)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    replies: tuple[ReplyTemplate, ...] = ()  # saved replies shown on each card (issue 13 §3)
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -238,6 +247,7 @@ _SECTIONS = {
     "serve": ServeConfig,
     "fleet": FleetConfig,
     "retention": RetentionConfig,
+    "replies": tuple[ReplyTemplate, ...],
 }
 
 
@@ -319,6 +329,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         raise ConfigError([Problem("", f"the top level must be a mapping of keys, got {type(data).__name__}")], path)
     register_secrets(data, env)  # before validation, so even a config error never shows one
     data = interpolate_env(data, "", problems, env)
+    _alerts_on(data.get("alerts"))
     kwargs: dict[str, Any] = {}
     known = sorted([*_SECTIONS, "sources"])
     for key, value in data.items():
@@ -346,6 +357,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
             Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)
         ]
     _check_retention(kwargs.get("retention"), problems)
+    _check_replies(kwargs.get("replies", ()), problems)
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
@@ -360,6 +372,32 @@ def _check_retention(retention: RetentionConfig | None, problems: list[Problem])
                 "fetched, and kept longer they outgrow the database (use beacons rescan soon after a brand change)",
             )
         )
+
+
+def _alerts_on(channels: Any) -> None:
+    """``on: sla_breach`` in a channel, as written: YAML 1.1 reads a bare ``on`` key as the boolean true
+    (the GitHub Actions surprise), so that key is named back; one event may be given without a list."""
+    for channel in channels if isinstance(channels, list) else ():
+        if isinstance(channel, dict) and True in channel and "on" not in channel:
+            channel["on"] = channel.pop(True)
+        if isinstance(channel, dict) and isinstance(channel.get("on"), str):
+            channel["on"] = [channel["on"]]
+
+
+def _check_replies(replies: tuple[ReplyTemplate, ...], problems: list[Problem]) -> None:
+    from beacons.queue.replies import template_problems
+
+    seen: set[str] = set()
+    for i, reply in enumerate(replies if isinstance(replies, tuple) else ()):
+        if not isinstance(reply, ReplyTemplate):
+            continue  # its keys are already reported
+        for key, message in template_problems(reply):
+            problems.append(Problem(f"replies[{i}].{key}", message))
+        if reply.name.strip() in seen:
+            problems.append(
+                Problem(f"replies[{i}].name", f"{reply.name!r} is used twice; give each reply its own name")
+            )
+        seen.add(reply.name.strip())
 
 
 def register_secrets(raw: Any, env: Mapping[str, str], path: tuple[str | int, ...] = ()) -> None:

@@ -25,7 +25,7 @@ import socket
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -142,19 +142,59 @@ async def _guarded_poll(service: Service, source: Source) -> PollResult:
         return PollResult(source.id, "bug", {}, error, None, count)
 
 
+CONTROL_CHECK = 5.0  # how often a waiting source loop re-reads its pause and "poll now" (issue 13 §6)
+
+
 async def _source_loop(service: Service, source: Source, stop: asyncio.Event, rng: random.Random) -> None:
     # Stagger the first polls so a restart does not hit every host at once.
     if await service.clock.wait(stop, rng.uniform(0, min(source.interval, 10.0))):
         return
     while not stop.is_set():
+        if not await _wait_while_paused(service, source, stop):
+            return
         result = await asyncio.shield(_guarded_poll(service, source))
         delay = next_delay(source, result, max_backoff=service.config.fetch.max_backoff, rng=rng)
+        due = service.clock.now() + timedelta(seconds=delay)
         try:
-            service.store.set_next_poll(source.id, service.clock.now() + timedelta(seconds=delay))
+            service.store.set_next_poll(source.id, due)
         except Exception:
             log.warning("source.schedule_not_saved", source=source.id)
-        if await service.clock.wait(stop, delay):
+        if not await _wait_until_due(service, source, stop, due):
             return
+
+
+def _schedule(service: Service, source: Source, due: datetime) -> tuple[bool, datetime]:
+    """(paused, next poll) from the database; the planned time when it cannot be read."""
+    try:
+        paused, stored = service.store.source_schedule(source.id)
+    except Exception:
+        return False, due
+    return paused, stored or due
+
+
+async def _wait_until_due(service: Service, source: Source, stop: asyncio.Event, due: datetime) -> bool:
+    """Wait for the next poll, re-reading the stored schedule so "poll now" on the page wakes it; False on stop."""
+    while True:
+        _paused, due = _schedule(service, source, due)
+        left = (due - service.clock.now()).total_seconds()
+        if left <= 0:
+            return True
+        if await service.clock.wait(stop, min(left, CONTROL_CHECK)):
+            return False
+
+
+async def _wait_while_paused(service: Service, source: Source, stop: asyncio.Event) -> bool:
+    """Hold a paused source until it is resumed (logged once each way); False on stop."""
+    paused, _ = _schedule(service, source, service.clock.now())
+    if not paused:
+        return True
+    log.info("source.paused", source=source.id)
+    while paused:
+        if await service.clock.wait(stop, CONTROL_CHECK):
+            return False
+        paused, _ = _schedule(service, source, service.clock.now())
+    log.info("source.resumed", source=source.id)
+    return True
 
 
 HEARTBEAT_EVERY = 10.0

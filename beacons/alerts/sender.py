@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from beacons import USER_AGENT
-from beacons.alerts import health, slack, spikes, webhook
+from beacons.alerts import health, sla, slack, spikes, webhook
 from beacons.alerts.config import AlertChannel, named
 from beacons.alerts.message import GoneError, build_event
 from beacons.alerts.outbox import Outbox, Row, ts
@@ -39,6 +39,7 @@ from beacons.log import get_logger
 from beacons.models import Beacon, Source
 from beacons.redact import scrub
 from beacons.storage.base import from_epoch
+from beacons.storage.types import Sla
 
 if TYPE_CHECKING:
     from beacons.daemon import Service
@@ -85,6 +86,7 @@ class ChannelSender:
         outbox: Outbox,
         *,
         sources: Sequence[Source] = (),
+        sla: Sla | None = None,
         public_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
@@ -95,6 +97,8 @@ class ChannelSender:
         self.clock = clock  # leases, retries, pauses, the rate limit, digests and spikes read this clock
         self.outbox = outbox
         self.sources = tuple(sources)
+        self.sla = sla or Sla()  # routing.sla, for on: [sla_breach]
+        self._next_sla = 0.0
         self.public_url = public_url
         self.rng = rng or random.Random()
         self.tick = tick
@@ -189,6 +193,9 @@ class ChannelSender:
         if self.channel.ops and now >= self._next_health:
             self._next_health = now + self.channel.health.check_every
             health.check(self.outbox, self.channel, self.sources, now=now)
+        if self.sla and sla.EVENT in self.channel.on and now >= self._next_sla:
+            self._next_sla = now + sla.CHECK_EVERY
+            sla.check(self.outbox, self.channel, self.sla, now=now)
         if self.channel.spikes.enabled:
             spikes.close_calm(self.outbox, self.channel, now=now)
         if self.channel.digest:
@@ -380,6 +387,8 @@ class ChannelSender:
 
 async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1) -> None:
     """The daemon's alert task: every channel concurrently; drain once when ``stop`` is already set."""
+    from beacons.queue.inbox import sla_policy
+
     channels = named(service.config.alerts)
     if not channels:
         return
@@ -389,6 +398,7 @@ async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1
             c,
             outbox,
             sources=service.config.sources,
+            sla=sla_policy(service.config.routing.sla),
             public_url=public_url(service.config),
             tick=tick,
             clock=service.clock,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from beacons.alerts.health import human
 from beacons.alerts.message import BeaconCard, Event, Segment, plain
 from beacons.redact import cut, scrub
 
@@ -138,6 +139,8 @@ def render(event: Event, public_url: str | None = None) -> dict[str, Any]:
         title, fallback, blocks = _health(event)
     elif event.type == "incident":
         title, fallback, blocks = _incident(event, public_url)
+    elif event.type == "sla_breach":
+        title, fallback, blocks = _sla_breach(event)
     else:
         title = ":wave: beacons test alert"
         fallback = f"{title} for channel {event.channel}"
@@ -150,6 +153,18 @@ def render(event: Event, public_url: str | None = None) -> dict[str, Any]:
             ),
         ]
     return {"text": escape(cut(fallback, 300)), "blocks": blocks[:50], "unfurl_links": False, "unfurl_media": False}
+
+
+def _sla_breach(event: Event) -> tuple[str, str, list[dict[str, Any]]]:
+    d = event.data
+    who = f"team {d.get('team')}" if d.get("team") else f"the {d.get('queue')} queue"
+    held = f", held by {d.get('assignee')}" if d.get("status") == "claimed" and d.get("assignee") else ", unclaimed"
+    title = f":alarm_clock: Past its SLA: waited {human(float(d.get('waited_seconds') or 0))}"
+    text = f"Over the {human(float(d.get('limit_seconds') or 0))} SLA of {who}{held}."
+    blocks = [_header(title), _section(escape(text))]
+    if event.beacons:
+        blocks += _beacon_blocks(event.beacons[0])
+    return title, f"{title}: {text}", blocks
 
 
 def _health(event: Event) -> tuple[str, str, list[dict[str, Any]]]:

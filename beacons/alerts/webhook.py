@@ -116,6 +116,10 @@ def body(event: Event) -> dict[str, Any]:
         )
         data = {k: d.get(k) for k in incident_keys}
         data["beacons"] = [beacon_json(b) for b in event.beacons]
+    elif event.type == "sla_breach":
+        sla_keys = ("queue", "team", "limit_seconds", "waited_seconds", "status", "assignee")
+        data = {k: d.get(k) for k in sla_keys}
+        data["beacon"] = beacon_json(event.beacons[0]) if event.beacons else None
     else:
         data = {"message": f"test alert from beacons to channel {event.channel}"}
     return {

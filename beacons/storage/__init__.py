@@ -34,9 +34,12 @@ from beacons.storage.mentions import MentionsMixin
 from beacons.storage.outbox import OutboxStore
 from beacons.storage.postgres import display_url, is_postgres_url
 from beacons.storage.sessions import SessionsMixin
+from beacons.storage.sla import SlaMixin
+from beacons.storage.source_controls import SourceControlsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
 from beacons.storage.types import Item, ListedBeacon, QueueFilter, SaveResult
+from beacons.storage.undo import UndoMixin
 from beacons.storage.unmatched import UnmatchedMixin
 from beacons.storage.users import UsersMixin
 
@@ -73,6 +76,9 @@ class Storage(
     SessionsMixin,
     UsersMixin,
     UnmatchedMixin,
+    UndoMixin,
+    SourceControlsMixin,
+    SlaMixin,
 ):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 

@@ -192,4 +192,14 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE unmatched ADD COLUMN rating smallint",
         ),
     ),
+    (
+        "0012_undo_and_source_controls",
+        (
+            # issue 13: what an event changed (for undo); a source's pause and "poll now" (the sources page)
+            "ALTER TABLE beacon_events ADD COLUMN prior_json text",
+            "ALTER TABLE sources ADD COLUMN paused_at timestamptz",
+            "ALTER TABLE sources ADD COLUMN paused_by text",
+            "ALTER TABLE sources ADD COLUMN poll_requested_at timestamptz",
+        ),
+    ),
 )

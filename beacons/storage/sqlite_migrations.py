@@ -284,3 +284,16 @@ def _storage_0012(db: sqlite_utils.Database) -> None:
     # classification, a re-route and route --explain see them too.
     db.execute("ALTER TABLE mentions ADD COLUMN rating INTEGER")
     db.execute("ALTER TABLE unmatched ADD COLUMN rating INTEGER")
+
+
+@storage(name="0013_undo_and_source_controls")
+def _storage_0013(db: sqlite_utils.Database) -> None:
+    # issue 13 §3 undo: what an event changed besides status and queue (holder, priority, team, reason), so undoing
+    # it restores exactly that. §6 sources page: a pause and a "poll now" every worker reads from the database.
+    for sql in (
+        "ALTER TABLE beacon_events ADD COLUMN prior_json TEXT",
+        "ALTER TABLE sources ADD COLUMN paused_at TEXT",
+        "ALTER TABLE sources ADD COLUMN paused_by TEXT",
+        "ALTER TABLE sources ADD COLUMN poll_requested_at TEXT",
+    ):
+        db.execute(sql)
