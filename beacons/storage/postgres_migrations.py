@@ -183,4 +183,15 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
         ),
     ),
+    (
+        # issue 14: insights range-scan post times and beacon arrivals (see sqlite_migrations 0011_insights).
+        "0010_insights",
+        (
+            "CREATE INDEX mentions_posted ON mentions((COALESCE(published_at, fetched_at)), source_id, brand, product)",
+            "CREATE INDEX beacons_mention_split ON beacons(mention_id, queue, sentiment, team)",
+            "CREATE INDEX beacons_created ON beacons(created_at)",
+            "CREATE INDEX alert_incidents_opened ON alert_incidents(opened_at)",
+            "CREATE INDEX outbox_kind ON outbox(kind, created_at)",
+        ),
+    ),
 )

@@ -270,3 +270,18 @@ def _storage_0010(db: sqlite_utils.Database) -> None:
         "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
     ):
         db.execute(sql)
+
+
+@storage(name="0011_insights")
+def _storage_0011(db: sqlite_utils.Database) -> None:
+    # issue 14: the insights read ranges of post times and beacon arrivals. The post index covers what the
+    # charts group by (source, brand, product), and the beacon index by mention what they split by (queue,
+    # sentiment, team), so a 30-day chart reads two indexes and no table rows.
+    for sql in (
+        "CREATE INDEX mentions_posted ON mentions(COALESCE(published_at, fetched_at), source_id, brand, product)",
+        "CREATE INDEX beacons_mention_split ON beacons(mention_id, queue, sentiment, team)",
+        "CREATE INDEX beacons_created ON beacons(created_at)",
+        "CREATE INDEX alert_incidents_opened ON alert_incidents(opened_at)",
+        "CREATE INDEX outbox_kind ON outbox(kind, created_at)",
+    ):
+        db.execute(sql)
