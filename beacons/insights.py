@@ -165,9 +165,7 @@ def queue_link(iq: InsightQuery, since: datetime | None = None, until: datetime 
         "since": _stamp(since or iq.since),
         "until": _stamp(until or iq.until),
     }
-    if "queue" not in query:
-        query = {"queue": "all", **query}
-    return "/?" + urlencode(query)
+    return "/?" + urlencode({**query, "status": "all"})  # resolved and dismissed ones too
 
 
 def _volume(b: _Buckets, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:

@@ -76,6 +76,7 @@ def test_insights_top_problems_by_intent_and_rising_phrases(seeded: Any) -> None
         "intent": ["bug_outage"],
         "since": ["2026-11-20T00:00:00Z"],
         "until": ["2026-11-23T00:00:00Z"],
+        "status": ["all"],
     }
     assert parse_qs(urlsplit(p["phrases"][0]["link"]).query)["q"] == ["wifi"]
 
