@@ -172,7 +172,7 @@ def _volume(b: _Buckets, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     n = len(b.starts)
     stacked = {queue: [0] * n for queue in QUEUE_STACK}
     members: dict[tuple[str | None, str | None], dict[str, Any]] = {}
-    for hour, brand, product, _source, queue, _sentiment, count in rows:
+    for hour, brand, product, queue, count in rows:
         i = b.index(hour)
         stacked[queue][i] += int(count)
         member = members.setdefault(
@@ -203,18 +203,24 @@ def _change(now: dict[str, float | None], before: dict[str, float | None]) -> di
 
 
 def _sentiment(
-    b: _Buckets, rows: Sequence[Sequence[Any]], previous: Sequence[tuple[str | None, str | None, str, int]]
+    b: _Buckets,
+    rows: Sequence[Sequence[Any]],
+    members_now: Sequence[Sequence[Any]],
+    previous: Sequence[Sequence[Any]],
 ) -> dict[str, Any]:
     n = len(b.starts)
     counts: dict[str, list[int]] = {s: [0] * n for s in SENTIMENTS}
-    member_now: dict[tuple[str | None, str | None], Counter[str]] = defaultdict(Counter)
-    for hour, brand, product, _source, _queue, sentiment, count in rows:
+    for hour, sentiment, count in rows:
         if sentiment in counts:
             counts[sentiment][b.index(hour)] += int(count)
+    member_now: dict[tuple[str | None, str | None], Counter[str]] = defaultdict(Counter)
+    for brand, product, sentiment, count in members_now:
+        if sentiment in counts:
             member_now[(brand, product)][sentiment] += int(count)
     member_before: dict[tuple[str | None, str | None], Counter[str]] = defaultdict(Counter)
     for brand, product, sentiment, count in previous:
-        member_before[(brand, product)][sentiment] += count
+        if sentiment in counts:
+            member_before[(brand, product)][sentiment] += int(count)
     totals: dict[str, int] = {s: sum(v) for s, v in counts.items()}
     before = Counter[str]()
     for c in member_before.values():
@@ -435,9 +441,9 @@ def _sources(b: _Buckets, rows: Sequence[Sequence[Any]], configured: Sequence[st
     n = len(b.starts)
     series: dict[str, list[int]] = {s: [0] * n for s in configured}
     queued: Counter[str] = Counter()
-    for hour, _brand, _product, source, queue, _sentiment, count in rows:
+    for hour, source, is_queued, count in rows:
         series.setdefault(source, [0] * n)[b.index(hour)] += int(count)
-        if queue != "none":
+        if is_queued:
             queued[source] += int(count)
     by_source = [{"source": s, "posts": sum(v), "beacons": queued[s], "counts": v} for s, v in sorted(series.items())]
     return {
@@ -452,7 +458,7 @@ def build(store: Storage, q: InsightQuery, *, sla: Sla | None = None, now: datet
     b = _Buckets(q)
     length = q.until - q.since
     before = q.since - length
-    rows = store.insight_posts(q.since, q.until, q.filter)
+    posts = store.insight_posts
     f = q.filter
     return {
         "since": q.since.astimezone(UTC).isoformat(),
@@ -464,13 +470,22 @@ def build(store: Storage, q: InsightQuery, *, sla: Sla | None = None, now: datet
         "generated_at": now.astimezone(UTC).isoformat(),
         "scope": "all",
         "buckets": b.labels(),
-        "volume": _volume(b, rows),
-        "sentiment": _sentiment(b, rows, store.insight_sentiment_totals(before, q.since, f)),
+        "volume": _volume(b, posts(q.since, q.until, f, ("hour", "brand", "product", "queue"))),
+        "sentiment": _sentiment(
+            b,
+            posts(q.since, q.until, f, ("hour", "sentiment")),
+            posts(q.since, q.until, f, ("brand", "product", "sentiment")),
+            posts(before, q.since, f, ("brand", "product", "sentiment")),
+        ),
         "problems": _problems(q, store.insight_support(q.since, q.until, f), store.insight_support(before, q.since, f)),
         "incidents": _incidents(q, store),
         "response": _response(q, store, b, sla or Sla(), now),
         "advocates": _advocates(q, store),
-        "sources": _sources(b, rows, store.insight_source_ids() if not f.source else [f.source]),
+        "sources": _sources(
+            b,
+            posts(q.since, q.until, f, ("hour", "source", "queued")),
+            store.insight_source_ids() if not f.source else [f.source],
+        ),
     }
 
 

@@ -7,11 +7,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers_db import rows, write
 from helpers_insights import NOW, SINCE, UNTIL, seed, t
 
 from beacons.errors import InvalidInput
 from beacons.insights import build, for_agent, make_query, median, p90
 from beacons.storage import Storage
+from beacons.storage.insights import hour_of
 from beacons.storage.types import Sla
 
 SLA = Sla(queues=(("support", 7200.0), ("advocacy", 86400.0)))
@@ -198,3 +200,41 @@ def test_insights_median_and_nearest_rank_p90() -> None:
     assert median([]) is None and p90([]) is None
     assert median([1, 2, 3, 10]) == 2.5 and p90([1, 2, 3, 10]) == 10.0
     assert p90(list(range(1, 11))) == 9.0 and p90(list(range(1, 12))) == 10.0
+
+
+def _rollup_rows(store: Storage) -> set[tuple[Any, ...]]:
+    return {
+        tuple(r)
+        for r in rows(
+            store,
+            "SELECT hour, brand, product, source_id, team, queue, sentiment, SUM(posts) FROM insight_posts"
+            " GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING SUM(posts) != 0",
+        )
+    }
+
+
+def _counted_rows(store: Storage) -> set[tuple[Any, ...]]:
+    hour = hour_of(store.backend.name, "COALESCE(m.published_at, m.fetched_at)")
+    return {
+        tuple(r)
+        for r in rows(
+            store,
+            f"SELECT {hour}, COALESCE(m.brand, ''), COALESCE(m.product, ''), m.source_id, COALESCE(b.team, ''),"
+            " COALESCE(b.queue, 'none'), COALESCE(b.sentiment, ''), COUNT(*)"
+            " FROM mentions m LEFT JOIN beacons b ON b.mention_id = m.id GROUP BY 1, 2, 3, 4, 5, 6, 7",
+        )
+    }
+
+
+def test_insights_rollup_follows_every_write(seeded: Any) -> None:
+    """The hourly rollup the charts read is what a count of the posts gives, after re-routes, relabels and deletes."""
+    store, ids = seeded
+    assert _rollup_rows(store) == _counted_rows(store) and len(_counted_rows(store)) >= 10
+    write(store, "UPDATE beacons SET queue = 'support', team = 'networking' WHERE id = ?", [ids["p4"]])
+    write(store, "UPDATE beacons SET sentiment = 'negative' WHERE id = ?", [ids["p6"]])
+    write(store, "UPDATE mentions SET published_at = ?, brand = 'Globex' WHERE id = ?", [t(22, 23), ids["p3"]])
+    write(store, "DELETE FROM mention_keys WHERE key = 'key-p8'")
+    write(store, "DELETE FROM mentions WHERE guid = 'p8'")
+    assert _rollup_rows(store) == _counted_rows(store)
+    report = _report(store)
+    assert report["volume"]["queues"] == {"support": [3, 1, 1], "advocacy": [0, 2, 1], "none": [0, 0, 0]}

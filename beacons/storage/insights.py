@@ -1,29 +1,48 @@
 """The rows behind ``/insights`` and ``beacons report`` (issue 14): grouped reads over one date range.
 
-Every read is a range scan on an index of migration ``0011_insights`` (SQLite) /
-``0010_insights`` (PostgreSQL), grouped in SQL, never a scan of whole tables per chart:
+No chart scans the posts. Migration ``0011_insights`` (SQLite) / ``0010_insights`` (PostgreSQL) adds:
 
-- a post's time is ``COALESCE(published_at, fetched_at)`` (what the queue's ``since``/``until``
-  filter means, so a chart's link to the queue lists the same posts), indexed with the columns
-  the charts group by;
-- a beacon's arrival (``created_at``) for the response figures and the backlog.
+- ``insight_posts``, a rollup: posts per UTC hour of their time (published, else fetched), brand,
+  product, source, and their beacon's team, queue and sentiment; triggers on ``mentions`` and
+  ``beacons`` keep it current whoever writes (a poll, a classification retry, a re-route, a relabel,
+  ``beacons rescan``, ``db copy``, retention), and the charts of posts read whole hours from it,
+  with only the part-hours at the ends of a range counted from the posts;
+- indexes for the beacon figures, which count beacons by arrival (``created_at``): arrivals per
+  queue, closes (``beacon_events`` by status and time), incidents and health alerts.
 
 Times come back grouped by UTC hour (``2026-11-23T10``); ``beacons.insights`` folds the hours
 into hours or days of the viewer's time zone. ``beacon_threads.words`` (the content words the
-thread rule stored for each beacon when it was stored) gives the phrases of top problems
-without reading any text back.
+thread rule stored for each beacon) gives the phrases of top problems without reading text back.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beacons.storage.base import Backend
 
 POST_AT = "COALESCE(m.published_at, m.fetched_at)"
+POST_KEYS = ("hour", "brand", "product", "source", "queue", "sentiment", "queued")
+_ROLLUP = {
+    "hour": "hour",
+    "brand": "brand",
+    "product": "product",
+    "source": "source_id",
+    "queue": "queue",
+    "sentiment": "sentiment",
+    "queued": "CASE WHEN queue = 'none' THEN 0 ELSE 1 END",
+}
+_RAW = {
+    "brand": "m.brand",
+    "product": "m.product",
+    "source": "m.source_id",
+    "queue": "COALESCE(b.queue, 'none')",
+    "sentiment": "b.sentiment",
+    "queued": "CASE WHEN COALESCE(b.queue, 'none') = 'none' THEN 0 ELSE 1 END",
+}
 OPEN = ("new", "claimed")
 
 
@@ -44,6 +63,20 @@ def hour_of(dialect: str, column: str) -> str:
     return f"substr({column}, 1, 13)"  # the stored text form is fixed-width UTC (base.iso)
 
 
+def _hour_key(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def _ceil_hour(value: datetime) -> datetime:
+    floor = value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return floor if floor == value else floor + timedelta(hours=1)
+
+
+def _mentions(f: InsightFilter) -> str:
+    """The join to a beacon's post, only when a filter needs the post's brand, product or source."""
+    return " JOIN mentions m ON m.id = b.mention_id" if f.brand or f.product or f.source else ""
+
+
 def _filter(f: InsightFilter) -> tuple[str, list[Any]]:
     where: list[str] = []
     args: list[Any] = []
@@ -60,41 +93,66 @@ def _filter(f: InsightFilter) -> tuple[str, list[Any]]:
 class InsightsMixin:
     backend: Backend
 
-    def insight_posts(self, since: datetime, until: datetime, f: InsightFilter) -> list[tuple[Any, ...]]:
-        """(hour, brand, product, source, queue, sentiment, posts): every stored post, queued or not.
+    def insight_posts(
+        self, since: datetime, until: datetime, f: InsightFilter, keys: tuple[str, ...]
+    ) -> list[tuple[Any, ...]]:
+        """Posts grouped by ``keys`` (of ``POST_KEYS``), the count last: every stored post, queued or not.
 
-        A post without a beacon (not classified yet) counts as queue ``none`` with no sentiment.
+        Whole hours come from the ``insight_posts`` rollup; the part-hours at either end of the range
+        from the posts themselves, so a range that starts at 12:34 counts exactly what it covers.
+        A post without a beacon (not classified yet) counts as queue ``none`` with no sentiment (None).
         """
-        hour = hour_of(self.backend.name, POST_AT)
+        first = _ceil_hour(since)
+        last = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if first >= last:
+            return self._raw_posts(since, until, f, keys)
+        rows = self._rollup(first, last, f, keys)
+        if since < first:
+            rows += self._raw_posts(since, first, f, keys)
+        if last < until:
+            rows += self._raw_posts(last, until, f, keys)
+        return rows
+
+    def _rollup(
+        self, first: datetime, last: datetime, f: InsightFilter, keys: tuple[str, ...]
+    ) -> list[tuple[Any, ...]]:
+        where, args = [], []
+        for column, value in (("brand", f.brand), ("product", f.product), ("team", f.team)):
+            if value:
+                where.append(f" AND lower({column}) = lower(?)")
+                args.append(value)
+        if f.source:
+            where.append(" AND source_id = ?")
+            args.append(f.source)
+        columns = ", ".join(_ROLLUP[k] for k in keys)
+        rows = self.backend.read(
+            f"SELECT {columns}, SUM(posts) FROM insight_posts WHERE hour >= ? AND hour < ?{''.join(where)}"
+            f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}",
+            [_hour_key(first), _hour_key(last), *args],
+        ).rows
+        # The rollup spells a missing brand, product or sentiment as ''.
+        return [(*tuple(v if v != "" else None for v in r[:-1]), int(r[-1])) for r in rows if int(r[-1])]
+
+    def _raw_posts(
+        self, since: datetime, until: datetime, f: InsightFilter, keys: tuple[str, ...]
+    ) -> list[tuple[Any, ...]]:
+        raw = {**_RAW, "hour": hour_of(self.backend.name, POST_AT)}
         cond, args = _filter(f)
         join = "JOIN" if f.team else "LEFT JOIN"  # a team filter only keeps posts with a beacon of that team
-        return self.backend.read(
-            f"SELECT {hour}, m.brand, m.product, m.source_id, COALESCE(b.queue, 'none'), b.sentiment, COUNT(*)"
-            f" FROM mentions m {join} beacons b ON b.mention_id = m.id"
-            f" WHERE {POST_AT} >= ? AND {POST_AT} < ?{cond}"
-            " GROUP BY 1, 2, 3, 4, 5, 6",
-            [since, until, *args],
-        ).rows
-
-    def insight_sentiment_totals(
-        self, since: datetime, until: datetime, f: InsightFilter
-    ) -> list[tuple[str | None, str | None, str, int]]:
-        """(brand, product, sentiment, posts) of the classified posts (the previous period's side of the change)."""
-        cond, args = _filter(f)
         rows = self.backend.read(
-            "SELECT m.brand, m.product, b.sentiment, COUNT(*) FROM mentions m JOIN beacons b ON b.mention_id = m.id"
-            f" WHERE {POST_AT} >= ? AND {POST_AT} < ?{cond} GROUP BY 1, 2, 3",
+            f"SELECT {', '.join(raw[k] for k in keys)}, COUNT(*) FROM mentions m {join} beacons b ON b.mention_id = m.id"
+            f" WHERE {POST_AT} >= ? AND {POST_AT} < ?{cond} GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}",
             [since, until, *args],
         ).rows
-        return [(r[0], r[1], str(r[2]), int(r[3])) for r in rows]
+        return [(*tuple(r[:-1]), int(r[-1])) for r in rows]
 
     def insight_support(self, since: datetime, until: datetime, f: InsightFilter) -> list[tuple[dict[str, float], str]]:
-        """(intents, content words) of each support beacon posted in the range."""
+        """(intents, content words) of each support beacon that arrived in the range."""
         cond, args = _filter(f)
         rows = self.backend.read(
-            "SELECT b.intents_json, COALESCE(t.words, '') FROM mentions m JOIN beacons b ON b.mention_id = m.id"
+            f"SELECT b.intents_json, COALESCE(t.words, '') FROM beacons b{_mentions(f)}"
             " LEFT JOIN beacon_threads t ON t.beacon_id = b.id"
-            f" WHERE {POST_AT} >= ? AND {POST_AT} < ? AND b.queue = 'support'{cond}",
+            f" WHERE b.queue = 'support' AND b.created_at >= ? AND b.created_at < ?{cond}",
             [since, until, *args],
         ).rows
         return [(json.loads(r[0] or "{}"), str(r[1])) for r in rows]
@@ -103,8 +161,8 @@ class InsightsMixin:
         """(id, queue, team, created_at, status) of the queued beacons that arrived in the range."""
         cond, args = _filter(f)
         return self.backend.read(
-            "SELECT b.id, b.queue, b.team, b.created_at, b.status FROM beacons b JOIN mentions m ON m.id = b.mention_id"
-            f" WHERE b.created_at >= ? AND b.created_at < ? AND b.queue IN ('support', 'advocacy'){cond}"
+            f"SELECT b.id, b.queue, b.team, b.created_at, b.status FROM beacons b{_mentions(f)}"
+            f" WHERE b.queue IN ('support', 'advocacy') AND b.created_at >= ? AND b.created_at < ?{cond}"
             " ORDER BY b.id",
             [since, until, *args],
         ).rows
@@ -113,9 +171,9 @@ class InsightsMixin:
         """(beacon id, action, at, assignee, to_status) of the queue history of those beacons, oldest first."""
         cond, args = _filter(f)
         return self.backend.read(
-            "SELECT e.beacon_id, e.action, e.at, e.assignee, e.to_status FROM beacons b"
-            " JOIN mentions m ON m.id = b.mention_id JOIN beacon_events e ON e.beacon_id = b.id"
-            f" WHERE b.created_at >= ? AND b.created_at < ? AND b.queue IN ('support', 'advocacy'){cond}"
+            f"SELECT e.beacon_id, e.action, e.at, e.assignee, e.to_status FROM beacons b{_mentions(f)}"
+            " JOIN beacon_events e ON e.beacon_id = b.id"
+            f" WHERE b.queue IN ('support', 'advocacy') AND b.created_at >= ? AND b.created_at < ?{cond}"
             " ORDER BY e.id",
             [since, until, *args],
         ).rows
@@ -123,19 +181,25 @@ class InsightsMixin:
     def insight_backlog(self, since: datetime, until: datetime, f: InsightFilter) -> list[tuple[str, str | None]]:
         """(arrived, closed or None) of every queued beacon that could have been open during the range.
 
-        A beacon closed before ``since`` adds as much as it takes away on every day of the range, so it is left out.
+        The beacons open now, and those closed (resolved or dismissed, their last close) at or after
+        ``since``; one closed before adds as much as it takes away on every day of the range.
         """
         cond, args = _filter(f)
-        rows = self.backend.read(
-            "SELECT b.created_at, CASE WHEN b.status IN ('new', 'claimed') THEN NULL ELSE"
-            " (SELECT MAX(e.at) FROM beacon_events e WHERE e.beacon_id = b.id"
-            " AND e.to_status IN ('resolved', 'dismissed')) END"
-            " FROM beacons b JOIN mentions m ON m.id = b.mention_id"
-            " WHERE b.created_at < ? AND b.queue IN ('support', 'advocacy')"
-            f" AND (b.status IN ('new', 'claimed') OR b.updated_at >= ?){cond}",
-            [until, since, *args],
+        open_now = self.backend.read(
+            f"SELECT b.created_at FROM beacons b{_mentions(f)}"
+            " WHERE b.queue IN ('support', 'advocacy') AND b.status IN ('new', 'claimed')"
+            f" AND b.created_at < ?{cond}",
+            [until, *args],
         ).rows
-        return [(str(r[0]), r[1]) for r in rows]
+        closed = self.backend.read(
+            "SELECT b.created_at, MAX(e.at) FROM beacon_events e JOIN beacons b ON b.id = e.beacon_id"
+            f"{_mentions(f)}"
+            " WHERE e.to_status IN ('resolved', 'dismissed') AND e.at >= ?"
+            " AND b.status IN ('resolved', 'dismissed') AND b.queue IN ('support', 'advocacy')"
+            f" AND b.created_at < ?{cond} GROUP BY b.id, b.created_at",
+            [since, until, *args],
+        ).rows
+        return [(str(r[0]), None) for r in open_now] + [(str(r[0]), str(r[1])) for r in closed]
 
     def insight_incidents(self, since: datetime, until: datetime, f: InsightFilter) -> list[dict[str, Any]]:
         """Spike incidents open at any time in the range, with the ids of their beacons."""
@@ -189,8 +253,8 @@ class InsightsMixin:
         cond, args = _filter(f)
         return self.backend.read(
             "SELECT m.author, COUNT(*), MAX(COALESCE(m.author_reach, 0)), MAX(m.url)"
-            " FROM mentions m JOIN beacons b ON b.mention_id = m.id"
-            f" WHERE {POST_AT} >= ? AND {POST_AT} < ? AND b.queue = 'advocacy' AND m.author IS NOT NULL{cond}"
+            " FROM beacons b JOIN mentions m ON m.id = b.mention_id"
+            f" WHERE b.queue = 'advocacy' AND b.created_at >= ? AND b.created_at < ? AND m.author IS NOT NULL{cond}"
             " GROUP BY m.author ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?",
             [since, until, *args, limit],
         ).rows
