@@ -88,8 +88,22 @@ def get_csv(app: App, req: Request) -> Response:
     return Response(200, body.encode("utf-8"), "text/csv; charset=utf-8", headers)
 
 
+def duration(seconds: float | None) -> str:
+    """``2464.9`` -> ``41 min``; hours past two hours, days past two days."""
+    if seconds is None:
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def insights_page(app: App, req: Request) -> Response:
     """GET /insights: the charts, their tables and CSV links, the range picker and the filters."""
+    app.pages.env.filters.setdefault("duration", duration)
     report = _report(app, req, PAGE_PARAMS)
     with app.store() as store:
         options = facets(store)

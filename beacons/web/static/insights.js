@@ -40,6 +40,7 @@
     };
     if (opts) Object.keys(opts).forEach(function (k) { o[k] = opts[k]; });
     var chart = new uPlot(o, [times(report)].concat(data), el);
+    el.dataset.axes = o.axes.map(function (a) { return a.label; }).join(" | ");  // drawn on the canvas
     charts.push([chart, el]);
     return chart;
   }
