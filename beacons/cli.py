@@ -207,6 +207,7 @@ def _load_plugins() -> None:
         "beacons.storage.cli",
         "beacons.users_cli",
         "beacons.rescan_cli",
+        "beacons.report_cli",
     ):
         try:
             importlib.import_module(module)

@@ -119,6 +119,7 @@ def insights_page(app: App, req: Request) -> Response:
         req,
         "insights.html",
         report=report,
+        link_base="",
         tables=tables,
         csv_links=csv_links,
         api_link=api_link,

@@ -7,10 +7,12 @@
   var root = document.getElementById("insights");
   if (!root || typeof uPlot === "undefined") return;
 
+  // A saved report (beacons report --format html) carries its figures in #insights-data.
+  var embedded = document.getElementById("insights-data");
   // The first visit without ?tz= asks again in the viewer's zone, so day buckets are the viewer's days.
   var zone = (Intl.DateTimeFormat().resolvedOptions().timeZone) || "UTC";
   var params = new URLSearchParams(location.search);
-  if (!params.get("tz") && zone !== root.dataset.tz) {
+  if (!embedded && !params.get("tz") && zone !== root.dataset.tz) {
     params.set("tz", zone);
     location.replace(location.pathname + "?" + params.toString());
     return;
@@ -95,9 +97,11 @@
 
   var DRAW = { volume: volume, sentiment: sentiment, backlog: backlog, sources: sources };
 
-  fetch(root.dataset.api, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-    .then(function (r) { return r.ok ? r.json() : null; })
-    .then(function (report) {
+  var load = embedded
+    ? Promise.resolve(JSON.parse(embedded.textContent))
+    : fetch(root.dataset.api, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; });
+  load.then(function (report) {
       if (!report) return;
       document.querySelectorAll("figure[data-chart]").forEach(function (el) {
         var fn = DRAW[el.dataset.chart];
