@@ -19,10 +19,11 @@ from typing import Any, Literal
 import yaml
 
 from beacons import USER_AGENT
-from beacons.alerts.config import AlertChannel, check_channels
+from beacons.alerts.config import AlertChannel, channel_names, check_channels
 from beacons.errors import ConfigError, Problem
 from beacons.models import Brand, Product, Source
 from beacons.redact import is_secret_env_name, is_secret_key, register, register_url, scrub_url
+from beacons.report_schedule import ReportConfig, check_report
 from beacons.settings import (
     MISSING,
     ByteSize,
@@ -196,6 +197,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig.absent)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    report: ReportConfig | None = None  # issue 14: the insights posted to an alert channel on a schedule
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -236,6 +238,7 @@ _SECTIONS = {
     "serve": ServeConfig,
     "fleet": FleetConfig,
     "retention": RetentionConfig,
+    "report": ReportConfig,
 }
 
 
@@ -344,6 +347,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
             Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)
         ]
     _check_retention(kwargs.get("retention"), problems)
+    check_report(kwargs.get("report"), channel_names(kwargs.get("alerts", ())), problems)
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
