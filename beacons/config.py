@@ -347,7 +347,8 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
             Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)
         ]
     _check_retention(kwargs.get("retention"), problems)
-    check_report(kwargs.get("report"), channel_names(kwargs.get("alerts", ())), problems)
+    channels = [c for c in kwargs.get("alerts", ()) if isinstance(c, AlertChannel)]
+    check_report(kwargs.get("report"), channel_names(channels), problems)
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
