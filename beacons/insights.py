@@ -172,12 +172,17 @@ def _volume(b: _Buckets, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     n = len(b.starts)
     stacked = {queue: [0] * n for queue in QUEUE_STACK}
     members: dict[tuple[str | None, str | None], dict[str, Any]] = {}
-    for hour, brand, product, queue, count in rows:
+    for hour, brand, product, _source, _team, queue, _sentiment, count in rows:
         i = b.index(hour)
+        brand, product = brand or None, product or None
         stacked[queue][i] += int(count)
-        member = members.setdefault(
-            (brand, product), {"brand": brand, "product": product, **{k: [0] * n for k in QUEUE_STACK}}
-        )
+        member = members.get((brand, product))
+        if member is None:
+            member = members[(brand, product)] = {
+                "brand": brand,
+                "product": product,
+                **{k: [0] * n for k in QUEUE_STACK},
+            }
         member[queue][i] += int(count)
     series = sorted(members.values(), key=lambda m: (-sum(sum(m[k]) for k in QUEUE_STACK), str(m["brand"])))
     return {
@@ -202,21 +207,14 @@ def _change(now: dict[str, float | None], before: dict[str, float | None]) -> di
     return out
 
 
-def _sentiment(
-    b: _Buckets,
-    rows: Sequence[Sequence[Any]],
-    members_now: Sequence[Sequence[Any]],
-    previous: Sequence[Sequence[Any]],
-) -> dict[str, Any]:
+def _sentiment(b: _Buckets, rows: Sequence[Sequence[Any]], previous: Sequence[Sequence[Any]]) -> dict[str, Any]:
     n = len(b.starts)
     counts: dict[str, list[int]] = {s: [0] * n for s in SENTIMENTS}
-    for hour, sentiment, count in rows:
+    member_now: dict[tuple[str | None, str | None], Counter[str]] = defaultdict(Counter)
+    for hour, brand, product, _source, _team, _queue, sentiment, count in rows:
         if sentiment in counts:
             counts[sentiment][b.index(hour)] += int(count)
-    member_now: dict[tuple[str | None, str | None], Counter[str]] = defaultdict(Counter)
-    for brand, product, sentiment, count in members_now:
-        if sentiment in counts:
-            member_now[(brand, product)][sentiment] += int(count)
+            member_now[(brand or None, product or None)][sentiment] += int(count)
     member_before: dict[tuple[str | None, str | None], Counter[str]] = defaultdict(Counter)
     for brand, product, sentiment, count in previous:
         if sentiment in counts:
@@ -251,22 +249,17 @@ def _sentiment(
     }
 
 
-def _intents(items: Iterable[tuple[dict[str, float], str]]) -> Counter[str]:
+def _words(items: Iterable[str]) -> Counter[str]:
     found = Counter[str]()
-    for intents, _words in items:
-        found.update(k for k, v in intents.items() if float(v) >= 0.5)  # as the queue's intent filter counts
-    return found
-
-
-def _words(items: Iterable[tuple[dict[str, float], str]]) -> Counter[str]:
-    found = Counter[str]()
-    for _intents, words in items:
+    for words in items:
         found.update(set(words.split()))
     return found
 
 
-def _problems(q: InsightQuery, now_items: list[Any], before_items: list[Any]) -> dict[str, Any]:
-    intents_now, intents_before = _intents(now_items), _intents(before_items)
+def _problems(q: InsightQuery, store: Storage, before: datetime) -> dict[str, Any]:
+    f = q.filter
+    intents_now, intents_before = store.insight_intents(q.since, q.until, f), store.insight_intents(before, q.since, f)
+    now_items, before_items = store.insight_words(q.since, q.until, f), store.insight_words(before, q.since, f)
     intents = [
         {
             "intent": k,
@@ -399,7 +392,7 @@ def _response(q: InsightQuery, store: Storage, b: _Buckets, sla: Sla, now: datet
         "teams": [{"team": k, **v.to_json()} for k, v in sorted(teams.items())],
         "people": [{"person": k, **_person(v)} for k, v in sorted(people.items())],
         "sla": {"queues": dict(sla.queues), "teams": dict(sla.teams)},
-        "backlog": _backlog(q, store, b, now),
+        "backlog": _backlog(q, store, b, now, arrivals),
     }
 
 
@@ -409,19 +402,24 @@ def _person(t: _Times) -> dict[str, Any]:
     return data
 
 
-def _backlog(q: InsightQuery, store: Storage, b: _Buckets, now: datetime) -> dict[str, Any]:
-    rows = store.insight_backlog(q.since, q.until, q.filter)
-    arrived = sorted(datetime.fromisoformat(a).timestamp() for a, _ in rows)
-    closed = sorted(datetime.fromisoformat(c).timestamp() for _, c in rows if c)
-    ends = b.ends()
+def _backlog(
+    q: InsightQuery, store: Storage, b: _Buckets, now: datetime, arrivals: Sequence[Sequence[Any]]
+) -> dict[str, Any]:
+    """Open beacons at each bucket's end: those open now that had arrived, and those closed later than it."""
+    open_count, closed = store.insight_backlog(q.since, q.until, q.filter)
+    # Open now and arrived in the range: not yet there at a bucket end before their arrival.
+    open_arrivals = sorted(datetime.fromisoformat(r[3]).timestamp() for r in arrivals if r[4] in ("new", "claimed"))
+    spans = [(datetime.fromisoformat(a).timestamp(), datetime.fromisoformat(c).timestamp()) for a, c in closed]
     counts: list[int | None] = []
-    for end in ends:
+    for end in b.ends():
         if end > now:
             counts.append(None)  # the future has no backlog yet
             continue
         t = end.timestamp()
-        counts.append(bisect_left(arrived, t) - bisect_left(closed, t))
-    return {"at": [e.isoformat() for e in ends], "open": counts}
+        still_open = open_count - (len(open_arrivals) - bisect_left(open_arrivals, t))
+        closed_later = sum(1 for arrived, closed_at in spans if arrived < t <= closed_at)
+        counts.append(still_open + closed_later)
+    return {"at": [e.isoformat() for e in b.ends()], "open": counts}
 
 
 def _advocates(q: InsightQuery, store: Storage) -> list[dict[str, Any]]:
@@ -441,9 +439,12 @@ def _sources(b: _Buckets, rows: Sequence[Sequence[Any]], configured: Sequence[st
     n = len(b.starts)
     series: dict[str, list[int]] = {s: [0] * n for s in configured}
     queued: Counter[str] = Counter()
-    for hour, source, is_queued, count in rows:
-        series.setdefault(source, [0] * n)[b.index(hour)] += int(count)
-        if is_queued:
+    for hour, _brand, _product, source, _team, queue, _sentiment, count in rows:
+        counts = series.get(source)
+        if counts is None:
+            counts = series[source] = [0] * n
+        counts[b.index(hour)] += int(count)
+        if queue != "none":
             queued[source] += int(count)
     by_source = [{"source": s, "posts": sum(v), "beacons": queued[s], "counts": v} for s, v in sorted(series.items())]
     return {
@@ -458,7 +459,7 @@ def build(store: Storage, q: InsightQuery, *, sla: Sla | None = None, now: datet
     b = _Buckets(q)
     length = q.until - q.since
     before = q.since - length
-    posts = store.insight_posts
+    rows = store.insight_post_rows(q.since, q.until, q.filter)
     f = q.filter
     return {
         "since": q.since.astimezone(UTC).isoformat(),
@@ -470,22 +471,13 @@ def build(store: Storage, q: InsightQuery, *, sla: Sla | None = None, now: datet
         "generated_at": now.astimezone(UTC).isoformat(),
         "scope": "all",
         "buckets": b.labels(),
-        "volume": _volume(b, posts(q.since, q.until, f, ("hour", "brand", "product", "queue"))),
-        "sentiment": _sentiment(
-            b,
-            posts(q.since, q.until, f, ("hour", "sentiment")),
-            posts(q.since, q.until, f, ("brand", "product", "sentiment")),
-            posts(before, q.since, f, ("brand", "product", "sentiment")),
-        ),
-        "problems": _problems(q, store.insight_support(q.since, q.until, f), store.insight_support(before, q.since, f)),
+        "volume": _volume(b, rows),
+        "sentiment": _sentiment(b, rows, store.insight_posts(before, q.since, f, ("brand", "product", "sentiment"))),
+        "problems": _problems(q, store, before),
         "incidents": _incidents(q, store),
         "response": _response(q, store, b, sla or Sla(), now),
         "advocates": _advocates(q, store),
-        "sources": _sources(
-            b,
-            posts(q.since, q.until, f, ("hour", "source", "queued")),
-            store.insight_source_ids() if not f.source else [f.source],
-        ),
+        "sources": _sources(b, rows, store.insight_source_ids() if not f.source else [f.source]),
     }
 
 

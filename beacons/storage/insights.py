@@ -28,6 +28,7 @@ POST_AT = "COALESCE(m.published_at, m.fetched_at)"
 POST_KEYS = ("hour", "brand", "product", "source", "queue", "sentiment", "queued")
 _ROLLUP = {
     "hour": "hour",
+    "team": "team",
     "brand": "brand",
     "product": "product",
     "source": "source_id",
@@ -36,6 +37,7 @@ _ROLLUP = {
     "queued": "CASE WHEN queue = 'none' THEN 0 ELSE 1 END",
 }
 _RAW = {
+    "team": "COALESCE(b.team, '')",
     "brand": "m.brand",
     "product": "m.product",
     "source": "m.source_id",
@@ -70,6 +72,18 @@ def _hour_key(value: datetime) -> str:
 def _ceil_hour(value: datetime) -> datetime:
     floor = value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return floor if floor == value else floor + timedelta(hours=1)
+
+
+def _rollup_filter(f: InsightFilter) -> tuple[str, list[Any]]:
+    where, args = [], []
+    for column, value in (("brand", f.brand), ("product", f.product), ("team", f.team)):
+        if value:
+            where.append(f" AND lower({column}) = lower(?)")
+            args.append(value)
+    if f.source:
+        where.append(" AND source_id = ?")
+        args.append(f.source)
+    return "".join(where), args
 
 
 def _mentions(f: InsightFilter) -> str:
@@ -113,20 +127,61 @@ class InsightsMixin:
             rows += self._raw_posts(last, until, f, keys)
         return rows
 
+    def insight_post_rows(self, since: datetime, until: datetime, f: InsightFilter) -> list[tuple[Any, ...]]:
+        """(hour, brand, product, source, team, queue, sentiment, posts): the rollup's rows as stored, no grouping.
+
+        Every chart of posts is folded from these in one pass (``beacons.insights``): reading a range of
+        rows in key order costs less than grouping them once per chart. '' stands for a missing value.
+        """
+        first = _ceil_hour(since)
+        last = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        keys = ("hour", "brand", "product", "source", "team", "queue", "sentiment")
+        if first >= last:
+            return self._raw_posts(since, until, f, keys)
+        where, args = _rollup_filter(f)
+        rows = self.backend.read(
+            "SELECT hour, brand, product, source_id, team, queue, sentiment, posts FROM insight_posts"
+            f" WHERE hour >= ? AND hour < ?{where} AND posts != 0",
+            [_hour_key(first), _hour_key(last), *args],
+        ).rows
+        if since < first:
+            rows += self._raw_posts(since, first, f, keys)
+        if last < until:
+            rows += self._raw_posts(last, until, f, keys)
+        return rows
+
+    def insight_intents(self, since: datetime, until: datetime, f: InsightFilter) -> dict[str, int]:
+        """Support beacons that arrived in the range, per intent scored at least 0.5 (as the queue's filter counts)."""
+        cond, args = _filter(f)
+        if self.backend.name == "postgresql":
+            each, score = " CROSS JOIN LATERAL jsonb_each_text(b.intents_json::jsonb) j", "j.value::float8"
+        else:
+            each, score = ", json_each(b.intents_json) j", "CAST(j.value AS REAL)"
+        rows = self.backend.read(
+            f"SELECT j.key, COUNT(*) FROM beacons b{_mentions(f)}{each}"
+            f" WHERE b.queue = 'support' AND b.created_at >= ? AND b.created_at < ?{cond} AND {score} >= 0.5"
+            " GROUP BY j.key",
+            [since, until, *args],
+        ).rows
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def insight_words(self, since: datetime, until: datetime, f: InsightFilter) -> list[str]:
+        """The content words (space-separated) of each support beacon that arrived in the range."""
+        cond, args = _filter(f)
+        rows = self.backend.read(
+            f"SELECT COALESCE(t.words, '') FROM beacons b{_mentions(f)} LEFT JOIN beacon_threads t ON t.beacon_id = b.id"
+            f" WHERE b.queue = 'support' AND b.created_at >= ? AND b.created_at < ?{cond}",
+            [since, until, *args],
+        ).rows
+        return [str(r[0]) for r in rows]
+
     def _rollup(
         self, first: datetime, last: datetime, f: InsightFilter, keys: tuple[str, ...]
     ) -> list[tuple[Any, ...]]:
-        where, args = [], []
-        for column, value in (("brand", f.brand), ("product", f.product), ("team", f.team)):
-            if value:
-                where.append(f" AND lower({column}) = lower(?)")
-                args.append(value)
-        if f.source:
-            where.append(" AND source_id = ?")
-            args.append(f.source)
+        where, args = _rollup_filter(f)
         columns = ", ".join(_ROLLUP[k] for k in keys)
         rows = self.backend.read(
-            f"SELECT {columns}, SUM(posts) FROM insight_posts WHERE hour >= ? AND hour < ?{''.join(where)}"
+            f"SELECT {columns}, SUM(posts) FROM insight_posts WHERE hour >= ? AND hour < ?{where}"
             f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}",
             [_hour_key(first), _hour_key(last), *args],
         ).rows
@@ -145,17 +200,6 @@ class InsightsMixin:
             [since, until, *args],
         ).rows
         return [(*tuple(r[:-1]), int(r[-1])) for r in rows]
-
-    def insight_support(self, since: datetime, until: datetime, f: InsightFilter) -> list[tuple[dict[str, float], str]]:
-        """(intents, content words) of each support beacon that arrived in the range."""
-        cond, args = _filter(f)
-        rows = self.backend.read(
-            f"SELECT b.intents_json, COALESCE(t.words, '') FROM beacons b{_mentions(f)}"
-            " LEFT JOIN beacon_threads t ON t.beacon_id = b.id"
-            f" WHERE b.queue = 'support' AND b.created_at >= ? AND b.created_at < ?{cond}",
-            [since, until, *args],
-        ).rows
-        return [(json.loads(r[0] or "{}"), str(r[1])) for r in rows]
 
     def insight_arrivals(self, since: datetime, until: datetime, f: InsightFilter) -> list[tuple[Any, ...]]:
         """(id, queue, team, created_at, status) of the queued beacons that arrived in the range."""
@@ -178,19 +222,20 @@ class InsightsMixin:
             [since, until, *args],
         ).rows
 
-    def insight_backlog(self, since: datetime, until: datetime, f: InsightFilter) -> list[tuple[str, str | None]]:
-        """(arrived, closed or None) of every queued beacon that could have been open during the range.
+    def insight_backlog(self, since: datetime, until: datetime, f: InsightFilter) -> tuple[int, list[tuple[str, str]]]:
+        """What the backlog is counted from, without listing the open beacons.
 
-        The beacons open now, and those closed (resolved or dismissed, their last close) at or after
-        ``since``; one closed before adds as much as it takes away on every day of the range.
+        (open beacons that arrived before ``until``, [(arrived, closed)] of the beacons closed now whose last
+        close, a resolve or a dismiss, is at or after ``since``). ``beacons.insights`` adds the arrivals of the
+        range; a beacon closed before ``since`` adds as much as it takes away on every day, so it is left out.
         """
         cond, args = _filter(f)
         open_now = self.backend.read(
-            f"SELECT b.created_at FROM beacons b{_mentions(f)}"
+            f"SELECT COUNT(*) FROM beacons b{_mentions(f)}"
             " WHERE b.queue IN ('support', 'advocacy') AND b.status IN ('new', 'claimed')"
             f" AND b.created_at < ?{cond}",
             [until, *args],
-        ).rows
+        ).scalar()
         closed = self.backend.read(
             "SELECT b.created_at, MAX(e.at) FROM beacon_events e JOIN beacons b ON b.id = e.beacon_id"
             f"{_mentions(f)}"
@@ -199,7 +244,7 @@ class InsightsMixin:
             f" AND b.created_at < ?{cond} GROUP BY b.id, b.created_at",
             [since, until, *args],
         ).rows
-        return [(str(r[0]), None) for r in open_now] + [(str(r[0]), str(r[1])) for r in closed]
+        return int(open_now or 0), [(str(r[0]), str(r[1])) for r in closed]
 
     def insight_incidents(self, since: datetime, until: datetime, f: InsightFilter) -> list[dict[str, Any]]:
         """Spike incidents open at any time in the range, with the ids of their beacons."""

@@ -242,6 +242,7 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             " GROUP BY 1, 2, 3, 4, 5, 6, 7",
             "CREATE INDEX mentions_posted ON mentions((COALESCE(published_at, fetched_at)))",
             "CREATE INDEX beacons_arrived ON beacons(queue, created_at)",
+            "CREATE INDEX beacons_open ON beacons(queue, status, created_at)",
             "CREATE INDEX beacon_events_closed ON beacon_events(to_status, at)",
             "CREATE INDEX alert_incidents_opened ON alert_incidents(opened_at)",
             "CREATE INDEX outbox_kind ON outbox(kind, created_at)",

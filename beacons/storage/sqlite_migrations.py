@@ -346,6 +346,7 @@ def _storage_0011(db: sqlite_utils.Database) -> None:
         " GROUP BY 1, 2, 3, 4, 5, 6, 7;\n"
         "CREATE INDEX mentions_posted ON mentions(COALESCE(published_at, fetched_at));\n"
         "CREATE INDEX beacons_arrived ON beacons(queue, created_at);\n"
+        "CREATE INDEX beacons_open ON beacons(queue, status, created_at);\n"
         "CREATE INDEX beacon_events_closed ON beacon_events(to_status, at);\n"
         "CREATE INDEX alert_incidents_opened ON alert_incidents(opened_at);\n"
         "CREATE INDEX outbox_kind ON outbox(kind, created_at);\n"

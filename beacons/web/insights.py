@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from beacons.insights import InsightQuery, build, for_agent, make_query
 from beacons.insights_tables import available, table, to_csv
-from beacons.queue import facets, parse_when
+from beacons.queue import parse_when
 from beacons.users import at_least
 from beacons.web.messages import HTTPError, Request, Response
 
@@ -88,6 +88,21 @@ def get_csv(app: App, req: Request) -> Response:
     return Response(200, body.encode("utf-8"), "text/csv; charset=utf-8", headers)
 
 
+def _options(app: App) -> dict[str, list[str]]:
+    """The filters' choices, from the config (the queue's facets scan the beacons; this page must not)."""
+    c = app.config
+    brands = [b.name for b in c.brands]
+    products = [p.name for b in c.brands for p in b.products]
+    teams = {t.name for t in c.routing.teams} | {b.team for b in c.brands if b.team}
+    teams |= {p.team for b in c.brands for p in b.products if p.team}
+    return {
+        "brands": sorted(brands, key=str.lower),
+        "products": sorted(products, key=str.lower),
+        "teams": sorted(teams, key=str.lower),
+        "sources": sorted((s.id for s in c.sources), key=str.lower),
+    }
+
+
 def duration(seconds: float | None) -> str:
     """``2464.9`` -> ``41 min``; hours past two hours, days past two days."""
     if seconds is None:
@@ -105,8 +120,7 @@ def insights_page(app: App, req: Request) -> Response:
     """GET /insights: the charts, their tables and CSV links, the range picker and the filters."""
     app.pages.env.filters.setdefault("duration", duration)
     report = _report(app, req, PAGE_PARAMS)
-    with app.store() as store:
-        options = facets(store)
+    options = _options(app)
     kept = {k: v for k, v in req.query.items() if k in PAGE_PARAMS and v}
     chosen = kept.get("range") or ("custom" if kept.get("since") else DEFAULT_RANGE)
     charts = available(report)
