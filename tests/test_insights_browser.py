@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from helpers_clock import FakeClock
 from helpers_insights import NOW, seed
+from helpers_queue import ROUTING as QUEUE_ROUTING
 from helpers_queue import TOKEN, make_config
 from test_web_browser import CHROMIUM, launch
 
@@ -40,7 +41,7 @@ pytestmark = [
     ),
 ]
 SERVE = {"host": "127.0.0.1", "port": 0, "tokens": [TOKEN], "refresh": 60}
-ROUTING = {"sla": {"support": "2h", "advocacy": "1d"}}
+ROUTING = {**QUEUE_ROUTING, "sla": {"support": "2h", "advocacy": "1d"}}  # teams: networking
 RANGE = "range=custom&since=2026-11-20&until=2026-11-22"
 
 
