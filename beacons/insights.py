@@ -350,10 +350,10 @@ class _Times:
 
 def _response(q: InsightQuery, store: Storage, b: _Buckets, sla: Sla, now: datetime) -> dict[str, Any]:
     arrivals = store.insight_arrivals(q.since, q.until, q.filter)
-    firsts: dict[int, dict[str, tuple[datetime, str | None]]] = defaultdict(dict)
+    firsts: dict[int, dict[str, tuple[float, str | None]]] = defaultdict(dict)
     for beacon_id, action, at, assignee, to_status in store.insight_events(q.since, q.until, q.filter):
         mine = firsts[int(beacon_id)]
-        when = datetime.fromisoformat(at)
+        when = float(at)
         if action == "claim":
             mine.setdefault("claim", (when, assignee))
         if to_status == "resolved":
@@ -363,27 +363,25 @@ def _response(q: InsightQuery, store: Storage, b: _Buckets, sla: Sla, now: datet
     overall = _Times()
     teams: defaultdict[str, _Times] = defaultdict(_Times)
     people: defaultdict[str, _Times] = defaultdict(_Times)
-    horizon = min(now, q.until)
+    horizon = min(now, q.until).timestamp()
     for beacon_id, queue, team, created_at, _status in arrivals:
-        created = datetime.fromisoformat(created_at)
+        created = float(created_at)
         mine = firsts.get(int(beacon_id), {})
         team_times = teams[team or "(no team)"]
         for times in (overall, team_times):
             times.beacons += 1
         if "claim" in mine:
             at, who = mine["claim"]
-            seconds = (at - created).total_seconds()
             for times in (overall, team_times, people[who or "(nobody)"]):
-                times.claim.append(seconds)
+                times.claim.append(at - created)
         if "resolve" in mine:
             at, who = mine["resolve"]
-            seconds = (at - created).total_seconds()
             for times in (overall, team_times, people[who or "(nobody)"]):
-                times.resolve.append(seconds)
+                times.resolve.append(at - created)
         limit = sla.limit_for(queue, team)
         if limit is not None:
             answered = mine["answer"][0] if "answer" in mine else horizon
-            if (answered - created).total_seconds() > limit:
+            if answered - created > limit:
                 overall.breaches += 1
                 team_times.breaches += 1
     return {
@@ -408,8 +406,8 @@ def _backlog(
     """Open beacons at each bucket's end: those open now that had arrived, and those closed later than it."""
     open_count, closed = store.insight_backlog(q.since, q.until, q.filter)
     # Open now and arrived in the range: not yet there at a bucket end before their arrival.
-    open_arrivals = sorted(datetime.fromisoformat(r[3]).timestamp() for r in arrivals if r[4] in ("new", "claimed"))
-    spans = [(datetime.fromisoformat(a).timestamp(), datetime.fromisoformat(c).timestamp()) for a, c in closed]
+    open_arrivals = sorted(float(r[3]) for r in arrivals if r[4] in ("new", "claimed"))
+    spans = closed
     counts: list[int | None] = []
     for end in b.ends():
         if end > now:
