@@ -148,8 +148,8 @@ def _insights(f: dict[str, Any]) -> list[Row]:
             rows.append(
                 Row(
                     "insights",
-                    f"{path}, 30 days ({size}): cold / warm median",
-                    f"{r[path]['cold_ms']:.0f} / {warm:.0f} ms",
+                    f"{path}, 30 days ({size}): cold / warm median (CPU), load {r['load_average']}",
+                    f"{r[path]['cold_ms']:.0f} / {warm:.0f} ({r[path]['warm_cpu_median_ms']:.0f}) ms",
                     f"< {f['target_ms']:.0f} ms",
                     warm < f["target_ms"],
                 )
