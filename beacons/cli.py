@@ -221,6 +221,7 @@ def _load_plugins() -> None:
         "beacons.users_cli",
         "beacons.rescan_cli",
         "beacons.sources_cli",
+        "beacons.report_cli",
     ):
         try:
             importlib.import_module(module)

@@ -19,10 +19,11 @@ from typing import Any, Literal
 import yaml
 
 from beacons import USER_AGENT
-from beacons.alerts.config import AlertChannel, check_channels
+from beacons.alerts.config import AlertChannel, channel_names, check_channels
 from beacons.errors import ConfigError, Problem
 from beacons.models import Brand, Product, Source
 from beacons.redact import is_secret_env_name, is_secret_key, register, register_url, scrub_url
+from beacons.report_schedule import ReportConfig, check_report
 from beacons.settings import (
     MISSING,
     ByteSize,
@@ -205,6 +206,7 @@ class Config:
     fleet: FleetConfig = field(default_factory=FleetConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     replies: tuple[ReplyTemplate, ...] = ()  # saved replies shown on each card (issue 13 §3)
+    report: ReportConfig | None = None  # issue 14: the insights posted to an alert channel on a schedule
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -248,6 +250,7 @@ _SECTIONS = {
     "fleet": FleetConfig,
     "retention": RetentionConfig,
     "replies": tuple[ReplyTemplate, ...],
+    "report": ReportConfig,
 }
 
 
@@ -358,6 +361,8 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         ]
     _check_retention(kwargs.get("retention"), problems)
     _check_replies(kwargs.get("replies", ()), problems)
+    channels = [c for c in kwargs.get("alerts", ()) if isinstance(c, AlertChannel)]
+    check_report(kwargs.get("report"), channel_names(channels), problems)
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)

@@ -5,7 +5,7 @@
     python bench/run_all.py --only scale --only ingest
     python bench/run_all.py --with-workers   # also bench/workers.py (needs PostgreSQL's initdb/pg_ctl)
 
-Each benchmark (``ingest.py``, ``classify.py``, ``scale.py``, ``alert_latency.py``,
+Each benchmark (``ingest.py``, ``classify.py``, ``scale.py``, ``alert_latency.py``, ``insights.py``,
 and with ``--with-workers`` or ``--only workers`` ``workers.py``, which needs a
 PostgreSQL cluster) runs as its own process with ``--json``: its progress and own table go to
 stderr (shown here as they come), its figures arrive as one JSON object on the
@@ -139,6 +139,24 @@ def _alerts(f: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _insights(f: dict[str, Any]) -> list[Row]:
+    rows = []
+    for r in f["results"]:
+        size = f"{r['mentions']:,} mentions, {r['beacons']:,} beacons, {r['backend']}"
+        for path in ("/insights", "/api/insights"):
+            warm = r[path]["warm_median_ms"]
+            rows.append(
+                Row(
+                    "insights",
+                    f"{path}, 30 days ({size}): cold / warm median (CPU), load {r['load_average']}",
+                    f"{r[path]['cold_ms']:.0f} / {warm:.0f} ({r[path]['warm_cpu_median_ms']:.0f}) ms",
+                    f"< {f['target_ms']:.0f} ms",
+                    warm < f["target_ms"],
+                )
+            )
+    return rows
+
+
 def _workers(f: dict[str, Any]) -> list[Row]:
     rows = []
     for r in f["rows"]:
@@ -165,6 +183,7 @@ BENCHES = (
     Bench("classify", "classify.py", ("--short", "5000", "--long", "500"), (), _classify),
     Bench("scale", "scale.py", ("--quick",), (), _scale),
     Bench("alert_latency", "alert_latency.py", ("--beacons", "100"), (), _alerts),
+    Bench("insights", "insights.py", ("--quick",), (), _insights),
     Bench(
         "workers",
         "workers.py",

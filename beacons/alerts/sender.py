@@ -34,15 +34,18 @@ from beacons.alerts.config import AlertChannel, named
 from beacons.alerts.message import GoneError, build_event
 from beacons.alerts.outbox import Outbox, Row, ts
 from beacons.clock import SYSTEM, Clock
+from beacons.errors import BeaconsError
 from beacons.fetch import parse_retry_after
 from beacons.log import get_logger
 from beacons.models import Beacon, Source
 from beacons.redact import scrub
+from beacons.report_schedule import run_due
 from beacons.storage.base import from_epoch
 from beacons.storage.types import Sla
 
 if TYPE_CHECKING:
     from beacons.daemon import Service
+    from beacons.report_schedule import ReportConfig
 
 log = get_logger("beacons.alerts")
 
@@ -92,8 +95,10 @@ class ChannelSender:
         rng: random.Random | None = None,
         tick: float = 0.1,
         clock: Clock = SYSTEM,
+        report: ReportConfig | None = None,
     ) -> None:
         self.channel = channel
+        self.report = report if report is not None and report.channel == channel.name else None
         self.clock = clock  # leases, retries, pauses, the rate limit, digests and spikes read this clock
         self.outbox = outbox
         self.sources = tuple(sources)
@@ -204,6 +209,11 @@ class ChannelSender:
                 since = self.outbox.last_digest_at(self.channel.name) or oldest
                 event_id = self.outbox.make_digest(self.channel.name, now=now, since=since)
                 log.info("alert.digest", channel=self.channel.name, event_id=event_id)
+        if self.report is not None:  # issue 14: the scheduled insights report, once per slot
+            try:
+                run_due(self.outbox.store, self.report, now=now, sla=self.sla, link=self.public_url)
+            except BeaconsError as exc:  # the database is busy: the next housekeeping tries again
+                log.error("alert.report_failed", channel=self.channel.name, error=scrub(str(exc), 300))
 
     # -- one row ------------------------------------------------------------
 
@@ -402,6 +412,7 @@ async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1
             public_url=public_url(service.config),
             tick=tick,
             clock=service.clock,
+            report=service.config.report,
         )
         for c in channels
     ]

@@ -135,6 +135,8 @@ def render(event: Event, public_url: str | None = None) -> dict[str, Any]:
         blocks = [_header(title), _context(escape(f"{counts} · from {since} to {event.data.get('window_end')}"))]
         blocks += [_listed(b) for b in event.beacons[:MAX_LISTED]]
         blocks += _more(event, total, public_url)
+    elif event.type == "report":
+        title, fallback, blocks = _report(event)
     elif event.type == "source_health":
         title, fallback, blocks = _health(event)
     elif event.type == "incident":
@@ -165,6 +167,17 @@ def _sla_breach(event: Event) -> tuple[str, str, list[dict[str, Any]]]:
     if event.beacons:
         blocks += _beacon_blocks(event.beacons[0])
     return title, f"{title}: {text}", blocks
+
+
+def _report(event: Event) -> tuple[str, str, list[dict[str, Any]]]:
+    """The scheduled insights summary (issue 14): its lines, and the page for the charts."""
+    d = event.data
+    title = f":bar_chart: {d.get('title') or 'beacons report'}"
+    lines = "\n".join(f"• {escape(str(line))}" for line in d.get("lines", []))
+    blocks = [_header(title), _section(lines or "No posts in this period.")]
+    if d.get("link"):
+        blocks.append(_context(link(str(d["link"]), "Open the insights page")))
+    return title, title, blocks
 
 
 def _health(event: Event) -> tuple[str, str, list[dict[str, Any]]]:

@@ -100,6 +100,9 @@ def body(event: Event) -> dict[str, Any]:
             "reminder",
         )
         data = {k: d.get(k) for k in health_keys}
+    elif event.type == "report":
+        report_keys = ("title", "since", "until", "brand", "lines", "link", "posts", "support_beacons")
+        data = {k: d.get(k) for k in (*report_keys, "sla_breaches", "claim_median_s")}
     elif event.type == "incident":
         incident_keys = (
             "incident_id",

@@ -14,7 +14,8 @@ once for both backends in their shared SQL:
 - ``fleet.py``: several workers: source leases, host affinity, leaders of periodic jobs;
 - ``sessions.py``: web sessions revoked at sign-out;
 - ``users.py``: people, their roles, personal tokens, sign-in sessions and failed sign-ins;
-- ``unmatched.py``: posts that named no brand (kept for ``retention.unmatched``) and ``beacons rescan``'s writes.
+- ``unmatched.py``: posts that named no brand (kept for ``retention.unmatched``) and ``beacons rescan``'s writes;
+- ``insights.py``: the grouped range reads behind ``/insights`` and ``beacons report``.
 
 The schema is declared once in ``schema.py``; each backend has its own
 forward-only migrations (``sqlite_migrations.py``, ``postgres_migrations.py``),
@@ -29,6 +30,7 @@ from pathlib import Path
 from beacons.storage.base import Backend, Result
 from beacons.storage.beacons import BeaconsMixin
 from beacons.storage.fleet import FleetMixin
+from beacons.storage.insights import InsightsMixin
 from beacons.storage.lifecycle import LifecycleMixin
 from beacons.storage.mentions import MentionsMixin
 from beacons.storage.outbox import OutboxStore
@@ -79,6 +81,7 @@ class Storage(
     UndoMixin,
     SourceControlsMixin,
     SlaMixin,
+    InsightsMixin,
 ):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 

@@ -262,6 +262,12 @@ def _source_paths() -> dict[str, Any]:
     return paths
 
 
+def insight_paths() -> dict[str, Any]:
+    from beacons.web.insights import OPENAPI_PATHS  # issue 14: described beside its handler
+
+    return OPENAPI_PATHS
+
+
 def document(public_url: str | None = None) -> dict[str, Any]:
     beacon_result = {"type": "object", "properties": {"beacon": _ref("Beacon")}}
     note_text = {"type": "string", "maxLength": 5000}
@@ -535,7 +541,7 @@ def document(public_url: str | None = None) -> dict[str, Any]:
         },
         "servers": [{"url": public_url or "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
-        "paths": {**paths, **_user_paths(), **_source_paths()},
+        "paths": {**paths, **_user_paths(), **_source_paths(), **insight_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Beacon": BEACON, "Event": EVENT, "Note": NOTE, "Error": ERROR, "User": USER},
