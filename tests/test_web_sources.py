@@ -139,3 +139,7 @@ def test_sources_api_lists_scrubbed_health_and_checks_roles(served: tuple[WebSer
         page = c.get("/sources", headers={**lead, "Accept": "text/html"})
         assert page.status_code == 200 and 'class="broken"' in page.text and SECRET not in page.text
         assert c.get("/sources", headers={**agent, "Accept": "text/html"}).status_code == 403
+        # the top bar links the pages each role may open: everyone Insights, leads also Sources
+        assert 'href="/insights"' in page.text and 'href="/sources"' in page.text
+        board = c.get("/", headers={**agent, "Accept": "text/html"})
+        assert board.status_code == 200 and 'href="/insights"' in board.text and 'href="/sources"' not in board.text
