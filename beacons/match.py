@@ -7,15 +7,17 @@ phrase of a brand anywhere in the text vetoes that brand for the post.
 
 spaCy is imported and the patterns are built on the first text to match, so a
 poll cycle that reads no entry (every feed answered 304) never loads spaCy
-(issue 16). Each text is tokenized inside ``nlp.memory_zone()``: the words of
-a post are forgotten after it, so the vocabulary of a daemon that reads new
-words for months stays the size of its patterns.
+(issue 16). Texts are tokenized inside ``nlp.memory_zone()``: the words of a
+post are forgotten after it (after a whole poll's batch, inside ``batch()``), so
+the vocabulary of a daemon that reads new words for months stays the size of
+its patterns.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from beacons.models import Brand, Match, MatchSpan, Mention
@@ -64,6 +66,8 @@ class BrandMatcher:
         self.brands = tuple(brands)
         self._nlp = nlp
         self._built = False
+        self._batch: contextlib.ExitStack | None = None  # the open batch(), whose zone opens on its first text
+        self._zone_open = False
         if nlp is not None:  # spaCy is loaded already: nothing to save by waiting
             self._build()
 
@@ -105,6 +109,29 @@ class BrandMatcher:
         self._matcher.add(label, docs)
         self._labels[self.nlp.vocab.strings[label]] = (b, p, kind)
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Match many texts in one memory zone: a word the batch repeats is made once, and every
+        word of the batch is forgotten at its end. No spaCy is loaded for a batch that tokenizes nothing.
+        Synchronous callers only: nothing else may match on this matcher while a batch is open."""
+        if self._batch is not None:  # nested: the outer batch holds the zone
+            yield
+            return
+        self._batch = contextlib.ExitStack()
+        try:
+            yield
+        finally:
+            stack, self._batch, self._zone_open = self._batch, None, False
+            stack.close()
+
+    def _zone(self) -> contextlib.AbstractContextManager[object]:
+        if self._batch is None:
+            return self.nlp.memory_zone()
+        if not self._zone_open:
+            self._batch.enter_context(self.nlp.memory_zone())
+            self._zone_open = True
+        return contextlib.nullcontext()
+
     def match(self, mention: Mention) -> Match | None:
         return self.match_text(mention.full_text)
 
@@ -124,7 +151,7 @@ class BrandMatcher:
         nlp = self.nlp
         # The post's words are new strings in the vocabulary: the zone drops them when the
         # doc is done, so a months-long run does not keep every word it ever read.
-        with nlp.memory_zone():
+        with self._zone():
             doc = nlp.make_doc(text)
             vetoed = {int(nlp.vocab.strings[mid].split("|")[1]) for mid, _, _ in self._exclude(doc)}
             spans: list[MatchSpan] = []

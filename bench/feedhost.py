@@ -67,6 +67,14 @@ def _handler(folder: Path) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client closing its kept-alive connection
+            super().handle_error(request, client_address)
+
+
 def _bind(addresses: list[str], handler: type[BaseHTTPRequestHandler]) -> list[ThreadingHTTPServer]:
     """One server per address, all on one port: the first address's free port, tried again if another has it."""
     for _ in range(20):
@@ -74,8 +82,7 @@ def _bind(addresses: list[str], handler: type[BaseHTTPRequestHandler]) -> list[T
         try:
             for address in addresses:
                 port = servers[0].server_address[1] if servers else 0
-                server = ThreadingHTTPServer((address, port), handler)
-                server.daemon_threads = True
+                server = _Server((address, port), handler)
                 servers.append(server)
             return servers
         except OSError:

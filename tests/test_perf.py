@@ -94,6 +94,17 @@ def test_perf_matcher_vocabulary_stays_flat_and_matches_like_a_fresh_matcher() -
     assert first is not None and len(matcher.nlp.vocab.strings) == size
 
 
+def test_perf_matcher_batch_matches_like_single_texts_and_forgets_its_words() -> None:
+    batched, single = BrandMatcher([ACME]), BrandMatcher([ACME])
+    posts = [*_posts(7, 30), "no brand here", "", "Acme RouterX acme looney tunes"]
+    size = len(batched.nlp.vocab.strings)
+    with batched.batch():
+        got = [batched.match_text(p) for p in posts]
+        assert len(batched.nlp.vocab.strings) > size  # inside the batch its words are known...
+    assert got == [single.match_text(p) for p in posts]
+    assert len(batched.nlp.vocab.strings) == size  # ...and forgotten at its end
+
+
 @pytest.mark.parametrize(("workers", "per_key", "keys"), [(3, 2, 5), (8, 1, 3), (4, 2, 40), (1, 3, 2)])
 def test_perf_workpool_bounds_workers_and_keys_and_runs_each_item_once(workers: int, per_key: int, keys: int) -> None:
     items = [(f"h{i % keys}", i) for i in range(60)]
@@ -185,14 +196,17 @@ def test_perf_all_304_cycle_loads_neither_spacy_nor_the_model(
     spanish = "Mi Acme RouterX se desconecta cada noche desde la actualización, ¿alguien sabe por qué?"
     feed_server.add("/a.xml", Resource(texts_feed([*SUPPORT_TEXTS, spanish])))
     feed_server.add("/b.xml", Resource(texts_feed(SUPPORT_TEXTS, start=10)))
-    raw = rss_source_config({"a": feed_server.url("/a.xml"), "b": feed_server.url("/b.xml")})
+    # A generous fetch.timeout: on a loaded machine a poll that timed out would be fetched anew next time.
+    fetch = {"per_host_delay": "0s", "timeout": "120s"}
+    raw = rss_source_config({"a": feed_server.url("/a.xml"), "b": feed_server.url("/b.xml")}, fetch=fetch)
     raw["classifier"] = {"model": "auto"}
     config = write_config(raw)
-    _, first = _imports(config, tmp_path)
+    log, first = _imports(config, tmp_path)
+    assert log.count('"status": "ok"') == 2, log[-3000:]
     assert {"spacy", "py3langid"} <= first  # new posts: the model classified them
-    _, second = _imports(config, tmp_path)
-    assert len(feed_server.hits("/a.xml")) == 2 and "spacy" not in second and "py3langid" not in second
-    assert "thinc" not in second
+    log, second = _imports(config, tmp_path)
+    assert log.count('"status": "not_modified"') == 2, log[-3000:]
+    assert "spacy" not in second and "py3langid" not in second and "thinc" not in second
 
 
 def _relative_links_feeds() -> list[bytes]:
