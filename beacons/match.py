@@ -112,8 +112,9 @@ class BrandMatcher:
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Match many texts in one memory zone: a word the batch repeats is made once, and every
-        word of the batch is forgotten at its end. No spaCy is loaded for a batch that tokenizes nothing.
-        Synchronous callers only: nothing else may match on this matcher while a batch is open."""
+        word of the batch is forgotten at its end. The zone opens on the first text that gets past the
+        substring prefilter. Synchronous callers only: nothing else may match on this matcher while a
+        batch is open."""
         if self._batch is not None:  # nested: the outer batch holds the zone
             yield
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from conftest import WriteConfig
 from helpers_feeds import ACME, SUPPORT_TEXTS, rss_feed, rss_item, rss_source_config, rules_classifier, texts_feed
 
@@ -255,3 +257,19 @@ def test_perf_feed_without_relative_uri_resolution_gives_identical_mentions(
     fast = parse()
     monkeypatch.setitem(feed.FEEDPARSER_OPTIONS, "resolve_relative_uris", True)
     assert fast == parse()
+
+
+def test_perf_lazy_model_that_cannot_load_fails_on_first_use_with_a_logged_reason(tmp_path: Path) -> None:
+    path = find_model(None)
+    if path is None:
+        pytest.skip("no shipped model")
+    broken = tmp_path / "model"
+    shutil.copytree(path, broken)
+    (broken / "textcat_queue" / "model").write_bytes(b"not a model")  # damaged after the daemon started
+    clf = SpacyClassifier(broken, lazy=True)  # reads meta.json only: the name is known, nothing loaded
+    assert clf.name.startswith("spacy:") and clf._nlp is None
+    match = BrandMatcher([ACME]).match_text(SUPPORT_TEXTS[0])
+    with structlog.testing.capture_logs() as logs, pytest.raises(ValueError):
+        clf.classify(SUPPORT_TEXTS[0], match)  # the pipeline stores the post unclassified and retries it
+    assert [e["event"] for e in logs] == ["classifier.load_failed"]
+    assert logs[0]["path"] == str(broken) and "unpack" in logs[0]["error"]  # msgpack refusing the bytes

@@ -197,18 +197,20 @@ class SpacyClassifier:
 
         from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
 
-        try:
-            self._nlp = spacy.load(self.path)
-        except Exception as exc:
-            log.error("classifier.load_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
-            raise
+        self._nlp = spacy.load(self.path)
         log.debug("classifier.loaded", model=self.name)
         return self._nlp
 
     @property
     def nlp(self) -> Language:
-        """The spaCy pipeline, loaded on first use."""
-        return self._nlp if self._nlp is not None else self._load()
+        """The spaCy pipeline, loaded on first use (``lazy=True``)."""
+        if self._nlp is not None:
+            return self._nlp
+        try:
+            return self._load()
+        except Exception as exc:  # the posts are stored unclassified and retried; say why once per try
+            log.error("classifier.load_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
+            raise
 
     @property
     def _vader(self) -> SentimentIntensityAnalyzer:
