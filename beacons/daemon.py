@@ -39,6 +39,8 @@ from beacons.models import Source
 from beacons.pipeline import Pipeline, PollResult
 from beacons.redact import scrub
 from beacons.storage import Storage
+from beacons.storage.sources import source_host
+from beacons.workpool import run_pooled
 
 log = get_logger("beacons.daemon")
 
@@ -108,6 +110,7 @@ def build_service(
         support_threshold=config.routing.support_threshold_for(None),
         advocacy_threshold=config.routing.advocacy_threshold,
         relevance_threshold=config.routing.relevance_threshold,
+        lazy=True,
     )
     pipeline = Pipeline(
         store=store,
@@ -274,15 +277,24 @@ async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random)
 
 
 async def run_once(service: Service, sources: Sequence[Source] | None = None) -> list[PollResult]:
-    """Poll every source once (bounded concurrency is in fetch's Politeness)."""
+    """Poll every source once, with at most ``fetch.concurrency`` polls (and tasks) alive at a time."""
     sources = service.config.sources if sources is None else sources
     # Sources that failed last time start first: a host that hangs costs fetch.timeout,
     # and begun early that wait overlaps the rest of the cycle instead of trailing it
     # (bench/scale.py: 64 s -> 36 s for 10,000 sources). Results keep the given order.
     failing = {row["id"]: row["consecutive_errors"] for row in service.store.sources() if row["consecutive_errors"]}
     order = sorted(range(len(sources)), key=lambda i: -failing.get(sources[i].id, 0))
-    tasks = {i: asyncio.ensure_future(_guarded_poll(service, sources[i])) for i in order}
-    results = await asyncio.gather(*(tasks[i] for i in range(len(sources))))
+    # A bounded pool, not a task per source (issue 16): fetch.concurrency workers, and no more
+    # sources of one host in flight than fetch.per_host_concurrency lets through anyway.
+    fetch = service.config.fetch
+    results = await run_pooled(
+        sources,
+        lambda source: _guarded_poll(service, source),
+        key=source_host,
+        workers=fetch.concurrency,
+        per_key=fetch.per_host_concurrency,
+        order=order,
+    )
     service.results.extend(results)
     service.pipeline.retry_unclassified()
     _prune(service)

@@ -182,24 +182,25 @@ class Pipeline:
         candidates: list[tuple[Mention, tuple[str, ...], Match]] = []
         unmatched: list[tuple[str, Mention]] = []  # kept for retention.unmatched, for `beacons rescan`
         keep_unmatched = self.retention.unmatched > 0
-        for mention in mentions:
-            try:
-                problem = _unusable(mention)
-                if problem is not None:
-                    raise ValueError(problem)
-                match = self.match(mention, source)
-                keys = tuple(dedupe_keys(mention)) if match is not None or keep_unmatched else ()
-            except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
-                counts["skipped"] += 1
-                error = scrub(f"{type(exc).__name__}: {exc}", 300)
-                log.info("mention.skipped", reason="bad_entry", entry=_entry_id(mention), detail=error)
-                continue
-            if match is None:
-                counts["dropped_no_brand"] += 1
-                if keys:
-                    unmatched.append((keys[0], mention))
-                continue
-            candidates.append((mention, keys, match))
+        with self.matcher.batch():  # one spaCy memory zone for the poll's entries (issue 16)
+            for mention in mentions:
+                try:
+                    problem = _unusable(mention)
+                    if problem is not None:
+                        raise ValueError(problem)
+                    match = self.match(mention, source)
+                    keys = tuple(dedupe_keys(mention)) if match is not None or keep_unmatched else ()
+                except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
+                    counts["skipped"] += 1
+                    error = scrub(f"{type(exc).__name__}: {exc}", 300)
+                    log.info("mention.skipped", reason="bad_entry", entry=_entry_id(mention), detail=error)
+                    continue
+                if match is None:
+                    counts["dropped_no_brand"] += 1
+                    if keys:
+                        unmatched.append((keys[0], mention))
+                    continue
+                candidates.append((mention, keys, match))
         known = self.store.known_keys(k for _, keys, _ in candidates for k in keys)
         fresh: list[tuple[Mention, tuple[str, ...], Match]] = []
         batch_keys: set[str] = set()
@@ -380,7 +381,8 @@ def classify_texts(
         Mention("classify", None, None, one_line(title), html_to_text(text), None, None, now, "{}")
         for title, text in items
     ]
-    matches = [matcher.match(m) for m in mentions]
+    with matcher.batch():
+        matches = [matcher.match(m) for m in mentions]
     results = classifier.classify_many([(m.full_text, match) for m, match in zip(mentions, matches, strict=True)])
     records = []
     for mention, match, c in zip(mentions, matches, results, strict=True):
