@@ -27,7 +27,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from beacons.storage.base import Backend, Result
+from beacons.storage.base import Backend
 from beacons.storage.beacons import BeaconsMixin
 from beacons.storage.fleet import FleetMixin
 from beacons.storage.insights import InsightsMixin
@@ -112,8 +112,9 @@ class Storage(
     def schema_version(self) -> int:
         return len(self.backend.migrations()[0])
 
-    def ping(self) -> Result:
-        return self.backend.read("SELECT 1")
+    def ping(self, timeout: float = 2.0) -> None:
+        """Raise ``StoreError`` unless the database answers within about ``timeout`` seconds (``/healthz``)."""
+        self.backend.ping(timeout)
 
     def close(self) -> None:
         self.backend.close()

@@ -174,6 +174,9 @@ class SQLiteBackend:
         with self.transaction():
             pass
 
+    def ping(self, timeout: float) -> None:
+        self.read("SELECT 1")  # a local file: it answers at once or raises
+
     def after_copy(self, table: str) -> None:
         """An INTEGER PRIMARY KEY already counts on from the largest id."""
 

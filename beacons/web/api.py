@@ -410,13 +410,16 @@ def get_version(app: App, req: Request) -> Response:
         return Response.json({"version": version(store)})
 
 
+HEALTH_WAIT = 2.0  # seconds /healthz waits for a database connection before it answers 503
+
+
 def healthz(app: App, req: Request) -> Response:
     """Liveness and database check; open to all (load balancers carry no token), so it names the backend
     and whether it answers, never the database URL (which may hold a password) or the error."""
     backend = "postgresql" if is_postgres_url(app.config.database) else "sqlite"
     try:
         with app.store() as store:
-            store.ping()
+            store.ping(timeout=HEALTH_WAIT)
     except Exception:
         return Response.json({"status": "error", "database": {"backend": backend, "ok": False}}, 503)
     return Response.json({"status": "ok", "database": {"backend": backend, "ok": True}})
