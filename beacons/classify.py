@@ -169,8 +169,13 @@ def load_classifier(
     support_threshold: float = 0.5,
     advocacy_threshold: float = 0.5,
     relevance_threshold: float = 0.5,
+    lazy: bool = False,
 ) -> Classifier:
-    """``rules``, ``auto`` (the shipped spaCy model when present) or a model directory."""
+    """``rules``, ``auto`` (the shipped spaCy model when present) or a model directory.
+
+    ``lazy``: load spaCy and the pipeline on the first post to classify (the daemon: a
+    cycle of 304s classifies nothing and need not pay for them, issue 16).
+    """
     if model == "rules":
         return RulesClassifier(support_threshold, advocacy_threshold)
     from beacons import nlp  # spaCy loads only when a model is wanted
@@ -183,6 +188,7 @@ def load_classifier(
                 support_threshold=support_threshold,
                 advocacy_threshold=advocacy_threshold,
                 relevance_threshold=relevance_threshold,
+                lazy=lazy,
             )
         except (OSError, ValueError, KeyError) as exc:  # a damaged or foreign folder: spaCy raises these
             raise ConfigError(

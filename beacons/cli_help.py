@@ -36,9 +36,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "beacons queue export --format json --queue all",
     ),
     "queue reopen": ("beacons queue reopen 42",),
+    "queue undo": ("beacons queue undo 42 --by alice",),
     "queue reassign": ("beacons queue reassign 42 bob",),
     "classify": ("""echo '{"id": 1, "text": "My Raspberry Pi 5 will not boot"}' | beacons classify""",),
-    "sources": ("beacons sources", "beacons sources --format json"),
+    "sources": ("beacons sources", "beacons sources --format json", "beacons sources test acme-forum"),
+    "sources test": ("beacons sources test acme-forum", "beacons sources test steam-reviews --format json"),
+    "sources add": (
+        "beacons sources add rss url=https://status.acme.example/history.rss --interval 15m",
+        "beacons sources add youtube_search query=RouterX token_env=YOUTUBE_API_KEY --id acme-youtube",
+        "beacons sources add html_page url=https://community.acme.example/c/routerx items=li.topic "
+        "fields.title='h3 a::text' fields.url='h3 a::attr(href)' --dry-run",
+    ),
     "demo": ("beacons demo", "beacons demo --database demo.db --format json"),
     "train": ("beacons train --out model/", "beacons train --with-feedback --config config.yaml --eval"),
     "eval": ("beacons eval", "beacons eval --model model/ --split dev --format json"),

@@ -19,10 +19,11 @@ from typing import Any, Literal
 import yaml
 
 from beacons import USER_AGENT
-from beacons.alerts.config import AlertChannel, check_channels
+from beacons.alerts.config import AlertChannel, channel_names, check_channels
 from beacons.errors import ConfigError, Problem
 from beacons.models import Brand, Product, Source
 from beacons.redact import is_secret_env_name, is_secret_key, register, register_url, scrub_url
+from beacons.report_schedule import ReportConfig, check_report
 from beacons.settings import (
     MISSING,
     ByteSize,
@@ -164,6 +165,14 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyTemplate:
+    """A saved reply (issue 13 §3): ``text`` may use {author}, {brand}, {product} and {link}."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClassifierConfig:
     model: str = "auto"  # "auto": the shipped spaCy model if present, else "rules"; or a path
 
@@ -196,6 +205,8 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig.absent)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    replies: tuple[ReplyTemplate, ...] = ()  # saved replies shown on each card (issue 13 §3)
+    report: ReportConfig | None = None  # issue 14: the insights posted to an alert channel on a schedule
     path: str | None = None  # where it was loaded from
 
     def brand_models(self) -> tuple[Brand, ...]:
@@ -223,6 +234,8 @@ class _SourceCommon:
     id: str | None = None
     interval: Duration = 300.0
     expect_every: Duration | None = None
+    implies_brand: str | None = None  # every item is a mention of this brand (an app's reviews, a vendor's forum)
+    implies_product: str | None = None  # ... and of this product of it
 
 
 _SECTIONS = {
@@ -236,6 +249,8 @@ _SECTIONS = {
     "serve": ServeConfig,
     "fleet": FleetConfig,
     "retention": RetentionConfig,
+    "replies": tuple[ReplyTemplate, ...],
+    "report": ReportConfig,
 }
 
 
@@ -317,6 +332,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         raise ConfigError([Problem("", f"the top level must be a mapping of keys, got {type(data).__name__}")], path)
     register_secrets(data, env)  # before validation, so even a config error never shows one
     data = interpolate_env(data, "", problems, env)
+    _alerts_on(data.get("alerts"))
     kwargs: dict[str, Any] = {}
     known = sorted([*_SECTIONS, "sources"])
     for key, value in data.items():
@@ -330,7 +346,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
         result = coerce(_SECTIONS[key], value, key, problems)
         if result is not MISSING:
             kwargs[key] = result
-    kwargs["sources"] = _build_sources(data.get("sources"), problems)
+    kwargs["sources"] = _build_sources(data.get("sources"), problems, kwargs.get("brands", ()))
     _check_brands(kwargs.get("brands", ()), problems)
     if "brands" in data and isinstance(data["brands"], list) and not data["brands"]:
         problems.append(
@@ -344,6 +360,9 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, path: str |
             Problem(f"serve.{k}", m) for k, m in kwargs["serve"].validate(require_tokens=kwargs["serve"].enabled)
         ]
     _check_retention(kwargs.get("retention"), problems)
+    _check_replies(kwargs.get("replies", ()), problems)
+    channels = [c for c in kwargs.get("alerts", ()) if isinstance(c, AlertChannel)]
+    check_report(kwargs.get("report"), channel_names(channels), problems)
     if problems:
         raise ConfigError(problems, path)
     return Config(**kwargs, path=path)
@@ -358,6 +377,32 @@ def _check_retention(retention: RetentionConfig | None, problems: list[Problem])
                 "fetched, and kept longer they outgrow the database (use beacons rescan soon after a brand change)",
             )
         )
+
+
+def _alerts_on(channels: Any) -> None:
+    """``on: sla_breach`` in a channel, as written: YAML 1.1 reads a bare ``on`` key as the boolean true
+    (the GitHub Actions surprise), so that key is named back; one event may be given without a list."""
+    for channel in channels if isinstance(channels, list) else ():
+        if isinstance(channel, dict) and True in channel and "on" not in channel:
+            channel["on"] = channel.pop(True)
+        if isinstance(channel, dict) and isinstance(channel.get("on"), str):
+            channel["on"] = [channel["on"]]
+
+
+def _check_replies(replies: tuple[ReplyTemplate, ...], problems: list[Problem]) -> None:
+    from beacons.queue.replies import template_problems
+
+    seen: set[str] = set()
+    for i, reply in enumerate(replies if isinstance(replies, tuple) else ()):
+        if not isinstance(reply, ReplyTemplate):
+            continue  # its keys are already reported
+        for key, message in template_problems(reply):
+            problems.append(Problem(f"replies[{i}].{key}", message))
+        if reply.name.strip() in seen:
+            problems.append(
+                Problem(f"replies[{i}].name", f"{reply.name!r} is used twice; give each reply its own name")
+            )
+        seen.add(reply.name.strip())
 
 
 def register_secrets(raw: Any, env: Mapping[str, str], path: tuple[str | int, ...] = ()) -> None:
@@ -396,7 +441,7 @@ def register_secrets(raw: Any, env: Mapping[str, str], path: tuple[str | int, ..
         register_url(value, whole=is_channel_url)
 
 
-def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
+def _build_sources(raw: Any, problems: list[Problem], brands: tuple[BrandConfig, ...] = ()) -> tuple[Source, ...]:
     from collectors import REGISTRY
 
     if raw is None:
@@ -406,7 +451,7 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
         return ()
     sources: list[Source] = []
     seen: dict[str, int] = {}
-    common_keys = {"kind", "id", "interval", "expect_every"}
+    common_keys = {f.name for f in fields(_SourceCommon)}
     for i, item in enumerate(raw):
         loc = f"sources[{i}]"
         if not isinstance(item, dict):
@@ -454,12 +499,57 @@ def _build_sources(raw: Any, problems: list[Problem]) -> tuple[Source, ...]:
             )
             continue
         seen[source_id] = i
-        sources.append(Source(source_id, common.kind, common.interval, options, common.expect_every))
+        implied = _implied(common, brands, loc, problems)
+        sources.append(Source(source_id, common.kind, common.interval, options, common.expect_every, *implied))
     return tuple(sources)
 
 
+def _implied(
+    common: _SourceCommon, brands: tuple[BrandConfig, ...], loc: str, problems: list[Problem]
+) -> tuple[str | None, str | None]:
+    """``implies_brand`` / ``implies_product`` spelled as under ``brands:``; a name not configured there is a problem.
+
+    ``implies_product`` alone is enough when one brand has that product.
+    """
+    if common.implies_brand is None and common.implies_product is None:
+        return None, None
+    known = [b for b in brands if isinstance(b, BrandConfig)]
+    brand: BrandConfig | None = None
+    if common.implies_brand is not None:
+        name = common.implies_brand
+        brand = next((b for b in known if b.name.lower() == name.strip().lower()), None)
+        if brand is None:
+            names = [b.name for b in known]
+            choices = ", ".join(names) or "none configured"
+            problems.append(
+                Problem(
+                    f"{loc}.implies_brand",
+                    f"unknown brand {name!r}{close_match(name, names)}; it must be a name under brands: ({choices})",
+                )
+            )
+            return None, None
+    if common.implies_product is None:
+        return (brand.name if brand else None), None
+    wanted = common.implies_product.strip().lower()
+    owners = [(b, p) for b in ([brand] if brand else known) for p in b.products if p.name.lower() == wanted]
+    if len(owners) != 1:
+        where = f"brand {brand.name!r}" if brand else "any brand"
+        products = [p.name for b in ([brand] if brand else known) for p in b.products]
+        why = "is a product of several brands; set implies_brand too" if owners else f"is not a product of {where}"
+        problems.append(
+            Problem(
+                f"{loc}.implies_product",
+                f"{common.implies_product!r} {why}{close_match(common.implies_product, products)}"
+                f" (products: {', '.join(products) or 'none configured'})",
+            )
+        )
+        return None, None
+    owner, product = owners[0]
+    return owner.name, product.name
+
+
 def _default_id(kind: str, options: Any) -> str:
-    for attr in ("url", "query", "tag", "site"):
+    for attr in ("url", "query", "tag", "site", "app_id", "category"):
         value = getattr(options, attr, None)
         if value:
             return f"{kind}:{scrub_url(value)}"  # an id is shown everywhere: no URL credentials in it

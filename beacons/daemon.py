@@ -25,7 +25,7 @@ import socket
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -39,6 +39,8 @@ from beacons.models import Source
 from beacons.pipeline import Pipeline, PollResult
 from beacons.redact import scrub
 from beacons.storage import Storage
+from beacons.storage.sources import source_host
+from beacons.workpool import run_pooled
 
 log = get_logger("beacons.daemon")
 
@@ -52,7 +54,7 @@ GRACE_EXTRA = 10.0  # seconds on top of fetch.timeout for classify, store and a 
 
 
 def shutdown_grace(config: Config) -> float:
-    """Seconds polls in flight get after the first SIGTERM: fetch.timeout + 10 s (docs/readme/operations.md)."""
+    """Seconds polls in flight get after the first SIGTERM: fetch.timeout + 10 s (README, "Stopping: SIGTERM and the grace period")."""
     return float(config.fetch.timeout) + GRACE_EXTRA
 
 
@@ -108,6 +110,7 @@ def build_service(
         support_threshold=config.routing.support_threshold_for(None),
         advocacy_threshold=config.routing.advocacy_threshold,
         relevance_threshold=config.routing.relevance_threshold,
+        lazy=True,
     )
     pipeline = Pipeline(
         store=store,
@@ -121,6 +124,7 @@ def build_service(
         routing=config.routing,
         clock=clock,
         retention=config.retention,
+        sources=config.sources,
     )
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}" if store.kind == "postgresql" else None
     return Service(config, store, client, pipeline, classifier, clock=clock, worker=worker)
@@ -141,19 +145,59 @@ async def _guarded_poll(service: Service, source: Source) -> PollResult:
         return PollResult(source.id, "bug", {}, error, None, count)
 
 
+CONTROL_CHECK = 5.0  # how often a waiting source loop re-reads its pause and "poll now" (issue 13 §6)
+
+
 async def _source_loop(service: Service, source: Source, stop: asyncio.Event, rng: random.Random) -> None:
     # Stagger the first polls so a restart does not hit every host at once.
     if await service.clock.wait(stop, rng.uniform(0, min(source.interval, 10.0))):
         return
     while not stop.is_set():
+        if not await _wait_while_paused(service, source, stop):
+            return
         result = await asyncio.shield(_guarded_poll(service, source))
         delay = next_delay(source, result, max_backoff=service.config.fetch.max_backoff, rng=rng)
+        due = service.clock.now() + timedelta(seconds=delay)
         try:
-            service.store.set_next_poll(source.id, service.clock.now() + timedelta(seconds=delay))
+            service.store.set_next_poll(source.id, due)
         except Exception:
             log.warning("source.schedule_not_saved", source=source.id)
-        if await service.clock.wait(stop, delay):
+        if not await _wait_until_due(service, source, stop, due):
             return
+
+
+def _schedule(service: Service, source: Source, due: datetime) -> tuple[bool, datetime]:
+    """(paused, next poll) from the database; the planned time when it cannot be read."""
+    try:
+        paused, stored = service.store.source_schedule(source.id)
+    except Exception:
+        return False, due
+    return paused, stored or due
+
+
+async def _wait_until_due(service: Service, source: Source, stop: asyncio.Event, due: datetime) -> bool:
+    """Wait for the next poll, re-reading the stored schedule so "poll now" on the page wakes it; False on stop."""
+    while True:
+        _paused, due = _schedule(service, source, due)
+        left = (due - service.clock.now()).total_seconds()
+        if left <= 0:
+            return True
+        if await service.clock.wait(stop, min(left, CONTROL_CHECK)):
+            return False
+
+
+async def _wait_while_paused(service: Service, source: Source, stop: asyncio.Event) -> bool:
+    """Hold a paused source until it is resumed (logged once each way); False on stop."""
+    paused, _ = _schedule(service, source, service.clock.now())
+    if not paused:
+        return True
+    log.info("source.paused", source=source.id)
+    while paused:
+        if await service.clock.wait(stop, CONTROL_CHECK):
+            return False
+        paused, _ = _schedule(service, source, service.clock.now())
+    log.info("source.resumed", source=source.id)
+    return True
 
 
 HEARTBEAT_EVERY = 10.0
@@ -233,15 +277,24 @@ async def _fleet_loop(service: Service, stop: asyncio.Event, rng: random.Random)
 
 
 async def run_once(service: Service, sources: Sequence[Source] | None = None) -> list[PollResult]:
-    """Poll every source once (bounded concurrency is in fetch's Politeness)."""
+    """Poll every source once, with at most ``fetch.concurrency`` polls (and tasks) alive at a time."""
     sources = service.config.sources if sources is None else sources
     # Sources that failed last time start first: a host that hangs costs fetch.timeout,
     # and begun early that wait overlaps the rest of the cycle instead of trailing it
     # (bench/scale.py: 64 s -> 36 s for 10,000 sources). Results keep the given order.
     failing = {row["id"]: row["consecutive_errors"] for row in service.store.sources() if row["consecutive_errors"]}
     order = sorted(range(len(sources)), key=lambda i: -failing.get(sources[i].id, 0))
-    tasks = {i: asyncio.ensure_future(_guarded_poll(service, sources[i])) for i in order}
-    results = await asyncio.gather(*(tasks[i] for i in range(len(sources))))
+    # A bounded pool, not a task per source (issue 16): fetch.concurrency workers, and no more
+    # sources of one host in flight than fetch.per_host_concurrency lets through anyway.
+    fetch = service.config.fetch
+    results = await run_pooled(
+        sources,
+        lambda source: _guarded_poll(service, source),
+        key=source_host,
+        workers=fetch.concurrency,
+        per_key=fetch.per_host_concurrency,
+        order=order,
+    )
     service.results.extend(results)
     service.pipeline.retry_unclassified()
     _prune(service)

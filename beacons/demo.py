@@ -21,12 +21,23 @@ from beacons.log import configure
 from beacons.queue import QueueFilter, list_entries
 from beacons.storage import Storage
 
-CONTENT_TYPES = {".atom": "application/atom+xml", ".rss": "application/rss+xml", ".rdf": "application/rdf+xml"}
+CONTENT_TYPES = {
+    ".atom": "application/atom+xml",
+    ".rss": "application/rss+xml",
+    ".rdf": "application/rdf+xml",
+    ".json": "text/javascript",  # what Apple's reviews feed answers
+}
+# Files served where the real service has them, not at /name (the page and app id are in Apple's path).
+DEMO_PATHS = {"appstore.json": "/us/rss/customerreviews/page=1/id=1234567890/sortby=mostrecent/json"}
 
 
 def demo_files() -> dict[str, bytes]:
     folder = resources.files("beacons").joinpath("data/demo")
-    return {f"/{p.name}": p.read_bytes() for p in folder.iterdir() if Path(p.name).suffix in CONTENT_TYPES}
+    return {
+        DEMO_PATHS.get(p.name, f"/{p.name}"): p.read_bytes()
+        for p in folder.iterdir()
+        if Path(p.name).suffix in CONTENT_TYPES
+    }
 
 
 def run_demo(*, port: int = 0, database: str | None = None, fmt: str = "table") -> int:
@@ -37,7 +48,8 @@ def run_demo(*, port: int = 0, database: str | None = None, fmt: str = "table") 
     say = (lambda msg: print(msg, file=sys.stderr)) if fmt == "json" else print
     with tempfile.TemporaryDirectory(prefix="beacons-demo-") as tmp, FeedServer(port=port) as server:
         for path, body in demo_files().items():
-            server.add(path, Resource(body, content_type=CONTENT_TYPES[Path(path).suffix] + "; charset=utf-8"))
+            suffix = ".json" if path.endswith("/json") else Path(path).suffix
+            server.add(path, Resource(body, content_type=CONTENT_TYPES[suffix] + "; charset=utf-8"))
         db = database or str(Path(tmp) / "demo.db")
         text = resources.files("beacons").joinpath("data/demo/config.yaml").read_text(encoding="utf-8")
         config = parse_config(text, env={"DEMO_BASE": server.base_url, "DEMO_DATABASE": db}, path="<demo config>")

@@ -226,9 +226,12 @@ async def _check_source(pipeline: Any, matcher: Any, source: Source) -> Check:
     except Exception as exc:  # doctor reports a collector bug instead of dying on it
         return Check(name, "fail", f"bug in the {source.kind} collector: {type(exc).__name__}: {exc}")
     entries = len(poll.mentions)
-    matched = sum(matcher.match(m) is not None for m in poll.mentions)
     skipped = len(ctx.skipped) + len(poll.skipped)
-    detail = f"{entries} entries, {matched} mention a brand, {skipped} skipped, {_ms(started)} ms"
+    if source.implies_brand:  # every entry is a mention of it, named or not (issue 15)
+        about = f"all about {source.implies_brand} (implies_brand)"
+    else:
+        about = f"{sum(matcher.match(m) is not None for m in poll.mentions)} mention a brand"
+    detail = f"{entries} entries, {about}, {skipped} skipped, {_ms(started)} ms"
     if entries == 0 and skipped:
         return Check(
             name,

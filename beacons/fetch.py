@@ -41,7 +41,7 @@ from beacons.errors import (
 )
 from beacons.log import get_logger
 from beacons.models import Fetched
-from beacons.redact import scrub
+from beacons.redact import registered, scrub
 
 log = get_logger("beacons.fetch")
 
@@ -259,7 +259,7 @@ async def _fetch(
                     source_id=source_id,
                 )
             if _origin(target) != _origin(current):  # as httpx and requests do, but on any change
-                request_headers = {k: v for k, v in request_headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+                request_headers = {k: v for k, v in request_headers.items() if not _is_credential(k, v)}
                 target = _without_userinfo(target)
             current, query = target, None
             continue
@@ -351,6 +351,11 @@ async def _send(
         ) from exc
     finally:
         await response.aclose()
+
+
+def _is_credential(name: str, value: str) -> bool:
+    """Authorization, Cookie, or a header carrying a registered secret (an API key in X-Goog-Api-Key, PRIVATE-TOKEN)."""
+    return name.lower() in CREDENTIAL_HEADERS or any(secret in value for secret in registered())
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:

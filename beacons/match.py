@@ -4,18 +4,28 @@ A spaCy ``PhraseMatcher`` on lower-cased tokens matches brand names, aliases,
 handles, hashtags and product names case-insensitively and on token
 boundaries ("Acme's" matches Acme, "Acmeville" does not). An ``exclude``
 phrase of a brand anywhere in the text vetoes that brand for the post.
+
+spaCy is imported and the patterns are built on the first text to match, so a
+poll cycle that reads no entry (every feed answered 304) never loads spaCy
+(issue 16). Texts are tokenized inside ``nlp.memory_zone()``: the words of a
+post are forgotten after it (after a whole poll's batch, inside ``batch()``), so
+the vocabulary of a daemon that reads new words for months stays the size of
+its patterns.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Iterable
-
-import spacy
-from spacy.language import Language
-from spacy.matcher import PhraseMatcher
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from beacons.models import Brand, Match, MatchSpan, Mention
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.matcher import PhraseMatcher
 
 MAX_MATCH_CHARS = 100_000
 # Scripts written without spaces between words, or whose grammatical particles attach to the word
@@ -29,6 +39,8 @@ def _matcher_nlp() -> Language:
     spaCy keeps "X." together (abbreviations like "U.S."), so "my RouterX." would
     never match the product RouterX. Names matter more than initials here.
     """
+    import spacy
+
     nlp = spacy.blank("en")
     # A case ending after an apostrophe is its own token, as "'s" already is: Turkish writes
     # "Kolibri'den", "Skyvolo'nun" (the name, then its suffix).
@@ -53,9 +65,29 @@ class BrandMatcher:
 
     def __init__(self, brands: Iterable[Brand], nlp: Language | None = None) -> None:
         self.brands = tuple(brands)
-        self.nlp = nlp or _matcher_nlp()
-        self._matcher = PhraseMatcher(self.nlp.vocab, attr="LOWER")
-        self._exclude = PhraseMatcher(self.nlp.vocab, attr="LOWER")
+        self._nlp = nlp
+        self._built = False
+        self._batch: contextlib.ExitStack | None = None  # the open batch(), whose zone opens on its first text
+        self._zone_open = False
+        if nlp is not None:  # spaCy is loaded already: nothing to save by waiting
+            self._build()
+
+    @property
+    def nlp(self) -> Language:
+        """The tokenizer the patterns were built with (built with them on first use)."""
+        if not self._built:
+            self._build()
+        assert self._nlp is not None
+        return self._nlp
+
+    def _build(self) -> None:
+        from spacy.matcher import PhraseMatcher
+
+        self._built = True
+        if self._nlp is None:
+            self._nlp = _matcher_nlp()
+        self._matcher: PhraseMatcher = PhraseMatcher(self._nlp.vocab, attr="LOWER")
+        self._exclude: PhraseMatcher = PhraseMatcher(self._nlp.vocab, attr="LOWER")
         self._labels: dict[int, tuple[int, int | None, str]] = {}
         self._needles: set[str] = set()  # per pattern its longest token, lower-cased: see match_text
         for b, brand in enumerate(self.brands):
@@ -78,6 +110,30 @@ class BrandMatcher:
         self._matcher.add(label, docs)
         self._labels[self.nlp.vocab.strings[label]] = (b, p, kind)
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Match many texts in one memory zone: a word the batch repeats is made once, and every
+        word of the batch is forgotten at its end. The zone opens on the first text that gets past the
+        substring prefilter. Synchronous callers only: nothing else may match on this matcher while a
+        batch is open."""
+        if self._batch is not None:  # nested: the outer batch holds the zone
+            yield
+            return
+        self._batch = contextlib.ExitStack()
+        try:
+            yield
+        finally:
+            stack, self._batch, self._zone_open = self._batch, None, False
+            stack.close()
+
+    def _zone(self) -> contextlib.AbstractContextManager[object]:
+        if self._batch is None:
+            return self.nlp.memory_zone()
+        if not self._zone_open:
+            self._batch.enter_context(self.nlp.memory_zone())
+            self._zone_open = True
+        return contextlib.nullcontext()
+
     def match(self, mention: Mention) -> Match | None:
         return self.match_text(mention.full_text)
 
@@ -85,6 +141,8 @@ class BrandMatcher:
         """The brand this text is about (most mentioned), or None."""
         if not text or not self.brands:
             return None
+        if not self._built:
+            self._build()
         text = text[:MAX_MATCH_CHARS]
         # A pattern matches only if each of its tokens occurs in the text, so when no
         # pattern's longest token is a substring of the lower-cased text, skip the
@@ -92,17 +150,21 @@ class BrandMatcher:
         lowered = text.lower()
         if not any(needle in lowered for needle in self._needles):
             return None
-        doc = self.nlp.make_doc(text)
-        vetoed = {int(self.nlp.vocab.strings[mid].split("|")[1]) for mid, _, _ in self._exclude(doc)}
-        spans: list[MatchSpan] = []
-        for match_id, start, end in self._matcher(doc):
-            b, p, kind = self._labels[match_id]
-            if b in vetoed:
-                continue
-            span = doc[start:end]
-            brand = self.brands[b]
-            product = brand.products[p].name if p is not None else None
-            spans.append(MatchSpan(span.start_char, span.end_char, span.text, brand.name, product, kind))
+        nlp = self.nlp
+        # The post's words are new strings in the vocabulary: the zone drops them when the
+        # doc is done, so a months-long run does not keep every word it ever read.
+        with self._zone():
+            doc = nlp.make_doc(text)
+            vetoed = {int(nlp.vocab.strings[mid].split("|")[1]) for mid, _, _ in self._exclude(doc)}
+            spans: list[MatchSpan] = []
+            for match_id, start, end in self._matcher(doc):
+                b, p, kind = self._labels[match_id]
+                if b in vetoed:
+                    continue
+                span = doc[start:end]
+                brand = self.brands[b]
+                product = brand.products[p].name if p is not None else None
+                spans.append(MatchSpan(span.start_char, span.end_char, span.text, brand.name, product, kind))
         if not spans:
             return None
         spans = _longest_first(spans)
@@ -126,3 +188,18 @@ def _longest_first(spans: list[MatchSpan]) -> list[MatchSpan]:
         if not any(k.start <= span.start and span.end <= k.end for k in kept):
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)
+
+
+def implied_match(found: Match | None, brand: Brand, product: str | None, source_id: str) -> Match:
+    """The match of a mention from a source about ``brand`` by construction (``implies_brand``).
+
+    When the text names the brand, that match stands (its spans are real
+    evidence) and only a missing product is filled in. Otherwise the match has
+    no spans and says which source implied it, so nobody reads a name that the
+    text does not contain; brands the text does name are kept as ``other_brands``.
+    An ``exclude`` phrase does not veto it: the source, not the name, says what the post is about.
+    """
+    if found is not None and found.brand == brand.name:
+        return replace(found, product=found.product or product)
+    others = () if found is None else tuple(b for b in (found.brand, *found.other_brands) if b != brand.name)
+    return Match(brand=brand.name, product=product, spans=(), other_brands=others, implied_by=source_id)

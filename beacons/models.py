@@ -49,6 +49,10 @@ class Source:
     interval: float  # seconds
     options: Any  # the collector's frozen Options dataclass
     expect_every: float | None = None
+    # A source about one brand (or product) by construction, an app's reviews, a vendor's forum:
+    # each item is a mention of it even when its text doesn't name it (issue 15).
+    implies_brand: str | None = None
+    implies_product: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class SourceState:
     etag: str | None = None
     last_modified: str | None = None
     cursor: str | None = None
+    quota: str | None = None  # JSON a collector keeps between polls: API units spent today (youtube_search)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,7 @@ class Mention:
     raw: str  # the raw entry as JSON, kept so nothing is lost
     author_reach: int | None = None
     lang: str | None = None
+    rating: int | None = None  # a review's stars, 1-5 (app_store_reviews); raises a low review's support priority
 
     @property
     def full_text(self) -> str:
@@ -107,6 +113,7 @@ class Match:
     product: str | None
     spans: tuple[MatchSpan, ...]
     other_brands: tuple[str, ...] = ()
+    implied_by: str | None = None  # the source whose implies_brand made this a match (no span in the text then)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +189,7 @@ class Beacon:
     author_reach: int | None = None
     evidence: dict[str, Any] | None = None  # {text, start, end}: the passage that decided it (Evidence.to_json)
     intents: dict[str, float] = field(default_factory=dict)  # intent -> score; a person's correction scores 1.0
+    rating: int | None = None  # a review's stars, 1-5 (app_store_reviews)
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

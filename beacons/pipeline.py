@@ -22,7 +22,7 @@ from beacons.dedupe import content_hash, dedupe_keys, link_problem
 from beacons.errors import HTTPStatusError, NotModified, SourceError, StoreError
 from beacons.fetch import FetchLimits, Politeness, fetch
 from beacons.log import get_logger
-from beacons.match import BrandMatcher
+from beacons.match import BrandMatcher, implied_match
 from beacons.models import Brand, Fetched, Match, Mention, Source, SourceState
 from beacons.queue import link_pending, link_threads
 from beacons.redact import scrub
@@ -59,6 +59,7 @@ class Pipeline:
         routing: RoutingConfig | None = None,
         clock: Clock = SYSTEM,
         retention: RetentionConfig | None = None,
+        sources: Sequence[Source] = (),
     ) -> None:
         self.store = store
         self.clock = clock
@@ -74,6 +75,8 @@ class Pipeline:
         self.rules = Rules.from_config(self.routing, self.brands)
         self.retention = retention or RetentionConfig()
         self._unrecorded: dict[str, int] = {}  # failures the database could not record (locked, full, read-only)
+        # Sources whose items are about one brand by construction, for matching stored posts (rescan).
+        self.implying = {s.id: s for s in sources if s.implies_brand}
 
     async def poll_source(self, source: Source) -> PollResult:
         started = time.monotonic()
@@ -117,6 +120,7 @@ class Pipeline:
                 poll.mentions,
                 skipped=len(ctx.skipped) + len(poll.skipped),
                 state=self._new_state(ctx, poll, state),
+                source=source,
             )
         except StoreError as exc:
             return self._store_failed(source, exc, started)
@@ -152,9 +156,19 @@ class Pipeline:
         return self.store.consecutive_errors(source_id) + self._unrecorded[source_id]
 
     def ingest(
-        self, source_id: str, mentions: Sequence[Mention], *, skipped: int = 0, state: SourceState | None = None
+        self,
+        source_id: str,
+        mentions: Sequence[Mention],
+        *,
+        skipped: int = 0,
+        state: SourceState | None = None,
+        source: Source | None = None,
     ) -> dict[str, int]:
-        """Match, dedupe, classify, route and store a batch; returns the poll's counts."""
+        """Match, dedupe, classify, route and store a batch; returns the poll's counts.
+
+        A ``source`` with ``implies_brand`` makes every item a mention of that brand (``implied_match``).
+        """
+        source = source or self.implying.get(source_id)
         counts = {
             "entries": len(mentions),
             "new": 0,
@@ -168,24 +182,25 @@ class Pipeline:
         candidates: list[tuple[Mention, tuple[str, ...], Match]] = []
         unmatched: list[tuple[str, Mention]] = []  # kept for retention.unmatched, for `beacons rescan`
         keep_unmatched = self.retention.unmatched > 0
-        for mention in mentions:
-            try:
-                problem = _unusable(mention)
-                if problem is not None:
-                    raise ValueError(problem)
-                match = self.matcher.match(mention)
-                keys = tuple(dedupe_keys(mention)) if match is not None or keep_unmatched else ()
-            except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
-                counts["skipped"] += 1
-                error = scrub(f"{type(exc).__name__}: {exc}", 300)
-                log.info("mention.skipped", reason="bad_entry", entry=_entry_id(mention), detail=error)
-                continue
-            if match is None:
-                counts["dropped_no_brand"] += 1
-                if keys:
-                    unmatched.append((keys[0], mention))
-                continue
-            candidates.append((mention, keys, match))
+        with self.matcher.batch():  # one spaCy memory zone for the poll's entries (issue 16)
+            for mention in mentions:
+                try:
+                    problem = _unusable(mention)
+                    if problem is not None:
+                        raise ValueError(problem)
+                    match = self.match(mention, source)
+                    keys = tuple(dedupe_keys(mention)) if match is not None or keep_unmatched else ()
+                except Exception as exc:  # one poisoned entry costs that entry, never the poll (issue 10 §5)
+                    counts["skipped"] += 1
+                    error = scrub(f"{type(exc).__name__}: {exc}", 300)
+                    log.info("mention.skipped", reason="bad_entry", entry=_entry_id(mention), detail=error)
+                    continue
+                if match is None:
+                    counts["dropped_no_brand"] += 1
+                    if keys:
+                        unmatched.append((keys[0], mention))
+                    continue
+                candidates.append((mention, keys, match))
         known = self.store.known_keys(k for _, keys, _ in candidates for k in keys)
         fresh: list[tuple[Mention, tuple[str, ...], Match]] = []
         batch_keys: set[str] = set()
@@ -212,6 +227,18 @@ class Pipeline:
         counts["support"] = saved.queued.get("support", 0)
         counts["advocacy"] = saved.queued.get("advocacy", 0)
         return counts
+
+    def match(self, mention: Mention, source: Source | None = None) -> Match | None:
+        """The brand ``mention`` is about: named in its text, or implied by its source's ``implies_brand``.
+
+        ``source`` defaults to the mention's own source among those the pipeline was given.
+        """
+        found = self.matcher.match(mention)
+        source = source or self.implying.get(mention.source_id)
+        brand = next((b for b in self.brands if source and b.name == source.implies_brand), None)
+        if source is None or brand is None:
+            return found
+        return implied_match(found, brand, source.implies_product, source.id)
 
     def retry_unclassified(self, limit: int = 200) -> int:
         """Classify mentions stored while the classifier was failing; returns how many now have a beacon."""
@@ -308,7 +335,12 @@ class Pipeline:
     @staticmethod
     def _new_state(ctx: PollContext, poll: Poll, old: SourceState) -> SourceState:
         etag, last_modified = (ctx.etag, ctx.last_modified) if ctx.conditional_used else (old.etag, old.last_modified)
-        return SourceState(etag, last_modified, poll.cursor if poll.cursor is not None else old.cursor)
+        return SourceState(
+            etag,
+            last_modified,
+            poll.cursor if poll.cursor is not None else old.cursor,
+            poll.quota if poll.quota is not None else old.quota,
+        )
 
 
 _STORED_TEXT = ("title", "text", "author", "guid", "url", "raw", "lang")
@@ -349,7 +381,8 @@ def classify_texts(
         Mention("classify", None, None, one_line(title), html_to_text(text), None, None, now, "{}")
         for title, text in items
     ]
-    matches = [matcher.match(m) for m in mentions]
+    with matcher.batch():
+        matches = [matcher.match(m) for m in mentions]
     results = classifier.classify_many([(m.full_text, match) for m, match in zip(mentions, matches, strict=True)])
     records = []
     for mention, match, c in zip(mentions, matches, results, strict=True):

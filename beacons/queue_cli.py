@@ -1,4 +1,4 @@
-"""``beacons queue claim/resolve/dismiss/reroute/reopen/reassign/relabel/note/export``, a fuller ``queue show``, and ``beacons route --explain``."""
+"""``beacons queue claim/resolve/dismiss/reroute/reopen/reassign/undo/relabel/note/export``, a fuller ``queue show``, and ``beacons route --explain``."""
 
 from __future__ import annotations
 
@@ -88,6 +88,15 @@ def _add_parsers(groups: dict[str, argparse._SubParsersAction[argparse.ArgumentP
     _common(p)
     p.add_argument("id", type=int, help="the beacon's id, e.g. 42")
     p.add_argument("--note", help="why (kept as a note), e.g. --note 'customer wrote back'")
+    p = q.add_parser(
+        "undo",
+        help="undo your last claim, resolve, dismiss or re-route of a beacon",
+        description="Put a beacon back as it was before your last claim, resolve, dismiss or re-route of it. "
+        "Refused when someone else acted on it since, or when it was undone already. Both the action and the undo "
+        "stay in its history. Example: beacons queue undo 42 --by alice",
+    )
+    _common(p)
+    p.add_argument("id", type=int, help="the beacon's id, e.g. 42")
     p = q.add_parser(
         "reassign",
         help="give a claimed beacon to someone else",
@@ -191,6 +200,13 @@ def cmd_reroute(args: argparse.Namespace) -> int:
 
     routing = reroute_options(load(args))  # team, priority and alerts are recomputed for the new queue
     return _act(args, lambda store, i, by, **kw: reroute(store, i, by, args.queue, **kw, **routing), note=args.note)
+
+
+@command("queue undo")
+def cmd_undo(args: argparse.Namespace) -> int:
+    from beacons.queue import undo
+
+    return _act(args, undo)
 
 
 @command("queue reopen")

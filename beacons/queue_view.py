@@ -2,8 +2,9 @@
 
 Names that do not fit a column end in an ellipsis (``…``), never cut silently:
 ``--wide`` prints them whole, and ``--format json`` gives every value in full.
-The search behind ``--q`` is one function, ``search_entries``, so a full-text
-index can replace its substring test without touching the rest (issue 13 §5).
+The search behind ``--q`` is the storage layer's full-text search (``QueueFilter.q``:
+SQLite FTS5, PostgreSQL full-text), the one the page and the API use, so a search
+matches notes too and a thread collapses the same way everywhere (issue 13 §5).
 """
 
 from __future__ import annotations
@@ -28,24 +29,16 @@ def fit(value: str | None, width: int | None) -> str:
     return text[: max(0, width - 1)] + ELLIPSIS
 
 
-def _contains(entry: Entry, needle: str) -> bool:
-    b = entry.beacon
-    return any(needle in (v or "").casefold() for v in (b.title, b.text, b.author))
-
-
 def search_entries(store: Storage, f: QueueFilter, *, q: str | None, assignee: str | None, limit: int) -> list[Entry]:
-    """The first ``limit`` entries of ``f`` held by ``assignee`` whose title, text or author contain ``q``.
+    """The first ``limit`` entries of ``f`` held by ``assignee`` that match the full-text search ``q``.
 
-    A case-insensitive substring test (what SQL ``LIKE '%q%'`` does), applied page by page in
-    priority order; switch this one function to the storage layer's full-text search when it has one.
+    ``q`` goes to the storage layer (every word in the title, text, author or notes, prefixes match),
+    exactly as ``GET /api/beacons?q=`` and the page's search box; ``assignee`` is compared in any case.
     """
-    entries: Iterable[Entry] = iter_entries(store, replace(f, limit=min(limit, 500)))
+    entries: Iterable[Entry] = iter_entries(store, replace(f, limit=min(limit, 500), q=q or None))
     if assignee:
         who = assignee.casefold()
         entries = (e for e in entries if (e.beacon.assignee or "").casefold() == who)
-    if q:
-        needle = q.casefold()
-        entries = (e for e in entries if _contains(e, needle))
     return list(itertools.islice(entries, limit))
 
 

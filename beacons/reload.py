@@ -172,6 +172,7 @@ class Supervisor:
             routing=new.routing,
             clock=service.clock,
             retention=new.retention,
+            sources=new.sources,
         )
         service.classifier = classifier
         service.config = new

@@ -58,6 +58,7 @@ def pipeline_for(config: Config, store: Storage, classifier: Classifier | None =
         channels=channel_names(config.alerts),
         routing=config.routing,
         retention=config.retention,
+        sources=config.sources,
     )
 
 
@@ -71,7 +72,7 @@ def prune_unmatched(store: Storage, retention: RetentionConfig, now: datetime) -
 
 def _match(pipeline: Pipeline, mention: Mention) -> Match | None:
     try:
-        return pipeline.matcher.match(mention)
+        return pipeline.match(mention)  # implies_brand included: a source set to imply one adopts its posts
     except Exception as exc:  # one odd post costs that post, never the rescan
         log.info("rescan.skipped", source=mention.source_id, error=f"{type(exc).__name__}: {exc}"[:300])
         return None

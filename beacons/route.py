@@ -17,7 +17,7 @@ step, so ``beacons route --explain ID`` can print why a beacon went where it did
 
 Priority (documented in the README):
 
-    support:  35 + 20*support_score + 10*negativity + 25*urgency + reach + recency
+    support:  35 + 20*support_score + 10*negativity + 25*urgency + reach + recency + low_rating
     advocacy: 10 + 30*advocacy_score + 10*positivity + 2*reach + recency
     none:     0
 
@@ -27,7 +27,10 @@ of urgency cue in the text: "URGENT", an outage, payments failing, a security
 hole, lost data, many users affected (one kind 0.55-0.7, two 0.9, three 0.95+);
 reach = min(10, 2.5*log10(1 + author_reach)), 0 when the source does not give
 it; recency = 0 for the first day, then falls linearly to -10 at seven days
-old. Urgency weighs more than the tone (issue 12): a calm "all our payment
+old; low_rating = 10 for a one-star review, 5 for two stars, else 0 (a
+review's stars, ``Mention.rating``: app_store_reviews). A one- or two-star
+review goes to support when its support score reaches half the threshold and
+beats advocacy: the stars already say something is wrong. Urgency weighs more than the tone (issue 12): a calm "all our payment
 terminals are offline" outranks an angry sync bug. Support tops out at 100,
 advocacy at 70: a problem waits less well than a compliment.
 
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from beacons.config import RoutingConfig
 
 FRESH_FOR = timedelta(days=1)
+LOW_RATING = {1: 10.0, 2: 5.0}  # a review's stars -> support priority points (issue 15)
 STALE_AT = timedelta(days=7)
 
 
@@ -214,6 +218,7 @@ def priority_terms(
             "urgency": 25 * urgency(mention, classification),
             "reach": _reach(mention.author_reach),
             "recency": _recency(mention, now),
+            **({"low_rating": LOW_RATING[mention.rating]} if mention.rating in LOW_RATING else {}),
         }
     if queue == "advocacy":
         return {
@@ -234,9 +239,16 @@ def priority(
     return round(min(100.0, max(0.0, sum(terms.values())))) if terms else 0
 
 
-def _proposed(classification: Classification, rules: Rules, brand: str | None = None) -> tuple[Queue, str]:
-    """The queue the scores reach under the thresholds (the classifiers' own rule), and why."""
+def _proposed(
+    classification: Classification, rules: Rules, brand: str | None = None, rating: int | None = None
+) -> tuple[Queue, str]:
+    """The queue the scores reach under the thresholds (the classifiers' own rule), and why.
+
+    A one- or two-star review needs half the support threshold: its stars already say something is wrong.
+    """
     threshold = rules.support_for(brand)
+    if rating in LOW_RATING:
+        threshold /= 2
     support = float(classification.scores.get("support", 0.0))
     advocacy = float(classification.scores.get("advocacy", 0.0))
     if classification.relevance < rules.relevance_threshold:
@@ -244,7 +256,9 @@ def _proposed(classification: Classification, rules: Rules, brand: str | None = 
     if support >= threshold and support >= advocacy:
         return (
             "support",
-            f"support score {support:.2f} >= support_threshold {threshold:.2f} (advocacy {advocacy:.2f})",
+            f"support score {support:.2f} >= support_threshold {threshold:.2f}"
+            + (f" (halved for a {rating}-star review)" if rating in LOW_RATING else "")
+            + f" (advocacy {advocacy:.2f})",
         )
     if advocacy >= rules.advocacy_threshold:
         return (
@@ -295,7 +309,8 @@ def decide(
 
     if match is None:
         return stop("brand", "no brand mentioned")
-    steps.append(Step("brand", "pass", match.brand + (f" / {match.product}" if match.product else "")))
+    implied = f", implied by source {match.implied_by} (implies_brand)" if match.implied_by else ""
+    steps.append(Step("brand", "pass", match.brand + (f" / {match.product}" if match.product else "") + implied))
     dropped = _dropped(mention, rules)
     if dropped:
         return stop("drop", dropped)
@@ -304,7 +319,7 @@ def decide(
     if rules.non_english != "keep" and lang and not lang.lower().startswith("en"):
         return stop("language", f"language {lang} and non_english: {rules.non_english}")
     steps.append(Step("language", "pass", f"language {lang or 'unknown'}, non_english: {rules.non_english}"))
-    queue, why = _proposed(classification, rules, match.brand)
+    queue, why = _proposed(classification, rules, match.brand, mention.rating)
     steps.append(Step("classifier", "decided", f"{queue}: {why} (model {classification.model})"))
     reason = f"classifier {classification.model}: {why}"
     chosen: Override | None = None

@@ -63,6 +63,7 @@ _PLAIN = (
     "The museum reopens on Saturday with a new wing dedicated to early computing.",
     "Trying out a new static site generator; the build is fast but the docs are thin.",
 )
+_SYLLABLES = ("ka", "zu", "mor", "tel", "vix", "dra", "pon", "qui", "sel", "bru", "ny", "lo")
 _EPOCH = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
@@ -85,6 +86,8 @@ def feed_body(n: int, version: int, entries: int) -> bytes:
     for k in range(newest - 1, max(newest - entries, 0) - 1, -1):
         rng = random.Random(n * 1_000_003 + k)
         text = rng.choice(_BRANDED) if rng.random() < 0.2 else rng.choice(_PLAIN)
+        # Two made-up words per entry: a soak reads vocabulary no post had before (issue 16).
+        text += " Tagged " + " ".join("".join(rng.choice(_SYLLABLES) for _ in range(4)) for _ in range(2)) + "."
         when = format_datetime(_EPOCH - timedelta(minutes=n % 600) + timedelta(minutes=k), usegmt=True)
         items.append(
             f"<item><title>{text[:60]}</title><link>https://site{n}.example/p/{k}</link>"

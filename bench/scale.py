@@ -40,6 +40,7 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -179,9 +180,31 @@ class Progress:
         self._thread.join()
 
 
-def cycle(server: LoadServer, config: Config, classifier: Classifier, label: str) -> dict[str, Any]:
-    """One ``run(config, once=True)``: wall, CPU, requests/s, statuses, per-source completion times."""
+def _finishes(log_path: Path, offset: int, started: float) -> list[tuple[float, bool]]:
+    """(seconds after ``started``, hung) of each source.polled line written since ``offset`` in the JSON log."""
+    out = []
+    with open(log_path, encoding="utf-8") as log:
+        log.seek(offset)
+        for line in log:
+            if '"source.polled"' not in line:
+                continue
+            event = json.loads(line)
+            at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp() - started
+            out.append((at, "FetchTimeout" in str(event.get("error", ""))))
+    return out
+
+
+def cycle(server: LoadServer, config: Config, classifier: Classifier, label: str, log: Any) -> dict[str, Any]:
+    """One ``run(config, once=True)``: wall, CPU per source, polls/s, statuses, when sources were done.
+
+    Completion times come from the JSON log's ``source.polled`` timestamps (the worker pool starts a
+    source only when a worker is free, so a poll's own duration says nothing of when it was done). The
+    hanging feeds, which end at fetch.timeout, are reported on their own line.
+    """
     before = server.stats(reset=True)
+    log.flush()
+    offset = log.tell()
+    started = time.time()
     cpu, wall = cpu_seconds(), time.perf_counter()
     with Progress(server, label):
         results: list[PollResult] = asyncio.run(run(config, once=True, install_signals=False, classifier=classifier))
@@ -189,12 +212,19 @@ def cycle(server: LoadServer, config: Config, classifier: Classifier, label: str
     cpu = cpu_seconds() - cpu
     after = server.stats()
     requests = after["requests"] - before["requests"]
-    done = sorted(r.ms / 1000 for r in results)
+    log.flush()
+    finishes = _finishes(Path(log.name), offset, started)
+    done = sorted(at for at, _ in finishes) or [wall]
+    others = [at for at, hung in finishes if not hung]
     statuses = Counter(r.status for r in results)
     return {
         "sources": len(results),
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
+        "cpu_ms_per_source": round(cpu / max(1, len(results)) * 1000, 2),
+        "polls_per_s": round(len(results) / wall, 1),
+        "hanging": sum(hung for _, hung in finishes),
+        "wall_without_hanging_s": round(max(others, default=wall), 2),
         "requests": requests,
         "requests_per_s": round(requests / wall, 1),
         "statuses": dict(statuses),
@@ -342,9 +372,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             classifier = load_classifier(args.model)
             print("cold cycle (every feed new)...", file=sys.stderr)
-            cold = cycle(server, config, classifier, "cold cycle")
+            cold = cycle(server, config, classifier, "cold cycle", log_file)
             print("measured cycle (steady state)...", file=sys.stderr)
-            steady = cycle(server, config, classifier, "cycle")
+            steady = cycle(server, config, classifier, "cycle", log_file)
             soaked: dict[str, Any] | None = None
             if soak_seconds > 0:
                 print(
@@ -391,8 +421,13 @@ def report(f: dict[str, Any], out: Any) -> None:
     row("cycle wall time (steady state)", f"{c['wall_s']:.1f} s", "< 60 s")
     row("  half the sources done after", f"{c['done_p50_s']:.1f} s")
     row("  99 % of the sources done after", f"{c['done_p99_s']:.1f} s")
+    row("  every source but the hanging ones done after", f"{c['wall_without_hanging_s']:.1f} s")
+    row(f"  hanging feeds (each ends at fetch.timeout, {f['timeout_s']:g} s)", f"{c['hanging']}")
+    row("cycle polls per second (sources / wall)", f"{c['polls_per_s']:.0f}")
     row("cycle requests per second", f"{c['requests_per_s']:.0f}")
     row("cycle CPU time (daemon)", f"{c['cpu_s']:.1f} s")
+    row("cycle CPU per source", f"{c['cpu_ms_per_source']:.2f} ms")
+    row("cold cycle CPU per source", f"{cold['cpu_ms_per_source']:.2f} ms")
     row("cycle statuses", " ".join(f"{k}={v}" for k, v in sorted(c["statuses"].items())))
     row("requests in flight, max overall / per host", f"{c['max_in_flight']} / {c['max_in_flight_per_host']}")
     row("peak RSS (daemon)", f"{f['peak_rss_mb']:.0f} MB", "< 400 MB")

@@ -77,6 +77,7 @@ class Poll:
     mentions: list[Mention]
     cursor: str | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    quota: str | None = None  # the collector's quota record to store (None: keep the stored one)
 
 
 PollFn = Callable[[PollContext, Any], Awaitable[Poll]]

@@ -42,7 +42,7 @@ from collectors import REGISTRY, Poll, PollContext
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEMO = Path(__file__).parent.parent / "beacons" / "data" / "demo"
-DOCS = Path(__file__).parent.parent / "docs" / "readme" / "sources.md"
+DOCS = Path(__file__).parent.parent / "README.md"  # its Sources section (docs/readme copies are gone)
 
 ACME = Brand(
     name="Acme",
@@ -64,6 +64,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body><h1>Checking your browser</h1></body></html>"
 Route = Callable[[Mapping[str, str]], str]
+DISCOURSE_SITE = "https://community.acme.example"
+APPSTORE_PAGE = "/us/rss/customerreviews/page={}/id=1234567890/sortby=mostrecent/json"
 
 
 def _by(param: str, pages: Mapping[str | None, str], default: str = "empty") -> Route:
@@ -83,6 +85,13 @@ class KindSpec:
     headers: Callable[[str, Mapping[str, str]], dict[str, str]] = lambda name, q: {}
     gzip_always: bool = False
     first_query: dict[str, str] = field(default_factory=dict)  # the query of the first page
+    url_template: str | None = None  # kinds configured by a whole url (json_api, html_page): {base} is the server
+    # More endpoint paths served by the site (a page number in the path, as Apple's feed has it);
+    # ``route`` sees the request's path as the query key "_path".
+    extra_paths: tuple[str, ...] = ()
+    url_option: bool = False  # the source takes the endpoint as url: (rss, google_alerts), not base_url:
+    requires_query: bool = True  # without query: and brands the kind has nothing to read (a clear error)
+    parse_kwargs: dict[str, Any] = field(default_factory=dict)  # what parse needs besides the body
 
     @property
     def dir(self) -> Path:
@@ -187,6 +196,101 @@ SPECS: dict[str, KindSpec] = {
         headers=_github_link,
         first_query={"page": "1"},
     ),
+    "json_api": KindSpec(
+        "json_api",
+        "/appreviews/2784470",
+        "json",
+        JSON_TYPE,
+        _by("cursor", {"*": "page1", "AoJwkLvP5ocDe+WQ5wE=": "page2"}),
+        {
+            # Steam's public store reviews API, newest first, paged by its opaque cursor
+            "items": "reviews",
+            "fields": {
+                "id": "recommendationid",
+                "text": "review",
+                "author": "author.steamid",
+                "published": "timestamp_created",
+                "reach": "votes_up",
+                "url": "join('', ['https://steamcommunity.com/profiles/', author.steamid, '/recommended/2784470/'])",
+            },
+            "next_page": "cursor",
+            "first_cursor": "*",
+        },
+        first_query={"cursor": "*"},
+        url_template="{base}/appreviews/2784470?json=1&filter=recent&language=all&num_per_page=3&cursor={cursor}",
+    ),
+    "html_page": KindSpec(
+        "html_page",
+        "/c/routerx",
+        "html",
+        HTML_TYPE,
+        lambda q: "page1",
+        {
+            # a vendor's community forum: a topic list with no feed
+            "items": "ol.topic-list > li.topic",
+            "container": "ol.topic-list",
+            "fields": {
+                "id": "::attr(data-topic-id)",
+                "title": "h3.topic-title a::text",
+                "url": "h3.topic-title a::attr(href)",
+                "text": "p.excerpt",
+                "author": "a.author::text",
+                "published": "time::attr(datetime)",
+                "reach": "span.likes::text",
+            },
+        },
+        paged=False,
+        url_template="{base}/c/routerx",
+    ),
+    "youtube_search": KindSpec(
+        "youtube_search",
+        "/youtube/v3/search",
+        "json",
+        JSON_TYPE,
+        _by("pageToken", {None: "page1", "CAMQAA": "page2"}),
+        {"query": "RouterX", "max_results": 3},
+    ),
+    "app_store_reviews": KindSpec(
+        "app_store_reviews",
+        APPSTORE_PAGE.format(1),
+        "json",
+        "text/javascript; charset=utf-8",  # what Apple's feed answers
+        _by("_path", {APPSTORE_PAGE.format(1): "page1", APPSTORE_PAGE.format(2): "page2"}),
+        {"app_id": "1234567890", "implies_brand": "Acme", "implies_product": "RouterX"},
+        extra_paths=(APPSTORE_PAGE.format(2),),
+        first_query={"_path": APPSTORE_PAGE.format(1)},
+        requires_query=False,
+    ),
+    "lemmy_search": KindSpec(
+        "lemmy_search",
+        "/api/v3/search",
+        "json",
+        JSON_TYPE,
+        _by("page", {"1": "page1", "2": "page2"}),
+        {"query": "RouterX", "limit": 2},
+        first_query={"page": "1"},
+    ),
+    "google_alerts": KindSpec(
+        "google_alerts",
+        "/alerts/feeds/06807031914929345698/10604166159629661594",
+        "atom",
+        "application/atom+xml; charset=UTF-8",
+        lambda q: "page1",
+        paged=False,
+        url_option=True,
+        requires_query=False,
+    ),
+    "discourse": KindSpec(
+        "discourse",
+        "/search.json",
+        "json",
+        JSON_TYPE,
+        _by("page", {"1": "page1", "2": "page2"}),
+        {"query": "RouterX", "site_url": DISCOURSE_SITE},
+        first_query={"page": "1"},
+        requires_query=False,
+        parse_kwargs={"site_url": DISCOURSE_SITE},
+    ),
 }
 SEARCH_KINDS = sorted(k for k in SPECS if k != "rss")
 
@@ -198,7 +302,8 @@ class FixtureSite:
         self.server, self.spec = server, spec
         self.override: tuple[int, bytes, str, dict[str, str]] | None = None
         self.first: str | None = None  # serve this fixture instead of page1
-        server.add(spec.path, self._handle)
+        for path in (spec.path, *spec.extra_paths):
+            server.add(path, self._handle)
 
     @property
     def base_url(self) -> str:
@@ -206,7 +311,8 @@ class FixtureSite:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        return self.server.hits(self.spec.path)
+        hits = [r for path in (self.spec.path, *self.spec.extra_paths) for r in self.server.hits(path)]
+        return sorted(hits, key=self.server.requests.index) if self.spec.extra_paths else hits
 
     def queries(self) -> list[dict[str, str]]:
         return [{k: v[-1] for k, v in parse_qs(r["query"], keep_blank_values=True).items()} for r in self.requests]
@@ -233,6 +339,7 @@ class FixtureSite:
             respond(req, status, body, ctype, headers)
             return
         query = {k: v[-1] for k, v in parse_qs(urlsplit(req.path).query, keep_blank_values=True).items()}
+        query["_path"] = urlsplit(req.path).path
         name = self.spec.route(query)
         if self.first and name == self.spec.route(self.spec.first_query):
             name = self.first  # replace the first page, keep the rest
@@ -268,8 +375,10 @@ def respond(
 
 def source_yaml(spec: KindSpec, base_url: str, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": f"{spec.kind}-test", "kind": spec.kind, **spec.options, **extra}
-    if spec.kind == "rss":
+    if spec.kind == "rss" or spec.url_option:
         entry["url"] = base_url + spec.path
+    elif spec.url_template is not None:
+        entry["url"] = spec.url_template.replace("{base}", base_url)
     else:
         entry["base_url"] = base_url
     return entry
@@ -277,7 +386,8 @@ def source_yaml(spec: KindSpec, base_url: str, **extra: Any) -> dict[str, Any]:
 
 def make_source(spec: KindSpec, base_url: str, **extra: Any) -> Source:
     """A Source built through the real config loader (so Options are validated as a user's would be)."""
-    text = yaml.safe_dump({"sources": [source_yaml(spec, base_url, **extra)]})
+    # the brands are there for implies_brand, which must name one of them
+    text = yaml.safe_dump({"brands": [ACME_YAML], "sources": [source_yaml(spec, base_url, **extra)]})
     return parse_config(text, env={}).sources[0]
 
 
@@ -290,13 +400,14 @@ async def poll_kind(
     transport: httpx.AsyncBaseTransport | None = None,
     brands: tuple[Brand, ...] = (ACME,),
     clock: Clock = SYSTEM,
+    quota: str | None = None,
 ) -> tuple[Poll, PollContext]:
     """One collector poll over real HTTP, no database: the collector's view of the contract."""
     limits = FetchLimits(timeout=10.0)
     async with make_client(limits, transport or _loopback()) as client:
         ctx = PollContext(
             source=source,
-            state=SourceState(cursor=cursor),
+            state=SourceState(cursor=cursor, quota=quota),
             fetch=None,  # type: ignore[arg-type]
             brands=brands,
             env=dict(env or {}),
@@ -358,8 +469,9 @@ async def open_pipeline(
 
 
 def mention_record(m: Mention) -> dict[str, Any]:
-    """What a fixture's ``.expected.json`` lists for one mention (fetched_at and raw left out)."""
+    """What a fixture's ``.expected.json`` lists for one mention (fetched_at and raw left out; rating when set)."""
     return {
+        **({"rating": m.rating} if m.rating is not None else {}),
         "url": m.url,
         "guid": m.guid,
         "title": m.title,

@@ -42,7 +42,7 @@ from beacons import queue as q
 from beacons.config import Config
 from beacons.errors import ConfigError
 from beacons.store import Store
-from beacons.web import api
+from beacons.web import api, insights, sources
 from beacons.web.openapi import document
 from beacons.web.server import WebServer
 
@@ -442,6 +442,9 @@ def test_api_openapi_documents_every_api_route(shared: httpx.Client) -> None:
     documented = {(m.upper(), path) for path, ops in doc["paths"].items() for m in ops}
     routes = {(m, p) for m, p, _, _ in api.ROUTES if "{action}" not in p}
     routes |= {("POST", f"/api/beacons/{{id}}/{a}") for a in api.ACTION_NAMES}
+    routes |= {(m, p) for m, p, _, _ in sources.ROUTES if p.startswith("/api/") and "{action}" not in p}
+    routes |= {("POST", f"/api/sources/{{source}}/{a}") for a in sources.ACTIONS}
+    routes |= {(m, p) for m, p, _, kind in insights.ROUTES if kind == "api"}
     assert documented == routes
     assert document()["components"]["schemas"]["Beacon"]["properties"].keys() >= {
         "id",

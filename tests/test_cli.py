@@ -251,7 +251,7 @@ def test_cli_demo_works_offline(tmp_path: Path, capsys: Any) -> None:
     assert set(queues) == {"support", "advocacy", "none"}
     assert queues["support"] and queues["advocacy"]
     assert all(set(b) >= QUEUE_FIELDS for q in queues.values() for b in q)
-    assert "second cycle: 4 not modified, 0 new" in err
+    assert "second cycle: 6 not modified, 0 new" in err
 
 
 def test_cli_daemon_py_once_end_to_end(

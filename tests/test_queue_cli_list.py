@@ -93,6 +93,15 @@ def test_queue_cli_list_q_searches_title_text_and_author(
     assert [b["id"] for b in listed(capsys, config_file, "--q", text)] == ids
 
 
+def test_queue_cli_list_q_is_the_full_text_search_of_the_page(capsys: Any, config_file: str) -> None:
+    """Issue 13 §5: --q searches notes and matches word prefixes, as GET /api/beacons?q= does (no substring test)."""
+    with Store(config_file.replace("config.yaml", "beacons.db")) as store:
+        q.add_note(store, PRAISE, "alice", "asked them for a testimonial quote")
+        api = [e.beacon.id for e in q.list_entries(store, q.QueueFilter(q="testimon")).entries]
+    assert [b["id"] for b in listed(capsys, config_file, "--q", "testimon")] == api == [PRAISE]
+    assert listed(capsys, config_file, "--q", "estimonia") == []  # words and prefixes, not any substring
+
+
 def test_queue_cli_list_collapses_threads_like_the_page(capsys: Any, config_file: str) -> None:
     beacons = {b["id"]: b for b in listed(capsys, config_file)}
     assert OUTAGE in beacons and OUTAGE_TOO not in beacons  # the second outage post is in the first one's thread

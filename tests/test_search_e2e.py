@@ -23,6 +23,27 @@ from beacons.daemon import run
 from beacons.feedserver import FeedServer
 from beacons.store import Store
 
+# The issue-4 search kinds and issue 15's configured kinds (json_api, html_page) and youtube_search; the other
+# issue-15 kinds (implied brands, no query) run end to end in test_sources_e2e.py.
+KINDS = [
+    k
+    for k in SEARCH_KINDS
+    if k
+    in (
+        "bing_news",
+        "bluesky_search",
+        "github_issues",
+        "google_news",
+        "hn_search",
+        "mastodon_tag",
+        "reddit_search",
+        "stackexchange_search",
+        "json_api",
+        "html_page",
+        "youtube_search",
+    )
+]
+
 # url -> queue for every mention the first run must store and route
 EXPECTED = {
     # google_news: publisher links resolved from the article ids; the opaque one stays on news.google.com
@@ -51,12 +72,22 @@ EXPECTED = {
     # github_issues
     "https://github.com/homelab-tools/netwatch/issues/412": "support",
     "https://github.com/acme-community/routerx-exporter/pull/88": "advocacy",
+    # json_api (Steam store reviews): the third review names no brand
+    "https://steamcommunity.com/profiles/76561198054127723/recommended/2784470/": "support",
+    "https://steamcommunity.com/profiles/76561198830016291/recommended/2784470/": "advocacy",
+    # html_page (a vendor forum's topic list)
+    "https://community.acme.example/t/routerx-drops-wi-fi-every-night-after-2-4-1/48213": "support",
+    "https://community.acme.example/t/guest-network-on-the-rx-200/48190": "support",
+    "https://community.acme.example/t/acme-cloud-restore-speed-is-great/48207": "advocacy",
+    # youtube_search: the Looney Tunes video is dropped by the brand's exclusion
+    "https://www.youtube.com/watch?v=q8LmX2vT0aE": "none",
+    "https://www.youtube.com/watch?v=Zp3rN8kQ1bw": "none",
 }
 
 
 def _config(server: FeedServer, db: Path) -> Any:
     sources = []
-    for kind in SEARCH_KINDS:
+    for kind in KINDS:
         entry = source_yaml(SPECS[kind], server.base_url, id=kind)
         entry.pop("query", None)  # every source searches the brand's default query
         sources.append(entry)
@@ -75,12 +106,12 @@ def _config(server: FeedServer, db: Path) -> Any:
 def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(
     feed_server: FeedServer, tmp_path: Path
 ) -> None:
-    sites = {kind: FixtureSite(feed_server, SPECS[kind]) for kind in SEARCH_KINDS}
+    sites = {kind: FixtureSite(feed_server, SPECS[kind]) for kind in KINDS}
     config = _config(feed_server, tmp_path / "e2e.db")
-    assert sorted(s.kind for s in config.sources) == SEARCH_KINDS
+    assert sorted(s.kind for s in config.sources) == KINDS
 
     first = asyncio.run(run(config, once=True, install_signals=False, classifier=RulesClassifier()))
-    assert {r.source_id: r.status for r in first} == {kind: "ok" for kind in SEARCH_KINDS}, [r.error for r in first]
+    assert {r.source_id: r.status for r in first} == {kind: "ok" for kind in KINDS}, [r.error for r in first]
 
     store = Store(config.database)
     try:
@@ -97,14 +128,14 @@ def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(
         )
         assert all(b.brand == "Acme" for b in beacons)
         cursors = {row["id"]: row["cursor"] for row in store.sources()}
-        assert cursors == {kind: "2026-11-23T16:40:00Z" for kind in SEARCH_KINDS}
+        assert cursors == {kind: "2026-11-23T16:40:00Z" for kind in KINDS}
         stored = store.mention_count()
     finally:
         store.close()
 
     # per-term kinds asked once per brand term; the rest once
     assert len(sites["hn_search"].requests) == 5 and len(sites["stackexchange_search"].requests) == 5
-    assert all(len(sites[k].requests) == 1 for k in SEARCH_KINDS if k not in ("hn_search", "stackexchange_search"))
+    assert all(len(sites[k].requests) == 1 for k in KINDS if k not in ("hn_search", "stackexchange_search"))
     default_query = sites["google_news"].queries()[0]["q"]
     assert default_query == 'Acme OR "Acme Corp" OR acme.com OR RouterX OR "Acme Cloud" -"acme looney tunes"'
 
@@ -123,3 +154,4 @@ def test_search_e2e_one_source_of_each_kind_routes_the_expected_mentions(
     assert all(q["fromdate"] == "1795452001" for q in sites["stackexchange_search"].queries())
     assert sites["github_issues"].queries()[0]["q"].endswith(" created:>2026-11-23T16:40:00Z")
     assert sites["bluesky_search"].queries()[0]["since"] == "2026-11-23T16:40:00Z"
+    assert sites["youtube_search"].queries()[0]["publishedAfter"] == "2026-11-23T16:40:00Z"

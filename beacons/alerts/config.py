@@ -20,6 +20,7 @@ from beacons.errors import Problem
 from beacons.settings import Duration, Secret
 
 KINDS = ("slack", "webhook")
+EVENTS = ("sla_breach",)  # what ``on:`` may list, besides the per-beacon alerts
 ALERT_QUEUES = ("support", "advocacy")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -63,6 +64,7 @@ class AlertChannel:
     min_priority: int = 0
     digest: Duration | None = None  # e.g. 30m: one summary per period instead of one message per beacon
     ops: bool = False  # receive source-health and incident alerts
+    on: tuple[str, ...] = ()  # more events: sla_breach (an open beacon waited past routing.sla; issue 13)
     rate_limit: float = 1.0  # at most this many requests per second (Slack allows about 1)
     max_attempts: int = 8  # then the alert is dead (see `beacons alerts list --status dead`)
     timeout: Duration = 10.0  # whole request
@@ -127,8 +129,11 @@ def check_channels(channels: Sequence[object], problems: list[Problem]) -> None:
             problems.append(Problem(f"{loc}.max_attempts", f"must be at least 1, got {c.max_attempts}"))
         if c.digest is not None and c.digest < 1:
             problems.append(Problem(f"{loc}.digest", f"must be at least 1s, got {c.digest:g}s"))
-        if not c.beacons and not c.ops:
-            problems.append(Problem(loc, "receives nothing: set beacons: true or ops: true"))
+        for j, name in enumerate(c.on):
+            if name not in EVENTS:
+                problems.append(Problem(f"{loc}.on[{j}]", f"expected one of {', '.join(EVENTS)}, got {name[:40]!r}"))
+        if not c.beacons and not c.ops and not c.on:
+            problems.append(Problem(loc, "receives nothing: set beacons: true, ops: true or on: [sla_breach]"))
         if c.health.after_errors < 1:
             problems.append(Problem(f"{loc}.health.after_errors", f"must be at least 1, got {c.health.after_errors}"))
         s = c.spikes

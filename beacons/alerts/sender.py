@@ -29,19 +29,23 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from beacons import USER_AGENT
-from beacons.alerts import health, slack, spikes, webhook
+from beacons.alerts import health, sla, slack, spikes, webhook
 from beacons.alerts.config import AlertChannel, named
 from beacons.alerts.message import GoneError, build_event
 from beacons.alerts.outbox import Outbox, Row, ts
 from beacons.clock import SYSTEM, Clock
+from beacons.errors import BeaconsError
 from beacons.fetch import parse_retry_after
 from beacons.log import get_logger
 from beacons.models import Beacon, Source
 from beacons.redact import scrub
+from beacons.report_schedule import run_due
 from beacons.storage.base import from_epoch
+from beacons.storage.types import Sla
 
 if TYPE_CHECKING:
     from beacons.daemon import Service
+    from beacons.report_schedule import ReportConfig
 
 log = get_logger("beacons.alerts")
 
@@ -85,16 +89,21 @@ class ChannelSender:
         outbox: Outbox,
         *,
         sources: Sequence[Source] = (),
+        sla: Sla | None = None,
         public_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         tick: float = 0.1,
         clock: Clock = SYSTEM,
+        report: ReportConfig | None = None,
     ) -> None:
         self.channel = channel
+        self.report = report if report is not None and report.channel == channel.name else None
         self.clock = clock  # leases, retries, pauses, the rate limit, digests and spikes read this clock
         self.outbox = outbox
         self.sources = tuple(sources)
+        self.sla = sla or Sla()  # routing.sla, for on: [sla_breach]
+        self._next_sla = 0.0
         self.public_url = public_url
         self.rng = rng or random.Random()
         self.tick = tick
@@ -189,6 +198,9 @@ class ChannelSender:
         if self.channel.ops and now >= self._next_health:
             self._next_health = now + self.channel.health.check_every
             health.check(self.outbox, self.channel, self.sources, now=now)
+        if self.sla and sla.EVENT in self.channel.on and now >= self._next_sla:
+            self._next_sla = now + sla.CHECK_EVERY
+            sla.check(self.outbox, self.channel, self.sla, now=now)
         if self.channel.spikes.enabled:
             spikes.close_calm(self.outbox, self.channel, now=now)
         if self.channel.digest:
@@ -197,6 +209,11 @@ class ChannelSender:
                 since = self.outbox.last_digest_at(self.channel.name) or oldest
                 event_id = self.outbox.make_digest(self.channel.name, now=now, since=since)
                 log.info("alert.digest", channel=self.channel.name, event_id=event_id)
+        if self.report is not None:  # issue 14: the scheduled insights report, once per slot
+            try:
+                run_due(self.outbox.store, self.report, now=now, sla=self.sla, link=self.public_url)
+            except BeaconsError as exc:  # the database is busy: the next housekeeping tries again
+                log.error("alert.report_failed", channel=self.channel.name, error=scrub(str(exc), 300))
 
     # -- one row ------------------------------------------------------------
 
@@ -380,6 +397,8 @@ class ChannelSender:
 
 async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1) -> None:
     """The daemon's alert task: every channel concurrently; drain once when ``stop`` is already set."""
+    from beacons.queue.inbox import sla_policy
+
     channels = named(service.config.alerts)
     if not channels:
         return
@@ -389,9 +408,11 @@ async def run_sender(service: Service, stop: asyncio.Event, *, tick: float = 0.1
             c,
             outbox,
             sources=service.config.sources,
+            sla=sla_policy(service.config.routing.sla),
             public_url=public_url(service.config),
             tick=tick,
             clock=service.clock,
+            report=service.config.report,
         )
         for c in channels
     ]

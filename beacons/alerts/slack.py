@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from beacons.alerts.health import human
 from beacons.alerts.message import BeaconCard, Event, Segment, plain
 from beacons.redact import cut, scrub
 
@@ -134,10 +135,14 @@ def render(event: Event, public_url: str | None = None) -> dict[str, Any]:
         blocks = [_header(title), _context(escape(f"{counts} · from {since} to {event.data.get('window_end')}"))]
         blocks += [_listed(b) for b in event.beacons[:MAX_LISTED]]
         blocks += _more(event, total, public_url)
+    elif event.type == "report":
+        title, fallback, blocks = _report(event)
     elif event.type == "source_health":
         title, fallback, blocks = _health(event)
     elif event.type == "incident":
         title, fallback, blocks = _incident(event, public_url)
+    elif event.type == "sla_breach":
+        title, fallback, blocks = _sla_breach(event)
     else:
         title = ":wave: beacons test alert"
         fallback = f"{title} for channel {event.channel}"
@@ -150,6 +155,29 @@ def render(event: Event, public_url: str | None = None) -> dict[str, Any]:
             ),
         ]
     return {"text": escape(cut(fallback, 300)), "blocks": blocks[:50], "unfurl_links": False, "unfurl_media": False}
+
+
+def _sla_breach(event: Event) -> tuple[str, str, list[dict[str, Any]]]:
+    d = event.data
+    who = f"team {d.get('team')}" if d.get("team") else f"the {d.get('queue')} queue"
+    held = f", held by {d.get('assignee')}" if d.get("status") == "claimed" and d.get("assignee") else ", unclaimed"
+    title = f":alarm_clock: Past its SLA: waited {human(float(d.get('waited_seconds') or 0))}"
+    text = f"Over the {human(float(d.get('limit_seconds') or 0))} SLA of {who}{held}."
+    blocks = [_header(title), _section(escape(text))]
+    if event.beacons:
+        blocks += _beacon_blocks(event.beacons[0])
+    return title, f"{title}: {text}", blocks
+
+
+def _report(event: Event) -> tuple[str, str, list[dict[str, Any]]]:
+    """The scheduled insights summary (issue 14): its lines, and the page for the charts."""
+    d = event.data
+    title = f":bar_chart: {d.get('title') or 'beacons report'}"
+    lines = "\n".join(f"• {escape(str(line))}" for line in d.get("lines", []))
+    blocks = [_header(title), _section(lines or "No posts in this period.")]
+    if d.get("link"):
+        blocks.append(_context(link(str(d["link"]), "Open the insights page")))
+    return title, title, blocks
 
 
 def _health(event: Event) -> tuple[str, str, list[dict[str, Any]]]:

@@ -100,6 +100,9 @@ def body(event: Event) -> dict[str, Any]:
             "reminder",
         )
         data = {k: d.get(k) for k in health_keys}
+    elif event.type == "report":
+        report_keys = ("title", "since", "until", "brand", "lines", "link", "posts", "support_beacons")
+        data = {k: d.get(k) for k in (*report_keys, "sla_breaches", "claim_median_s")}
     elif event.type == "incident":
         incident_keys = (
             "incident_id",
@@ -116,6 +119,10 @@ def body(event: Event) -> dict[str, Any]:
         )
         data = {k: d.get(k) for k in incident_keys}
         data["beacons"] = [beacon_json(b) for b in event.beacons]
+    elif event.type == "sla_breach":
+        sla_keys = ("queue", "team", "limit_seconds", "waited_seconds", "status", "assignee")
+        data = {k: d.get(k) for k in sla_keys}
+        data["beacon"] = beacon_json(event.beacons[0]) if event.beacons else None
     else:
         data = {"message": f"test alert from beacons to channel {event.channel}"}
     return {

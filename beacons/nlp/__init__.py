@@ -11,6 +11,19 @@ it never saw.
 
 from __future__ import annotations
 
-from beacons.nlp.model import MODEL_DIR, SpacyClassifier, find_model
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from beacons.nlp.model import MODEL_DIR, SpacyClassifier, find_model
 
 __all__ = ["MODEL_DIR", "SpacyClassifier", "find_model"]
+
+
+def __getattr__(name: str) -> Any:
+    # Importing a light submodule (beacons.nlp.labels, for the web page) must not import
+    # spaCy: the model module loads only when one of its names is asked for (issue 16).
+    if name in __all__:
+        from beacons.nlp import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,26 +1,37 @@
-"""Load the shipped spaCy pipeline and turn its scores into a ``Classification``."""
+"""Load the shipped spaCy pipeline and turn its scores into a ``Classification``.
+
+With ``lazy=True`` (the daemon) spaCy, the pipeline and VADER load on the first
+post to classify, once: a poll cycle where every feed answered 304 loads none of
+them (issue 16). Each batch runs inside ``nlp.memory_zone()``, so the words of
+the posts it read leave the vocabulary afterwards and a daemon that reads new
+words for months keeps a flat memory (``bench/soak.py``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import spacy
-from spacy.language import Language
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from beacons.log import get_logger
 from beacons.models import Classification, Evidence, Match, Queue, Sentiment
-from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
 from beacons.nlp.features import Features, post_lang
 from beacons.nlp.intents import read_thresholds
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
 from beacons.nlp.mask import model_input
 from beacons.nlp.passages import evidence_span, passages
 from beacons.urgency import reports_harm, urgency_of
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+log = get_logger("beacons.nlp")
 
 MODEL_DIR = Path(str(resources.files("beacons").joinpath("data/model")))
 VADER_WEIGHT = (
@@ -134,6 +145,10 @@ def mix(whole: dict[str, float], part: dict[str, float] | None, alpha: float) ->
 class SpacyClassifier:
     """The trained pipeline behind the ``Classifier`` interface, reading long posts passage by passage."""
 
+    # False keeps every word read in the vocabulary, as spaCy does outside a memory zone: only for
+    # bench/soak.py and the tests to show the growth the zone prevents.
+    forget_words = True
+
     def __init__(
         self,
         path: str | Path,
@@ -141,11 +156,13 @@ class SpacyClassifier:
         support_threshold: float = 0.5,
         advocacy_threshold: float = 0.5,
         relevance_threshold: float = 0.5,
+        lazy: bool = False,
     ) -> None:
         self.path = Path(path)
-        nlp = spacy.load(self.path)
         meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
-        self._setup(nlp, meta, support_threshold, advocacy_threshold, relevance_threshold)
+        self._setup(None, meta, support_threshold, advocacy_threshold, relevance_threshold)
+        if not lazy:
+            self._load()
         tuned = read_thresholds(self.path)  # re-tuned without retraining (beacons eval --tune-intents)
         if tuned is not None:
             self.intent_thresholds = tuned
@@ -160,13 +177,14 @@ class SpacyClassifier:
 
     def _setup(
         self,
-        nlp: Language,
+        nlp: Language | None,
         meta: dict[str, Any],
         support_threshold: float,
         advocacy_threshold: float,
         relevance_threshold: float,
     ) -> None:
-        self.nlp = nlp
+        self._nlp = nlp
+        self._vader_analyzer: SentimentIntensityAnalyzer | None = None
         training = meta.get("beacons_training", {})
         self.name = f"spacy:{meta.get('name', 'beacons')}-{meta.get('version', '0')}"
         self.vader_weight = float(training.get("vader_weight", VADER_WEIGHT))
@@ -186,8 +204,33 @@ class SpacyClassifier:
         self.intent_thresholds = {k: float(v) for k, v in training.get("intent_raw_thresholds", {}).items()}
         self.advocacy_threshold = advocacy_threshold
         self.relevance_threshold = relevance_threshold
-        self._vader = SentimentIntensityAnalyzer()
         self.features = Features.from_meta(training.get("features"))
+
+    def _load(self) -> Language:
+        import spacy
+
+        from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
+
+        self._nlp = spacy.load(self.path)
+        log.debug("classifier.loaded", model=self.name)
+        return self._nlp
+
+    @property
+    def nlp(self) -> Language:
+        """The spaCy pipeline, loaded on first use (``lazy=True``)."""
+        if self._nlp is not None:
+            return self._nlp
+        try:
+            return self._load()
+        except Exception as exc:  # the posts are stored unclassified and retried; say why once per try
+            log.error("classifier.load_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    @property
+    def _vader(self) -> SentimentIntensityAnalyzer:
+        if self._vader_analyzer is None:
+            self._vader_analyzer = SentimentIntensityAnalyzer()
+        return self._vader_analyzer
 
     def classify(self, text: str, match: Match | None) -> Classification:
         return self.classify_many([(text, match)])[0]
@@ -213,13 +256,18 @@ class SpacyClassifier:
                 )
                 owners.append((i, a, b))
         readings: dict[int, list[Reading]] = {}
-        for (i, a, b), doc in zip(owners, self.nlp.pipe(inputs, batch_size=256), strict=True):
-            cats = recalibrate(dict(doc.cats), self.advocacy_raw_threshold, self.relevance_raw_threshold)
-            cats["q:support"] = calibrate(cats.get("q:support", 0.0), self.raw_threshold)
-            for name, t in self.intent_thresholds.items():
-                key = f"i:{name}"
-                cats[key] = calibrate(cats.get(key, 0.0), t)
-            readings.setdefault(i, []).append(Reading(a, b, cats))
+        if inputs:
+            nlp = self.nlp
+            # Strings and lexemes the batch adds are dropped when the zone ends (spaCy >= 3.8):
+            # nothing of a Doc is kept past the loop, only its scores copied into a dict.
+            with nlp.memory_zone() if self.forget_words else contextlib.nullcontext():
+                for (i, a, b), doc in zip(owners, nlp.pipe(inputs, batch_size=256), strict=True):
+                    cats = recalibrate(dict(doc.cats), self.advocacy_raw_threshold, self.relevance_raw_threshold)
+                    cats["q:support"] = calibrate(cats.get("q:support", 0.0), self.raw_threshold)
+                    for name, t in self.intent_thresholds.items():
+                        key = f"i:{name}"
+                        cats[key] = calibrate(cats.get(key, 0.0), t)
+                    readings.setdefault(i, []).append(Reading(a, b, cats))
         out: list[tuple[Reading, list[Reading], float]] = []
         for i, (text, _) in enumerate(items):
             found = readings.get(i)

@@ -30,6 +30,7 @@ from beacons.queue.lifecycle import (
     reroute,
     reroute_options,
     resolve,
+    undo,
 )
 from beacons.queue.queries import (
     Detail,
@@ -99,6 +100,7 @@ __all__ = [
     "resolve",
     "routing_input",
     "sla_policy",
+    "undo",
     "version",
     "waited_seconds",
     "waited_text",

@@ -22,7 +22,7 @@ from beacons.storage import Storage
 from beacons.storage.base import utcnow
 
 OPEN = ("new", "claimed")
-ACTIONS = ("claim", "resolve", "dismiss", "reroute", "relabel", "note", "reopen", "reassign")
+ACTIONS = ("claim", "resolve", "dismiss", "reroute", "relabel", "note", "reopen", "reassign", "undo")
 
 
 def _get(store: Storage, beacon_id: int) -> Beacon:
@@ -147,4 +147,15 @@ def reassign(
     by = clean_name(by)
     who = clean_name(assignee, "assignee")
     store.reassign(beacon_id, by, who, holder=holder, note=clean_note(note, required=False), now=now or utcnow())
+    return _get(store, beacon_id)
+
+
+def undo(store: Storage, beacon_id: int, by: str, *, now: datetime | None = None) -> Beacon:
+    """Undo ``by``'s last claim, resolve, dismiss or re-route of the beacon (``beacons.storage.undo``).
+
+    Refused (``TransitionConflict``, 409 in the API) when someone else acted on it since, when it was undone
+    already, or when the last action was not one of those four. The history keeps both the action and the undo.
+    """
+    by = clean_name(by)
+    store.undo(beacon_id, by, now=now or utcnow())
     return _get(store, beacon_id)

@@ -152,7 +152,7 @@ def routing_input(store: Storage, beacon_id: int) -> tuple[Mention, Match | None
     fetched = parse_time(row[7])
     assert fetched is not None
     mention = Mention(
-        row[0], row[1], row[2], row[3], row[4], row[5], parse_time(row[6]), fetched, row[8], row[9], row[10]
+        row[0], row[1], row[2], row[3], row[4], row[5], parse_time(row[6]), fetched, row[8], row[9], row[10], row[19]
     )
     classification = Classification(
         row[12],

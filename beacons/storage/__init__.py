@@ -14,7 +14,8 @@ once for both backends in their shared SQL:
 - ``fleet.py``: several workers: source leases, host affinity, leaders of periodic jobs;
 - ``sessions.py``: web sessions revoked at sign-out;
 - ``users.py``: people, their roles, personal tokens, sign-in sessions and failed sign-ins;
-- ``unmatched.py``: posts that named no brand (kept for ``retention.unmatched``) and ``beacons rescan``'s writes.
+- ``unmatched.py``: posts that named no brand (kept for ``retention.unmatched``) and ``beacons rescan``'s writes;
+- ``insights.py``: the grouped range reads behind ``/insights`` and ``beacons report``.
 
 The schema is declared once in ``schema.py``; each backend has its own
 forward-only migrations (``sqlite_migrations.py``, ``postgres_migrations.py``),
@@ -26,17 +27,21 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from beacons.storage.base import Backend, Result
+from beacons.storage.base import Backend
 from beacons.storage.beacons import BeaconsMixin
 from beacons.storage.fleet import FleetMixin
+from beacons.storage.insights import InsightsMixin
 from beacons.storage.lifecycle import LifecycleMixin
 from beacons.storage.mentions import MentionsMixin
 from beacons.storage.outbox import OutboxStore
 from beacons.storage.postgres import display_url, is_postgres_url
 from beacons.storage.sessions import SessionsMixin
+from beacons.storage.sla import SlaMixin
+from beacons.storage.source_controls import SourceControlsMixin
 from beacons.storage.sources import SourcesMixin
 from beacons.storage.threads import ThreadsMixin
 from beacons.storage.types import Item, ListedBeacon, QueueFilter, SaveResult
+from beacons.storage.undo import UndoMixin
 from beacons.storage.unmatched import UnmatchedMixin
 from beacons.storage.users import UsersMixin
 
@@ -73,6 +78,10 @@ class Storage(
     SessionsMixin,
     UsersMixin,
     UnmatchedMixin,
+    UndoMixin,
+    SourceControlsMixin,
+    SlaMixin,
+    InsightsMixin,
 ):
     """One database. For SQLite one instance per thread; on PostgreSQL instances share a pool per URL."""
 
@@ -103,8 +112,9 @@ class Storage(
     def schema_version(self) -> int:
         return len(self.backend.migrations()[0])
 
-    def ping(self) -> Result:
-        return self.backend.read("SELECT 1")
+    def ping(self, timeout: float = 2.0) -> None:
+        """Raise ``StoreError`` unless the database answers within about ``timeout`` seconds (``/healthz``)."""
+        self.backend.ping(timeout)
 
     def close(self) -> None:
         self.backend.close()

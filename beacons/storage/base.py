@@ -100,6 +100,9 @@ class Backend(Protocol):
     def check_writable(self) -> None:
         """Raise ``StoreError`` when the database refuses a write transaction."""
 
+    def ping(self, timeout: float) -> None:
+        """Raise ``StoreError`` unless the database answers ``SELECT 1`` within about ``timeout`` seconds."""
+
     def after_copy(self, table: str) -> None:
         """After ``beacons db copy`` wrote ids into ``table``: make new ids start above them."""
 

@@ -24,7 +24,7 @@ from beacons.storage.types import ListedBeacon, QueueFilter, match_from_json
 BEACON_SELECT = (
     "SELECT b.id, b.queue, b.status, b.priority, m.brand, m.product, m.title, m.text, m.url, m.source_id, m.author,"
     " m.published_at, b.sentiment, b.is_beacon, b.sentiment_score, b.scores_json, b.reason, b.team, b.assignee,"
-    " b.created_at, b.updated_at, m.fetched_at, m.author_reach, b.evidence_json, b.intents_json"
+    " b.created_at, b.updated_at, m.fetched_at, m.author_reach, b.evidence_json, b.intents_json, m.rating"
     " FROM beacons b JOIN mentions m ON m.id = b.mention_id"
 )
 MAX_PAGE = 1000
@@ -57,6 +57,7 @@ def beacon_from_row(row: Sequence[Any]) -> Beacon:
         author_reach=row[22],
         evidence=json.loads(row[23]) if len(row) > 23 and row[23] else None,
         intents=json.loads(row[24]) if len(row) > 24 and row[24] else {},
+        rating=row[25] if len(row) > 25 else None,
     )
 
 
@@ -297,8 +298,8 @@ class BeaconsMixin:
         """The mention and classification the router saw for a stored beacon."""
         return self.backend.read(
             "SELECT m.source_id, m.url, m.guid, m.title, m.text, m.author, m.published_at, m.fetched_at, m.raw, m.author_reach, m.lang,"
-            " m.match_json, b.queue, b.sentiment, b.sentiment_score, b.relevance, b.scores_json, b.intents_json, b.model"
-            " FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = ?",
+            " m.match_json, b.queue, b.sentiment, b.sentiment_score, b.relevance, b.scores_json, b.intents_json, b.model,"
+            " m.rating FROM beacons b JOIN mentions m ON m.id = b.mention_id WHERE b.id = ?",
             [beacon_id],
         ).one()
 

@@ -94,8 +94,8 @@ class FleetMixin:
         is in flight here: never take it twice. Hosts another worker holds are left out here, not after:
         a worker beside others would otherwise see a page of sources it may not take, and wait for nothing.
         """
-        free = (
-            " AND (lease_until IS NULL OR lease_until < ?) AND NOT EXISTS"
+        free = (  # a paused source (the sources page, issue 13 §6) is leased by no worker
+            " AND paused_at IS NULL AND (lease_until IS NULL OR lease_until < ?) AND NOT EXISTS"
             " (SELECT 1 FROM fleet_hosts h WHERE h.host = sources.host AND h.owner != ? AND h.until >= ?)"
         )
         rows = tx.execute(

@@ -26,11 +26,25 @@ def _event(
     assignee: str | None,
     detail: str | None,
     now: datetime,
+    prior: dict[str, Any] | None = None,
 ) -> None:
+    """One history row; ``prior`` is what the action changed besides status and queue (what an undo restores)."""
     tx.execute(
-        "INSERT INTO beacon_events (beacon_id, at, actor, action, from_status, to_status, from_queue, to_queue, assignee, detail)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [beacon_id, now, actor, action, before[0], after[0], before[1], after[1], assignee, detail],
+        "INSERT INTO beacon_events (beacon_id, at, actor, action, from_status, to_status, from_queue, to_queue, assignee,"
+        " detail, prior_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            beacon_id,
+            now,
+            actor,
+            action,
+            before[0],
+            after[0],
+            before[1],
+            after[1],
+            assignee,
+            detail,
+            json.dumps(prior) if prior is not None else None,
+        ],
     )
 
 
@@ -76,7 +90,8 @@ class LifecycleMixin:
             if changed != 1:
                 status, _, current_assignee = _current(tx, beacon_id)
                 raise TransitionConflict(beacon_id, action, status, current_assignee)
-            _event(tx, beacon_id, by, action, (status, queue), (to_status, queue), who, note, now)
+            prior = {"assignee": current_assignee}
+            _event(tx, beacon_id, by, action, (status, queue), (to_status, queue), who, note, now, prior)
             if note:
                 _note(tx, beacon_id, by, note, now)
             members = tx.execute(
@@ -101,6 +116,7 @@ class LifecycleMixin:
                         m_who,
                         f"with its thread #{beacon_id}",
                         now,
+                        {"assignee": m_assignee},
                     )
 
     def add_note(self, beacon_id: int, by: str, text: str, *, now: datetime) -> dict[str, Any]:
@@ -177,6 +193,9 @@ class LifecycleMixin:
         """
         with self.backend.transaction() as tx:
             status, old_queue, assignee = _current(tx, beacon_id)
+            prior = tx.execute(
+                "SELECT assignee, priority, team, reason, is_beacon FROM beacons WHERE id = ?", [beacon_id]
+            ).one()
             if old_queue == queue:
                 raise TransitionConflict(
                     beacon_id, "reroute", status, assignee, f"beacon {beacon_id} is already in the {queue} queue"
@@ -205,7 +224,9 @@ class LifecycleMixin:
                 "INSERT INTO feedback_labels (beacon_id, mention_id, from_queue, to_queue, actor, at) VALUES (?, ?, ?, ?, ?, ?)",
                 [beacon_id, row[0], old_queue, queue, by, now],
             )
-            _event(tx, beacon_id, by, "reroute", (status, old_queue), (new_status, queue), new_assignee, note, now)
+            assert prior is not None
+            was = dict(zip(("assignee", "priority", "team", "reason", "is_beacon"), prior, strict=True))
+            _event(tx, beacon_id, by, "reroute", (status, old_queue), (new_status, queue), new_assignee, note, now, was)
             if note:
                 _note(tx, beacon_id, by, note, now)
             _leave_thread(tx, beacon_id, queue)

@@ -78,15 +78,16 @@ class MentionsMixin:
                 sets.append("last_new_at = ?")
                 args.append(now)
             if state is not None:
-                sets += ["etag = ?", "last_modified = ?", "cursor = ?"]
-                args += [state.etag, state.last_modified, state.cursor]
+                sets += ["etag = ?", "last_modified = ?", "cursor = ?", "quota = ?"]
+                args += [state.etag, state.last_modified, state.cursor, state.quota]
             tx.execute(f"UPDATE sources SET {', '.join(sets)} WHERE id = ?", [*args, source_id])
         return SaveResult(new, dup, tuple(beacon_ids), queued)
 
     def unclassified(self, limit: int = 100) -> list[tuple[int, Mention, Match | None]]:
         """Mentions stored without a classification (the classifier failed); retried later."""
         rows = self.backend.read(
-            "SELECT id, source_id, url, guid, title, text, author, published_at, fetched_at, raw, author_reach, lang, match_json"
+            "SELECT id, source_id, url, guid, title, text, author, published_at, fetched_at, raw, author_reach, lang, match_json,"
+            " rating"
             " FROM mentions WHERE classify_status IN ('error', 'pending') AND brand IS NOT NULL ORDER BY id LIMIT ?",
             [limit],
         ).rows
@@ -95,7 +96,18 @@ class MentionsMixin:
             fetched = parse_time(row[8])
             assert fetched is not None
             mention = Mention(
-                row[1], row[2], row[3], row[4], row[5], row[6], parse_time(row[7]), fetched, row[9], row[10], row[11]
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                parse_time(row[7]),
+                fetched,
+                row[9],
+                row[10],
+                row[11],
+                rating=row[13],
             )
             out.append((int(row[0]), mention, match_from_json(row[12])))
         return out
@@ -115,7 +127,7 @@ class MentionsMixin:
                 return int(row[0]) if row else 0
             beacon_id = _insert_beacon(tx, mention_id, item, now)
             if item.route is not None and item.route.queue != "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
         return beacon_id
 
     def mention_count(self) -> int:
@@ -129,8 +141,8 @@ def _insert_mention(tx: Tx, item: Item, now: datetime) -> int | None:
         mention_id = int(
             tx.execute(
                 "INSERT INTO mentions (source_id, url, guid, title, text, author, author_reach, published_at, fetched_at,"
-                " lang, brand, product, match_json, raw, classify_status, classify_error, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " lang, brand, product, match_json, raw, classify_status, classify_error, created_at, rating)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [
                     m.source_id,
                     m.url,
@@ -149,6 +161,7 @@ def _insert_mention(tx: Tx, item: Item, now: datetime) -> int | None:
                     status,
                     item.classify_error,
                     now,
+                    m.rating,
                 ],
             ).scalar()
         )
@@ -184,8 +197,13 @@ def store_items(
             beacon_ids.append(beacon_id)
             queued[item.route.queue] = queued.get(item.route.queue, 0) + 1
             if item.route.queue != "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
     return new, dup, beacon_ids, queued
+
+
+def queue_alerts(tx: Tx, beacon_id: int, channels: Sequence[str], now: datetime) -> None:
+    """The beacon's first alert on each channel: one outbox row per channel, keyed so a second call adds nothing."""
+    tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
 
 
 def routed_columns(c: Classification, r: Route) -> list[Any]:

@@ -211,6 +211,19 @@ class PostgresBackend:
     def server_version(self) -> str:
         return f"PostgreSQL {self.read('SHOW server_version').scalar()}"
 
+    def ping(self, timeout: float) -> None:
+        """``SELECT 1`` waiting at most ``timeout`` for a connection: a lost server fails a health check in
+        seconds instead of the pool's full ``timeout`` (a load balancer gives up long before that)."""
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+        except self._psycopg.Error as exc:
+            raise self._error("no answer from database {db}", exc) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg_pool"):
+                raise self._error("no connection to database {db} within the health check's wait", exc) from None
+            raise
+
     def check_writable(self) -> None:
         """Open a write transaction: a transaction id is only given to one that may write (read-only servers refuse)."""
         with self.transaction() as tx:

@@ -183,4 +183,88 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
         ),
     ),
+    # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
+    ("0010_source_quota", ("ALTER TABLE sources ADD COLUMN quota text",)),
+    (
+        "0011_mention_rating",  # issue 15: a review's stars (app_store_reviews), which routing weighs
+        (
+            "ALTER TABLE mentions ADD COLUMN rating smallint",
+            "ALTER TABLE unmatched ADD COLUMN rating smallint",
+        ),
+    ),
+    (
+        "0012_undo_and_source_controls",
+        (
+            # issue 13: what an event changed (for undo); a source's pause and "poll now" (the sources page)
+            "ALTER TABLE beacon_events ADD COLUMN prior_json text",
+            "ALTER TABLE sources ADD COLUMN paused_at timestamptz",
+            "ALTER TABLE sources ADD COLUMN paused_by text",
+            "ALTER TABLE sources ADD COLUMN poll_requested_at timestamptz",
+        ),
+    ),
+    (
+        # issue 14: the rollup of posts per UTC hour and split, kept by triggers (see sqlite_migrations
+        # 0014_insights), and the indexes of the beacon figures.
+        "0013_insights",
+        (
+            "CREATE TABLE insight_posts (hour text NOT NULL, brand text NOT NULL, product text NOT NULL,"
+            " source_id text NOT NULL, team text NOT NULL, queue text NOT NULL, sentiment text NOT NULL,"
+            " posts bigint NOT NULL, PRIMARY KEY (hour, brand, product, source_id, team, queue, sentiment))",
+            """CREATE FUNCTION insight_hour(ts timestamptz) RETURNS text IMMUTABLE LANGUAGE sql AS $$
+                SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') $$""",
+            """CREATE FUNCTION insight_add(m mentions, t text, q text, e text, d bigint) RETURNS void LANGUAGE sql AS $$
+                INSERT INTO insight_posts (hour, brand, product, source_id, team, queue, sentiment, posts)
+                VALUES (insight_hour(COALESCE(m.published_at, m.fetched_at)), COALESCE(m.brand, ''),
+                        COALESCE(m.product, ''), m.source_id, COALESCE(t, ''), q, COALESCE(e, ''), d)
+                ON CONFLICT (hour, brand, product, source_id, team, queue, sentiment)
+                DO UPDATE SET posts = insight_posts.posts + EXCLUDED.posts $$""",
+            """CREATE FUNCTION insight_on_mention() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE bt text; bq text := 'none'; be text;
+                BEGIN
+                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                        SELECT team, queue, sentiment INTO bt, bq, be FROM beacons WHERE mention_id = OLD.id;
+                        IF NOT FOUND THEN bt := NULL; bq := 'none'; be := NULL; END IF;
+                        PERFORM insight_add(OLD, bt, bq, be, -1);
+                    END IF;
+                    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                        PERFORM insight_add(NEW, bt, bq, be, 1);
+                    END IF;
+                    RETURN NULL;
+                END $$""",
+            """CREATE FUNCTION insight_on_beacon() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE m mentions;
+                BEGIN
+                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                        SELECT * INTO m FROM mentions WHERE id = OLD.mention_id;
+                        IF FOUND THEN
+                            PERFORM insight_add(m, OLD.team, OLD.queue, OLD.sentiment, -1);
+                            PERFORM insight_add(m, NULL, 'none', NULL, 1);
+                        END IF;
+                    END IF;
+                    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                        SELECT * INTO m FROM mentions WHERE id = NEW.mention_id;
+                        IF FOUND THEN
+                            PERFORM insight_add(m, NULL, 'none', NULL, -1);
+                            PERFORM insight_add(m, NEW.team, NEW.queue, NEW.sentiment, 1);
+                        END IF;
+                    END IF;
+                    RETURN NULL;
+                END $$""",
+            "CREATE TRIGGER insight_mention AFTER INSERT OR DELETE OR UPDATE OF published_at, fetched_at, brand,"
+            " product, source_id ON mentions FOR EACH ROW EXECUTE FUNCTION insight_on_mention()",
+            "CREATE TRIGGER insight_beacon AFTER INSERT OR DELETE OR UPDATE OF queue, sentiment, team, mention_id"
+            " ON beacons FOR EACH ROW EXECUTE FUNCTION insight_on_beacon()",
+            "INSERT INTO insight_posts (hour, brand, product, source_id, team, queue, sentiment, posts)"
+            " SELECT insight_hour(COALESCE(m.published_at, m.fetched_at)), COALESCE(m.brand, ''),"
+            " COALESCE(m.product, ''), m.source_id, COALESCE(b.team, ''), COALESCE(b.queue, 'none'),"
+            " COALESCE(b.sentiment, ''), COUNT(*) FROM mentions m LEFT JOIN beacons b ON b.mention_id = m.id"
+            " GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            "CREATE INDEX mentions_posted ON mentions((COALESCE(published_at, fetched_at)))",
+            "CREATE INDEX beacons_arrived ON beacons(queue, created_at)",
+            "CREATE INDEX beacons_open ON beacons(queue, status, created_at)",
+            "CREATE INDEX beacon_events_closed ON beacon_events(to_status, at)",
+            "CREATE INDEX alert_incidents_opened ON alert_incidents(opened_at)",
+            "CREATE INDEX outbox_kind ON outbox(kind, created_at)",
+        ),
+    ),
 )

@@ -33,7 +33,9 @@ class SourcesMixin:
             )
 
     def source_state(self, source_id: str) -> SourceState:
-        row = self.backend.read("SELECT etag, last_modified, cursor FROM sources WHERE id = ?", [source_id]).one()
+        row = self.backend.read(
+            "SELECT etag, last_modified, cursor, quota FROM sources WHERE id = ?", [source_id]
+        ).one()
         return SourceState(*row) if row else SourceState()
 
     def record_error(self, source_id: str, error: str, *, status: str = "error", now: datetime | None = None) -> int:

@@ -23,7 +23,7 @@ from beacons.storage.base import Result, iso
 
 
 def fault_hint(exc: sqlite3.Error) -> str:
-    """What to change, for the SQLite failures an operator can fix (docs/readme/operations.md)."""
+    """What to change, for the SQLite failures an operator can fix (README, "Database faults")."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
         return " (another process holds a write lock; the poll is retried with backoff)"
@@ -108,6 +108,9 @@ class SQLiteBackend:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
+            # Reads through a memory map instead of read() calls: each web request opens its own connection,
+            # so its page cache starts empty; the insights' range reads run a third faster (issue 14, bench/insights.py).
+            self.conn.execute("PRAGMA mmap_size=268435456")
         except (sqlite3.Error, OSError) as exc:  # OSError: the folder cannot be created
             raise StoreError(
                 f"cannot open database {self.path}: {exc} (check the database: path and its folder's permissions)"
@@ -170,6 +173,9 @@ class SQLiteBackend:
     def check_writable(self) -> None:
         with self.transaction():
             pass
+
+    def ping(self, timeout: float) -> None:
+        self.read("SELECT 1")  # a local file: it answers at once or raises
 
     def after_copy(self, table: str) -> None:
         """An INTEGER PRIMARY KEY already counts on from the largest id."""

@@ -270,3 +270,111 @@ def _storage_0010(db: sqlite_utils.Database) -> None:
         "CREATE INDEX unmatched_source ON unmatched(source_id, id)",
     ):
         db.execute(sql)
+
+
+@storage(name="0011_source_quota")
+def _storage_0011(db: sqlite_utils.Database) -> None:
+    # issue 15: API units a source spent today (youtube_search's daily quota), kept across restarts.
+    db.execute("ALTER TABLE sources ADD COLUMN quota TEXT")
+
+
+@storage(name="0012_mention_rating")
+def _storage_0012(db: sqlite_utils.Database) -> None:
+    # issue 15: a review's stars (app_store_reviews), which routing weighs; kept so a retried
+    # classification, a re-route and route --explain see them too.
+    db.execute("ALTER TABLE mentions ADD COLUMN rating INTEGER")
+    db.execute("ALTER TABLE unmatched ADD COLUMN rating INTEGER")
+
+
+@storage(name="0013_undo_and_source_controls")
+def _storage_0013(db: sqlite_utils.Database) -> None:
+    # issue 13 §3 undo: what an event changed besides status and queue (holder, priority, team, reason), so undoing
+    # it restores exactly that. §6 sources page: a pause and a "poll now" every worker reads from the database.
+    for sql in (
+        "ALTER TABLE beacon_events ADD COLUMN prior_json TEXT",
+        "ALTER TABLE sources ADD COLUMN paused_at TEXT",
+        "ALTER TABLE sources ADD COLUMN paused_by TEXT",
+        "ALTER TABLE sources ADD COLUMN poll_requested_at TEXT",
+    ):
+        db.execute(sql)
+
+
+# The rollup of posts per UTC hour and split (issue 14), kept by triggers so every writer keeps it current.
+_H = "substr(COALESCE({m}.published_at, {m}.fetched_at), 1, 13)"
+_BUMP = (
+    "INSERT INTO insight_posts (hour, brand, product, source_id, team, queue, sentiment, posts) {select}"
+    " ON CONFLICT (hour, brand, product, source_id, team, queue, sentiment)"
+    " DO UPDATE SET posts = insight_posts.posts + excluded.posts;"
+)
+
+
+def _bump(m: str, split: str, delta: int, where: str) -> str:
+    """One upsert of the rollup: mention alias or row ``m``, the beacon's (team, queue, sentiment) as SQL."""
+    select = (
+        f"SELECT {_H.format(m=m)}, COALESCE({m}.brand, ''), COALESCE({m}.product, ''), {m}.source_id,"
+        f" {split}, {delta} {where}"
+    )
+    return _BUMP.format(select=select)
+
+
+_NONE = "'', 'none', ''"
+_SPLIT = "COALESCE({b}.team, ''), {b}.queue, COALESCE({b}.sentiment, '')"
+_SPLIT_OF = (
+    "COALESCE((SELECT COALESCE(team, '') FROM beacons WHERE mention_id = {m}.id), ''),"
+    " COALESCE((SELECT queue FROM beacons WHERE mention_id = {m}.id), 'none'),"
+    " COALESCE((SELECT COALESCE(sentiment, '') FROM beacons WHERE mention_id = {m}.id), '')"
+)
+
+
+@storage(name="0014_insights")
+def _storage_0014(db: sqlite_utils.Database) -> None:
+    """issue 14: what the insights read, without a scan per chart.
+
+    ``insight_posts`` counts posts per UTC hour of their time (published, else fetched), brand, product,
+    source, and their beacon's team, queue and sentiment ('' and 'none' for a post without a beacon);
+    triggers on mentions and beacons keep it (like ``beacon_fts``, it is derived: ``db copy`` rebuilds it).
+    The indexes serve the beacon figures: arrivals per queue, closes, incidents and health alerts.
+    """
+    m_new, m_old = "NEW", "OLD"
+    on_beacon = "FROM mentions m WHERE m.id = {b}.mention_id"
+    db.executescript(
+        "CREATE TABLE insight_posts (hour TEXT NOT NULL, brand TEXT NOT NULL, product TEXT NOT NULL,"
+        " source_id TEXT NOT NULL, team TEXT NOT NULL, queue TEXT NOT NULL, sentiment TEXT NOT NULL,"
+        " posts INTEGER NOT NULL, PRIMARY KEY (hour, brand, product, source_id, team, queue, sentiment)) WITHOUT ROWID;\n"
+        "CREATE TRIGGER insight_mention_added AFTER INSERT ON mentions BEGIN "
+        + _bump(m_new, _NONE, 1, "WHERE true")
+        + " END;\n"
+        "CREATE TRIGGER insight_mention_gone AFTER DELETE ON mentions BEGIN "
+        + _bump(m_old, _NONE, -1, "WHERE true")
+        + " END;\n"
+        "CREATE TRIGGER insight_mention_moved AFTER UPDATE OF published_at, fetched_at, brand, product, source_id"
+        " ON mentions BEGIN "
+        + _bump(m_old, _SPLIT_OF.format(m="OLD"), -1, "WHERE true")
+        + _bump(m_new, _SPLIT_OF.format(m="NEW"), 1, "WHERE true")
+        + " END;\n"
+        "CREATE TRIGGER insight_beacon_added AFTER INSERT ON beacons BEGIN "
+        + _bump("m", _NONE, -1, on_beacon.format(b="NEW"))
+        + _bump("m", _SPLIT.format(b="NEW"), 1, on_beacon.format(b="NEW"))
+        + " END;\n"
+        "CREATE TRIGGER insight_beacon_changed AFTER UPDATE OF queue, sentiment, team, mention_id ON beacons BEGIN "
+        + _bump("m", _SPLIT.format(b="OLD"), -1, on_beacon.format(b="OLD"))
+        + _bump("m", _NONE, 1, on_beacon.format(b="OLD"))
+        + _bump("m", _NONE, -1, on_beacon.format(b="NEW"))
+        + _bump("m", _SPLIT.format(b="NEW"), 1, on_beacon.format(b="NEW"))
+        + " END;\n"
+        "CREATE TRIGGER insight_beacon_gone AFTER DELETE ON beacons BEGIN "
+        + _bump("m", _SPLIT.format(b="OLD"), -1, on_beacon.format(b="OLD"))
+        + _bump("m", _NONE, 1, on_beacon.format(b="OLD"))
+        + " END;\n"
+        "INSERT INTO insight_posts (hour, brand, product, source_id, team, queue, sentiment, posts)"
+        " SELECT substr(COALESCE(m.published_at, m.fetched_at), 1, 13), COALESCE(m.brand, ''),"
+        " COALESCE(m.product, ''), m.source_id, COALESCE(b.team, ''), COALESCE(b.queue, 'none'),"
+        " COALESCE(b.sentiment, ''), COUNT(*) FROM mentions m LEFT JOIN beacons b ON b.mention_id = m.id"
+        " GROUP BY 1, 2, 3, 4, 5, 6, 7;\n"
+        "CREATE INDEX mentions_posted ON mentions(COALESCE(published_at, fetched_at));\n"
+        "CREATE INDEX beacons_arrived ON beacons(queue, created_at);\n"
+        "CREATE INDEX beacons_open ON beacons(queue, status, created_at);\n"
+        "CREATE INDEX beacon_events_closed ON beacon_events(to_status, at);\n"
+        "CREATE INDEX alert_incidents_opened ON alert_incidents(opened_at);\n"
+        "CREATE INDEX outbox_kind ON outbox(kind, created_at);\n"
+    )

@@ -103,6 +103,7 @@ def match_json(match: Match) -> dict[str, Any]:
         "product": match.product,
         "other_brands": list(match.other_brands),
         "spans": [[s.start, s.end, s.text, s.brand, s.product, s.kind] for s in match.spans],
+        **({"implied_by": match.implied_by} if match.implied_by else {}),
     }
 
 
@@ -111,7 +112,7 @@ def match_from_json(text: str | None) -> Match | None:
         return None
     data = json.loads(text)
     spans = tuple(MatchSpan(*s) for s in data.get("spans", []))
-    return Match(data["brand"], data.get("product"), spans, tuple(data.get("other_brands", [])))
+    return Match(data["brand"], data.get("product"), spans, tuple(data.get("other_brands", [])), data.get("implied_by"))
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -21,18 +21,20 @@ from typing import Any
 
 from beacons.models import Mention
 from beacons.storage.base import Backend, Tx, chunks, marks, utcnow
-from beacons.storage.mentions import _OUTBOX_ROW, ROUTED_COLUMNS, routed_columns, store_items
+from beacons.storage.mentions import ROUTED_COLUMNS, queue_alerts, routed_columns, store_items
 from beacons.storage.types import Item, SaveResult, match_json, parse_time
 
 RESCAN_ACTOR = "rescan"  # the history's actor and action of a rescan's update (not a person)
 
-_MENTION_COLUMNS = "source_id, url, guid, title, text, author, published_at, fetched_at, raw, author_reach, lang"
+_MENTION_COLUMNS = (
+    "source_id, url, guid, title, text, author, published_at, fetched_at, raw, author_reach, lang, rating"
+)
 
 
 def insert_unmatched(tx: Tx, posts: Sequence[tuple[str, Mention]], now: datetime) -> None:
     """Keep ``(key, mention)`` posts that named no brand; one already kept is left as it is (one statement per batch)."""
     tx.executemany(
-        f"INSERT INTO unmatched (key, {_MENTION_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO unmatched (key, {_MENTION_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (key) DO NOTHING",
         [
             (
@@ -48,6 +50,7 @@ def insert_unmatched(tx: Tx, posts: Sequence[tuple[str, Mention]], now: datetime
                 m.raw,
                 m.author_reach,
                 m.lang,
+                m.rating,
                 now,
             )
             for key, m in sorted(dict(posts).items())  # one order for every writer: no lock cycles on PostgreSQL
@@ -58,7 +61,9 @@ def insert_unmatched(tx: Tx, posts: Sequence[tuple[str, Mention]], now: datetime
 def _mention(row: Sequence[Any]) -> Mention:
     fetched = parse_time(row[7])
     assert fetched is not None
-    return Mention(row[0], row[1], row[2], row[3], row[4], row[5], parse_time(row[6]), fetched, row[8], row[9], row[10])
+    return Mention(
+        row[0], row[1], row[2], row[3], row[4], row[5], parse_time(row[6]), fetched, row[8], row[9], row[10], row[11]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,5 +200,5 @@ class UnmatchedMixin:
                 [beacon_id, now, RESCAN_ACTOR, RESCAN_ACTOR, row[0], r.queue, f"re-classified: {r.reason}"[:500]],
             )
             if r.queue != "none" and row[0] == "none":
-                tx.executemany(_OUTBOX_ROW, [(f"beacon-{beacon_id}-{ch}", ch, beacon_id, now, now) for ch in channels])
+                queue_alerts(tx, beacon_id, channels, now)
         return True

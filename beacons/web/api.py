@@ -39,8 +39,10 @@ from beacons.queue import (
     reroute,
     reroute_options,
     resolve,
+    undo,
     version,
 )
+from beacons.queue.replies import reply as use_reply
 from beacons.storage import Storage, is_postgres_url
 from beacons.storage.users import User
 from beacons.users import at_least, clean_role, clean_user_name
@@ -145,7 +147,7 @@ def get_beacon(app: App, req: Request) -> Response:
 
 
 def act(app: App, req: Request) -> Response:
-    """POST /api/beacons/{id}/claim|resolve|dismiss|reroute|reopen|reassign|note|label."""
+    """POST /api/beacons/{id}/claim|resolve|dismiss|reroute|reopen|reassign|note|label|undo|reply."""
     beacon_id, action = int(req.params["id"]), req.params["action"]
     data = req.data()
     app.require_csrf(req, data)
@@ -168,6 +170,12 @@ def act(app: App, req: Request) -> Response:
             result = {"beacon": _reassign(store, req.identity, beacon_id, by, data.get("assignee"), note).to_json()}
         elif action == "note":
             result = {"note": add_note(store, beacon_id, by, data.get("text"))}
+        elif action == "undo":
+            result = {"beacon": undo(store, beacon_id, by).to_json()}
+        elif action == "reply":
+            template = data.get("template")
+            text = use_reply(store, app.config.replies, beacon_id, by, template)
+            result = {"beacon_id": beacon_id, "template": template, "text": text}
         elif action == "label":
             sentiment, intents = _labels(req, data)
             if req.is_form:
@@ -177,11 +185,12 @@ def act(app: App, req: Request) -> Response:
             raise HTTPError(
                 404,
                 "not_found",
-                f"unknown action {action!r}; use claim, resolve, dismiss, reroute, reopen, reassign, note or label",
+                f"unknown action {action!r}; use claim, resolve, dismiss, reroute, reopen, reassign, note, label,"
+                " undo or reply",
             )
     if req.is_form and req.wants_html:
         return Response.redirect(safe_next(data.get("next"), f"/beacons/{beacon_id}"))
-    return Response.json(result, 201 if action == "note" else 200)
+    return Response.json(result, 201 if action in ("note", "reply") else 200)
 
 
 def _reroute_kw(app: App) -> dict[str, Any]:
@@ -401,13 +410,16 @@ def get_version(app: App, req: Request) -> Response:
         return Response.json({"version": version(store)})
 
 
+HEALTH_WAIT = 2.0  # seconds /healthz waits for a database connection before it answers 503
+
+
 def healthz(app: App, req: Request) -> Response:
     """Liveness and database check; open to all (load balancers carry no token), so it names the backend
     and whether it answers, never the database URL (which may hold a password) or the error."""
     backend = "postgresql" if is_postgres_url(app.config.database) else "sqlite"
     try:
         with app.store() as store:
-            store.ping()
+            store.ping(timeout=HEALTH_WAIT)
     except Exception:
         return Response.json({"status": "error", "database": {"backend": backend, "ok": False}}, 503)
     return Response.json({"status": "ok", "database": {"backend": backend, "ok": True}})
@@ -462,5 +474,5 @@ ROUTES = [
     ("GET", "/metrics", metrics, "api"),
     ("GET", "/healthz", healthz, "public"),
 ]
-ACTION_NAMES = ("claim", "resolve", "dismiss", "reroute", "note", "label", "reopen", "reassign")
+ACTION_NAMES = ("claim", "resolve", "dismiss", "reroute", "note", "label", "reopen", "reassign", "undo", "reply")
 STATUS_FILTERS = (*STATUSES, "open")

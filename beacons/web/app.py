@@ -83,7 +83,7 @@ class App:
         secret: bytes | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from beacons.web import api, page
+        from beacons.web import api, insights, page, sources
 
         self.config = config
         self.serve = serve or config.serve
@@ -96,7 +96,7 @@ class App:
         self.auth = Auth(self.serve, secret, clock=clock)
         self.pages = page.Pages(self)
         self.specs: dict[str, dict[str, RouteSpec]] = {}
-        for method, template, handler, kind in [*api.ROUTES, *page.ROUTES]:
+        for method, template, handler, kind in [*api.ROUTES, *page.ROUTES, *sources.ROUTES, *insights.ROUTES]:
             self.specs.setdefault(template, {})[method] = RouteSpec(method, handler, kind, template)
         self.asgi: ASGIApp = _Guard(self, self._starlette())
 

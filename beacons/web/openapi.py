@@ -103,7 +103,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "invalid input",
         401: "no valid token",
         403: "CSRF check failed, a by naming someone else, or a role that does not allow it",
-        404: "no such beacon or user",
+        404: "no such beacon, user or source",
         409: "the beacon's state does not allow it (someone else was first)",
     }
     return {str(c): _json(_ref("Error"), text[c]) for c in codes}
@@ -205,6 +205,67 @@ def _user_paths() -> dict[str, Any]:
             }
         },
     }
+
+
+SOURCE = {
+    "type": "object",
+    "required": ["id", "kind", "status", "broken", "paused"],
+    "properties": {
+        "id": _STR,
+        "kind": _STR,
+        "status": {"type": "string", "description": "ok, not_modified, error, bug, never polled or paused"},
+        "broken": {"type": "boolean", "description": "its last poll failed"},
+        "last_poll_at": _NSTR,
+        "last_success_at": _NSTR,
+        "last_error": {**_NSTR, "description": "secrets scrubbed"},
+        "consecutive_errors": _INT,
+        "backoff": {"type": "string", "description": 'e.g. "on schedule", "backing off: 3 failed polls in a row"'},
+        "next_poll_at": _NSTR,
+        "paused": {"type": "boolean"},
+        "paused_at": _NSTR,
+        "paused_by": _NSTR,
+        "items_per_day": {**_INT, "description": "new posts stored from it in the last 24 hours"},
+        "polls": _INT,
+        "errors": _INT,
+    },
+}
+
+
+def _source_paths() -> dict[str, Any]:
+    """The Sources page's API (issue 13 §6): a lead or admin (or a service token); an agent gets 403."""
+    result = _json({"type": "object", "properties": {"source": SOURCE}})
+    paths: dict[str, Any] = {
+        "/api/sources": {
+            "get": {
+                "summary": "Every configured source with its health (lead or admin)",
+                "operationId": "listSources",
+                "responses": {
+                    "200": _json({"type": "object", "properties": {"sources": {"type": "array", "items": SOURCE}}}),
+                    **_errors(401, 403),
+                },
+            }
+        }
+    }
+    for action, summary in (
+        ("poll", "Poll it as soon as a worker can"),
+        ("pause", "Stop polling it until resumed (every worker honours it)"),
+        ("resume", "Poll it again, at once"),
+    ):
+        paths[f"/api/sources/{{source}}/{action}"] = {
+            "post": {
+                "summary": f"{summary} (lead or admin)",
+                "operationId": f"{action}Source",
+                "parameters": [{"name": "source", "in": "path", "required": True, "schema": _STR}],
+                "responses": {"200": result, **_errors(401, 403, 404)},
+            }
+        }
+    return paths
+
+
+def insight_paths() -> dict[str, Any]:
+    from beacons.web.insights import OPENAPI_PATHS  # issue 14: described beside its handler
+
+    return OPENAPI_PATHS
 
 
 def document(public_url: str | None = None) -> dict[str, Any]:
@@ -331,6 +392,25 @@ def document(public_url: str | None = None) -> dict[str, Any]:
             " user (service tokens may name anyone)",
             _body(["assignee"], assignee={"type": "string", "description": "the user to give it to"}, note=note_text),
             beacon_result,
+        ),
+        "/api/beacons/{id}/undo": _action(
+            "undo",
+            "Undo the caller's last claim, resolve, dismiss or re-route of the beacon (its status, queue, holder,"
+            " priority and team come back; the history keeps both); 409 when someone else acted on it since or it"
+            " was undone already",
+            _body([]),
+            beacon_result,
+        ),
+        "/api/beacons/{id}/reply": _action(
+            "reply",
+            "Fill in a saved reply (replies: in the config) with the beacon's author, brand, product and link,"
+            ' and add the note "replied with template NAME" to its history',
+            _body(["template"], template={"type": "string", "description": "the name of a saved reply"}),
+            {
+                "type": "object",
+                "properties": {"beacon_id": _INT, "template": _STR, "text": _STR},
+            },
+            "201",
         ),
         "/api/beacons/bulk": {
             "post": {
@@ -461,7 +541,7 @@ def document(public_url: str | None = None) -> dict[str, Any]:
         },
         "servers": [{"url": public_url or "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
-        "paths": {**paths, **_user_paths()},
+        "paths": {**paths, **_user_paths(), **_source_paths(), **insight_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Beacon": BEACON, "Event": EVENT, "Note": NOTE, "Error": ERROR, "User": USER},

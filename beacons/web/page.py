@@ -40,6 +40,8 @@ from beacons.queue import (
     waited_text,
     why_routed,
 )
+from beacons.queue.replies import rendered as rendered_replies
+from beacons.storage.undo import UNDOABLE
 from beacons.text import title_and_body
 from beacons.web.api import STATUS_FILTERS
 from beacons.web.auth import USER_SESSION_PREFIX
@@ -136,6 +138,8 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.filters.update(safe_url=safe_url, excerpt=excerpt, when=when_text, waited=waited_text, why=why_routed)
+        # Saved replies filled in for a card, from the config in use (a reloaded config brings its own).
+        self.env.filters["replies"] = lambda beacon: rendered_replies(self.app.config.replies, beacon)
         self.static = {
             p.name: p.read_bytes() for p in resources.files("beacons.web").joinpath("static").iterdir() if p.is_file()
         }
@@ -146,6 +150,9 @@ class Pages:
     def render(self, req: Request, template: str, status: int = 200, **context: Any) -> Response:
         identity = req.identity
         context.setdefault("me", identity.name if identity else None)
+        context.setdefault(
+            "is_lead", identity is not None and (not identity.is_user or users.at_least(identity.role, "lead"))
+        )
         context.setdefault("csrf", self.app.auth.csrf_token(identity) if identity else "")
         context.setdefault("signed_in", identity is not None and identity.via == "session")
         context.setdefault("refresh", int(self.app.serve.refresh))
@@ -292,6 +299,10 @@ def beacon_page(app: App, req: Request) -> Response:
         detail = get_detail(store, beacon_id, now=app.now(), sla=app.sla)
         current = version(store)
         people = [u.name for u in store.list_users() if u.is_active]  # whom a claimed beacon can be given to
+        last = store.last_change(beacon_id)
+    me = req.identity.name if req.identity else None
+    # The Undo button without JavaScript (issue 13 §3): the newest change is the signed-in person's own.
+    undoable = last["action"] if last and last["actor"] == me and last["action"] in UNDOABLE else None
     if detail is None:
         return app.pages.render(req, "message.html", 404, title="Not found", message=f"There is no beacon {beacon_id}.")
     return app.pages.render(
@@ -304,6 +315,7 @@ def beacon_page(app: App, req: Request) -> Response:
         sentiments=SENTIMENTS,
         intents=INTENTS,
         people=people,
+        undoable=undoable,
     )
 
 
