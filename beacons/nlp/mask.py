@@ -9,6 +9,7 @@ the ordinary word than one written with a capital.
 from __future__ import annotations
 
 from beacons.models import Match
+from beacons.nlp.features import NONE, Features, extra_words
 from beacons.urgency import reports_harm, urgency_of
 
 BRAND = "zzbrand"
@@ -74,6 +75,12 @@ def cue_tokens(text: str) -> str:
     return " ".join(words)
 
 
-def model_input(text: str, match: Match | None, compound: float) -> str:
-    """What the textcat components read: masked, lower-cased text plus the VADER and cue words."""
-    return f"{mask_text(text, match)} {vader_token(compound)} {cue_tokens(text[:MAX_CLASSIFY_CHARS])}"
+def model_input(
+    text: str, match: Match | None, compound: float, *, lang: str | None = None, features: Features = NONE
+) -> str:
+    """What the textcat components read: masked, lower-cased text plus the VADER and cue words, and for a
+    post not in English (``lang``, the whole post's) the extra words of ``beacons.nlp.features``."""
+    masked = mask_text(text, match)
+    out = f"{masked} {vader_token(compound)} {cue_tokens(text[:MAX_CLASSIFY_CHARS])}"
+    extra = extra_words(masked, lang, features)
+    return f"{out} {extra}" if extra else out

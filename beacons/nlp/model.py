@@ -21,9 +21,9 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from beacons.log import get_logger
 from beacons.models import Classification, Evidence, Match, Queue, Sentiment
+from beacons.nlp.features import Features, post_lang
 from beacons.nlp.intents import read_thresholds
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
-from beacons.nlp.lang import detect
 from beacons.nlp.mask import model_input
 from beacons.nlp.passages import evidence_span, passages
 from beacons.urgency import reports_harm, urgency_of
@@ -61,6 +61,16 @@ def calibrate(score: float, raw_threshold: float) -> float:
     """A raw support score on a scale where ``raw_threshold`` is 0.5 (piecewise linear, 0 and 1 kept)."""
     t = min(0.95, max(0.05, raw_threshold))
     return score * 0.5 / t if score < t else 0.5 + (score - t) * 0.5 / (1 - t)
+
+
+def recalibrate(cats: dict[str, float], advocacy_raw: float, relevance_raw: float) -> dict[str, float]:
+    """The advocacy and relevance scores on the scale where their dev-chosen raw thresholds are 0.5."""
+    if "q:advocacy" in cats and advocacy_raw != 0.5:
+        cats["q:advocacy"] = calibrate(cats["q:advocacy"], advocacy_raw)
+    for key in ("r:relevant", "relevant"):
+        if key in cats and relevance_raw != 0.5:
+            cats[key] = calibrate(cats[key], relevance_raw)
+    return cats
 
 
 def sub_match(match: Match | None, start: int, end: int) -> Match | None:
@@ -186,11 +196,15 @@ class SpacyClassifier:
         # The raw support score chosen on dev (best recall at the stated precision) is reported as 0.5, so
         # routing.support_threshold keeps one meaning across models: 0.5 is the calibrated operating point.
         self.raw_threshold = float(training.get("support_raw_threshold", 0.5))
+        # Advocacy and relevance likewise (chosen on dev for queue accuracy; 0.5, no change, for older models).
+        self.advocacy_raw_threshold = float(training.get("advocacy_raw_threshold", 0.5))
+        self.relevance_raw_threshold = float(training.get("relevance_raw_threshold", 0.5))
         self.support_threshold = support_threshold
         # Intent scores likewise: each intent's dev threshold (precision >= 0.8) is reported as 0.5.
         self.intent_thresholds = {k: float(v) for k, v in training.get("intent_raw_thresholds", {}).items()}
         self.advocacy_threshold = advocacy_threshold
         self.relevance_threshold = relevance_threshold
+        self.features = Features.from_meta(training.get("features"))
 
     def _load(self) -> Language:
         import spacy
@@ -232,11 +246,14 @@ class SpacyClassifier:
         for i, (text, match) in enumerate(items):
             if match is None or not text.strip():
                 continue
-            inputs.append(model_input(text, match, compounds[i]))
+            lang = post_lang(text) if self.features.any() else None
+            inputs.append(model_input(text, match, compounds[i], lang=lang, features=self.features))
             owners.append((i, 0, len(text)))
             for a, b in passages(text, match):
                 piece = text[a:b]
-                inputs.append(model_input(piece, sub_match(match, a, b), self._compound(piece)))
+                inputs.append(
+                    model_input(piece, sub_match(match, a, b), self._compound(piece), lang=lang, features=self.features)
+                )
                 owners.append((i, a, b))
         readings: dict[int, list[Reading]] = {}
         if inputs:
@@ -245,7 +262,7 @@ class SpacyClassifier:
             # nothing of a Doc is kept past the loop, only its scores copied into a dict.
             with nlp.memory_zone() if self.forget_words else contextlib.nullcontext():
                 for (i, a, b), doc in zip(owners, nlp.pipe(inputs, batch_size=256), strict=True):
-                    cats = dict(doc.cats)
+                    cats = recalibrate(dict(doc.cats), self.advocacy_raw_threshold, self.relevance_raw_threshold)
                     cats["q:support"] = calibrate(cats.get("q:support", 0.0), self.raw_threshold)
                     for name, t in self.intent_thresholds.items():
                         key = f"i:{name}"
@@ -288,7 +305,7 @@ class SpacyClassifier:
         # Sentiment is toward the brand: read from the passages around it, the whole as context.
         toward = decisive or (max(parts, key=lambda r: abs(r.q("support") - r.q("none"))) if parts else None)
         sentiment_cats = mix(cats, toward.cats if toward else None, c.sentiment_alpha)
-        lang, _ = detect(text[:1000].lower())
+        lang = post_lang(text)
         vader = vader_probs(compound)
         w = self.vader_weight if cats else 1.0  # no model output: VADER alone
         sentiment_p = {s: (1 - w) * sentiment_cats.get(f"s:{s}", 0.0) + w * vader[s] for s in SENTIMENTS}

