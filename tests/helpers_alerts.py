@@ -169,10 +169,13 @@ def add_beacon(
     source_id: str = "forum",
     team: str | None = None,
     evidence: str | None = None,
+    now: datetime | None = None,
 ) -> int:
-    """Store one routed mention the way the pipeline does (save_poll writes the outbox rows); its beacon id."""
+    """Store one routed mention the way the pipeline does (save_poll writes the outbox rows); its beacon id.
+
+    ``now`` stamps the mention and the beacon (a test's fake clock); the real time when left out."""
     n = next(_counter)
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     mention = Mention(
         source_id, url or f"https://forum.example/t/{n}", f"guid-{n}", title, text, author, now, now, "{}"
     )
@@ -187,5 +190,5 @@ def add_beacon(
     found = Evidence(evidence, full.index(evidence), full.index(evidence) + len(evidence)) if evidence else None
     classification = Classification(queue, queue == "support", "negative", -0.6, 0.9, scores, evidence=found)  # type: ignore[arg-type]
     item = Item(mention, (f"key-{n}",), match, classification, Route(queue, priority, "test", team))  # type: ignore[arg-type]
-    result = store.save_poll(source_id, [item], channels=channels)
+    result = store.save_poll(source_id, [item], channels=channels, now=now)
     return result.beacon_ids[0]
