@@ -227,6 +227,26 @@ def to_brand(b: BrandConfig) -> Brand:
     )
 
 
+def brand_config(brand: Brand) -> dict[str, Any]:
+    """The ``brands[]`` entry of config.yaml that loads back as ``brand`` (the inverse of ``to_brand``)."""
+    entry: dict[str, Any] = {"name": brand.name}
+    for key in ("aliases", "handles", "exclude"):
+        if value := getattr(brand, key):
+            entry[key] = list(value)
+    if brand.products:
+        entry["products"] = [
+            {
+                "name": p.name,
+                **({"aliases": list(p.aliases)} if p.aliases else {}),
+                **({"team": p.team} if p.team else {}),
+            }
+            for p in brand.products
+        ]
+    if brand.team:
+        entry["team"] = brand.team
+    return entry
+
+
 # Keys every source has; the rest belong to its collector's Options.
 @dataclass(frozen=True, slots=True)
 class _SourceCommon:

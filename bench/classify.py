@@ -101,17 +101,10 @@ def whole_process(posts: list[str], brands: list[Any]) -> dict[str, float]:
     """
     import yaml
 
+    from beacons.config import brand_config
+
     config = {
-        "brands": [
-            {
-                "name": b.name,
-                "aliases": list(b.aliases),
-                "handles": list(b.handles),
-                "products": [{"name": p.name, "aliases": list(p.aliases)} for p in b.products],
-                "exclude": list(b.exclude),
-            }
-            for b in brands
-        ],
+        "brands": [brand_config(b) for b in brands],
         "sources": [],
         "classifier": {"model": "auto"},
     }

@@ -131,7 +131,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     import feedparser
     import yaml
 
-    from beacons.config import load_config
+    from beacons.config import brand_config, load_config
     from beacons.daemon import run
     from beacons.log import configure
     from collectors._feed import FEEDPARSER_OPTIONS
@@ -146,16 +146,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     urls = (work / "urls.txt").read_text(encoding="utf-8").split()
     raw = {
         "database": str(work / f"ingest-{args.child}.db"),
-        "brands": [
-            {
-                "name": b.name,
-                "aliases": list(b.aliases),
-                "handles": list(b.handles),
-                "products": [{"name": p.name, "aliases": list(p.aliases)} for p in b.products],
-                "exclude": list(b.exclude),
-            }
-            for b in BRANDS
-        ],
+        "brands": [brand_config(b) for b in BRANDS],
         "sources": [{"id": f"feed-{n}", "kind": "rss", "url": url} for n, url in enumerate(urls)],
         "classifier": {"model": args.child},
         "fetch": {"per_host_delay": "0s"},

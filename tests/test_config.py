@@ -11,9 +11,10 @@ import pytest
 import yaml
 from conftest import WriteConfig
 
-from beacons.config import Config, find_config, load_config, parse_config
+from beacons.config import Config, brand_config, find_config, load_config, parse_config, to_brand
 from beacons.errors import ConfigError, Problem
 from beacons.fetch import FetchLimits
+from beacons.models import Brand, Product
 from beacons.settings import Secret, build, parse_bytesize, parse_duration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -278,3 +279,17 @@ def test_config_fleet_lease_defaults_to_longer_than_any_poll(text: str, lease: f
 def test_config_fleet_lease_must_outlast_a_poll() -> None:
     [problem] = problems_of("fleet: {lease: 30s}\n")
     assert problem.startswith("fleet.lease: must be longer than fetch.timeout (30 s), got 30 s")
+
+
+def test_config_brand_config_loads_back_as_the_same_brand() -> None:
+    brand = Brand(
+        "Acme",
+        aliases=("Acme Corp",),
+        handles=("@acme",),
+        products=(Product("RouterX", ("RX-200",), team="networking"), Product("Acme Cloud")),
+        exclude=("acme looney tunes",),
+        team="support",
+    )
+    bare = Brand("Globex")
+    text = yaml.safe_dump({"brands": [brand_config(brand), brand_config(bare)]})
+    assert tuple(to_brand(b) for b in parse_config(text, env={}).brands) == (brand, bare)
