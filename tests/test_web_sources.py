@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from beacons import users
 from beacons.config import Config, parse_config
-from beacons.daemon import CONTROL_CHECK, _wait_until_due, _wait_while_paused
+from beacons.daemon import CONTROL_CHECK, SCHEDULE_MAX_AGE, Schedules, _wait_until_due, _wait_while_paused
 from beacons.storage import Storage
 from beacons.web.server import WebServer
 
@@ -76,16 +76,38 @@ def test_sources_daemon_loop_wakes_for_poll_now(config: Config, store: Storage) 
     due = NOW + timedelta(hours=1)
     store.set_next_poll(source.id, due)
     clock = HookedClock(lambda n: store.request_poll(source.id, now=clock.now()) if n == 3 else None)
-    service = SimpleNamespace(store=store, clock=clock)
+    service = SimpleNamespace(store=store, clock=clock, schedules=Schedules(store, clock))
     assert asyncio.run(_wait_until_due(service, source, asyncio.Event(), due))  # type: ignore[arg-type]
     assert clock.now() == NOW + timedelta(seconds=3 * CONTROL_CHECK)  # woke at the first check after the request
+
+
+def test_sources_daemon_loops_share_one_read_of_the_schedules(config: Config, store: Storage) -> None:
+    """Every waiting source loop reads the one shared snapshot; the database is read again only once it is
+    SCHEDULE_MAX_AGE old, and a loop's own new next poll is seen at once."""
+    reads = []
+
+    class Counting(Storage):
+        def source_schedules(self) -> dict[str, tuple[bool, datetime | None]]:
+            reads.append(1)
+            return super().source_schedules()
+
+    clock = FakeClock(NOW)
+    with Counting(config.database) as counted:
+        schedules = Schedules(counted, clock)
+        assert [schedules.get(s.id) for s in config.sources] == [(False, None), (False, None)]
+        store.request_poll("blog", now=NOW)
+        assert schedules.get("blog") == (False, None) and len(reads) == 1  # one query served every loop
+        clock.advance(SCHEDULE_MAX_AGE)
+        assert schedules.get("blog") == (False, NOW) and len(reads) == 2  # the request, in the next read
+        schedules.planned("forum", NOW + timedelta(minutes=5))
+        assert schedules.get("forum") == (False, NOW + timedelta(minutes=5)) and len(reads) == 2
 
 
 def test_sources_daemon_loop_holds_a_paused_source_until_resumed(config: Config, store: Storage) -> None:
     source = config.sources[0]
     store.pause_source(source.id, "lena", now=NOW)
     clock = HookedClock(lambda n: store.resume_source(source.id, now=clock.now()) if n == 4 else None)
-    service = SimpleNamespace(store=store, clock=clock)
+    service = SimpleNamespace(store=store, clock=clock, schedules=Schedules(store, clock))
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))  # the events are info
     with capture_logs() as logs:
         assert asyncio.run(_wait_while_paused(service, source, asyncio.Event()))  # type: ignore[arg-type]

@@ -41,14 +41,14 @@ class SourceControlsMixin:
         )
 
     def source_schedule(self, source_id: str) -> tuple[bool, datetime | None]:
-        """(paused, next poll time) as stored: what a waiting source loop checks."""
+        """(paused, next poll time) as stored for one source."""
         row = self.backend.read("SELECT paused_at, next_poll_at FROM sources WHERE id = ?", [source_id]).one()
-        if row is None:
-            return False, None
-        when = row[1]
-        if isinstance(when, str):
-            when = datetime.fromisoformat(when)
-        return row[0] is not None, when
+        return (False, None) if row is None else _schedule_of(row[0], row[1])
+
+    def source_schedules(self) -> dict[str, tuple[bool, datetime | None]]:
+        """Every source's (paused, next poll time) in one query: what the daemon's waiting source loops share."""
+        rows = self.backend.read("SELECT id, paused_at, next_poll_at FROM sources").rows
+        return {str(r[0]): _schedule_of(r[1], r[2]) for r in rows}
 
     def items_since(self, since: datetime) -> dict[str, int]:
         """New posts stored per source since ``since`` (the Sources page's items per day)."""
@@ -56,3 +56,9 @@ class SourceControlsMixin:
             "SELECT source_id, COUNT(*) FROM mentions WHERE created_at >= ? GROUP BY source_id", [since]
         ).rows
         return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _schedule_of(paused_at: object, next_poll_at: object) -> tuple[bool, datetime | None]:
+    when = datetime.fromisoformat(next_poll_at) if isinstance(next_poll_at, str) else next_poll_at
+    assert when is None or isinstance(when, datetime)
+    return paused_at is not None, when
