@@ -12,7 +12,7 @@ the CPU time and memory figures are the daemon's alone:
 
 1. a cold cycle (every feed new: parse, match, classify, store), reported only;
 2. the measured cycle: ``run(config, once=True)`` again, in steady state;
-3. a soak: the daemon's loop mode (one task per source) with intervals
+3. a soak: the daemon's loop mode (one schedule, bounded polls) with intervals
    compressed (``--interval`` real seconds stand for ``--sim-interval``),
    sampling RSS and open file descriptors every ``--sample`` seconds.
 
