@@ -346,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="CI-sized run")
     p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="write a cProfile of the measured (steady) cycle to FILE (read it with python -m pstats FILE)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object with the figures on stdout (the table goes to stderr)",
@@ -374,7 +379,14 @@ def main(argv: list[str] | None = None) -> int:
             print("cold cycle (every feed new)...", file=sys.stderr)
             cold = cycle(server, config, classifier, "cold cycle", log_file)
             print("measured cycle (steady state)...", file=sys.stderr)
-            steady = cycle(server, config, classifier, "cycle", log_file)
+            if args.profile:
+                import cProfile
+
+                with cProfile.Profile() as profile:
+                    steady = cycle(server, config, classifier, "cycle", log_file)
+                profile.dump_stats(args.profile)
+            else:
+                steady = cycle(server, config, classifier, "cycle", log_file)
             soaked: dict[str, Any] | None = None
             if soak_seconds > 0:
                 print(
