@@ -43,6 +43,9 @@ BUCKETS = ("hour", "day")
 MAX_BUCKETS = 24 * 62  # an hourly chart of two months; days go back further
 MAX_DAYS = 400
 TOP = 10
+# PostgreSQL: fold the rollup's pending deltas before a read when at least this many piled up (no daemon
+# compacting, or a bulk write like `beacons db copy`); fewer cost a read less than folding them does.
+COMPACT_BEFORE_READ = 20_000
 SECTIONS = ("volume", "sentiment", "problems", "incidents", "response", "advocates", "sources")
 
 
@@ -454,6 +457,7 @@ def _sources(b: _Buckets, rows: Sequence[Sequence[Any]], configured: Sequence[st
 
 def build(store: Storage, q: InsightQuery, *, sla: Sla | None = None, now: datetime) -> dict[str, Any]:
     """Every figure of the insights for one query, as JSON-ready values."""
+    store.insight_compact(min_deltas=COMPACT_BEFORE_READ)
     b = _Buckets(q)
     length = q.until - q.since
     before = q.since - length
