@@ -239,6 +239,17 @@ def test_insights_compaction_keeps_every_figure(database: str) -> None:
         assert store.insight_compact() == 0
         assert build(store, query, sla=sla, now=NOW) == before
         assert _posts_read(store) == _posts_counted(store)
+        # One hour with pending deltas, the others compacted: a re-route to support, then what it reads.
+        with store.backend.transaction() as tx:
+            tx.execute(
+                "UPDATE beacons SET queue = 'support', team = 'networking' WHERE queue = 'advocacy'"
+                " AND id = (SELECT MAX(id) FROM beacons WHERE queue = 'advocacy')"
+            )
+        assert _posts_read(store) == _posts_counted(store)
+        mixed = build(store, query, sla=sla, now=NOW)
+        assert mixed["volume"]["queues"] != before["volume"]["queues"]
+        store.insight_compact()
+        assert build(store, query, sla=sla, now=NOW) == mixed
     finally:
         store.close()
 
