@@ -410,7 +410,10 @@ def _backlog(
     open_count, closed = store.insight_backlog(q.since, q.until, q.filter)
     # Open now and arrived in the range: not yet there at a bucket end before their arrival.
     open_arrivals = sorted(float(r[3]) for r in arrivals if r[4] in ("new", "claimed"))
-    spans = closed
+    # Closed since, open at t: arrived before t and not (arrived and closed) before t, two binary searches
+    # per bucket end instead of a pass over every closed beacon for each one.
+    arrived_at = sorted(arrived for arrived, _ in closed)
+    both_by = sorted(max(arrived, closed_at) for arrived, closed_at in closed)
     counts: list[int | None] = []
     for end in b.ends():
         if end > now:
@@ -418,7 +421,7 @@ def _backlog(
             continue
         t = end.timestamp()
         still_open = open_count - (len(open_arrivals) - bisect_left(open_arrivals, t))
-        closed_later = sum(1 for arrived, closed_at in spans if arrived < t <= closed_at)
+        closed_later = bisect_left(arrived_at, t) - bisect_left(both_by, t)
         counts.append(still_open + closed_later)
     return {"at": [e.isoformat() for e in b.ends()], "open": counts}
 
