@@ -303,13 +303,19 @@ async def _reclassify_loop(service: Service, stop: asyncio.Event) -> None:
 
 
 def _prune(service: Service) -> None:
-    """Forget kept unmatched posts older than retention.unmatched (issue 13 §4)."""
+    """Forget kept unmatched posts older than retention.unmatched (issue 13 §4); fold the insights' deltas."""
     from beacons.rescan import prune_unmatched
 
     try:
         prune_unmatched(service.store, service.config.retention, service.clock.now())
     except Exception as exc:  # a task boundary: a locked database must not stop the daemon
         log.warning("unmatched.prune_failed", error=f"{type(exc).__name__}: {exc}")
+    try:  # PostgreSQL: the rollup's pending +1/-1 rows, one worker at a time (a no-op on SQLite)
+        folded = service.store.insight_compact()
+        if folded:
+            log.info("insights.compacted", deltas=folded)
+    except Exception as exc:
+        log.warning("insights.compact_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def run(
