@@ -16,10 +16,11 @@ its patterns.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from beacons.models import Brand, Match, MatchSpan, Mention
 
@@ -51,7 +52,34 @@ def _matcher_nlp() -> Language:
     # own token, so a Latin name touching them, or a name written in them, matches.
     infixes = [*nlp.Defaults.infixes, rf"(?<=[{CJK}])|(?=[{CJK}])"]  # type: ignore[misc]
     nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer  # type: ignore[union-attr]
+    # The phrase matchers compare LOWER only, and nothing else reads this vocabulary's lexemes:
+    # computing the other 22 attributes (shape, like_num, is_stop...) for every new word of every
+    # post was a third of matching (issue 16). Matches are identical (tests/test_classify_speed.py).
+    from spacy.attrs import LOWER  # type: ignore[import-not-found]
+
+    vocab: Any = nlp.vocab  # lex_attr_getters is a Cython attribute the stubs leave out
+    vocab.lex_attr_getters = {k: f for k, f in vocab.lex_attr_getters.items() if k == LOWER}
     return nlp
+
+
+def _any_of(needles: Iterable[str]) -> re.Pattern[str]:
+    """One regex that finds whether any needle is a substring: the needles as a trie (a needle's
+    longer extensions are dropped, since the shorter one already answers), so a search tries each
+    position once instead of each of thousands of needles in turn (issue 16)."""
+    root: dict[str, dict[str, Any]] = {}
+    for needle in needles:
+        node = root
+        for ch in needle:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def alternatives(node: dict[str, Any]) -> str:
+        if "" in node:
+            return ""
+        alts = [re.escape(ch) + alternatives(sub) for ch, sub in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return re.compile(alternatives(root) if root else r"(?!)")
 
 
 def _hashtag(term: str) -> str | None:
@@ -100,6 +128,8 @@ class BrandMatcher:
                 self._add(b, p, "product", [_hashtag(t) for t in (product.name, *product.aliases)])
             if brand.exclude:
                 self._exclude.add(f"exclude|{b}", [self.nlp.make_doc(t) for t in brand.exclude])
+        self._has_needle = _any_of(self._needles)
+        self._order = {brand.name: i for i, brand in enumerate(self.brands)}
 
     def _add(self, b: int, p: int | None, kind: str, terms: Iterable[str | None]) -> None:
         docs = [self.nlp.make_doc(t) for t in dict.fromkeys(t for t in terms if t and t.strip())]
@@ -148,7 +178,7 @@ class BrandMatcher:
         # pattern's longest token is a substring of the lower-cased text, skip the
         # tokenizer: most feed entries name no brand (bench/ingest.py).
         lowered = text.lower()
-        if not any(needle in lowered for needle in self._needles):
+        if self._has_needle.search(lowered) is None:
             return None
         nlp = self.nlp
         # The post's words are new strings in the vocabulary: the zone drops them when the
@@ -169,7 +199,7 @@ class BrandMatcher:
             return None
         spans = _longest_first(spans)
         per_brand = Counter(s.brand for s in spans)
-        order = {brand.name: i for i, brand in enumerate(self.brands)}
+        order = self._order
         brand_name = min(per_brand, key=lambda n: (-per_brand[n], order[n]))
         products = Counter(s.product for s in spans if s.brand == brand_name and s.product)
         product = products.most_common(1)[0][0] if products else None
