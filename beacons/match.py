@@ -15,6 +15,7 @@ its patterns.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import re
 from collections import Counter
@@ -62,10 +63,9 @@ def _matcher_nlp() -> Language:
     return nlp
 
 
-def _any_of(needles: Iterable[str]) -> re.Pattern[str]:
-    """One regex that finds whether any needle is a substring: the needles as a trie (a needle's
-    longer extensions are dropped, since the shorter one already answers), so a search tries each
-    position once instead of each of thousands of needles in turn (issue 16)."""
+def _trie(needles: Iterable[str], *, longest: bool) -> str:
+    """The needles as one regex trie. ``longest``: match the longest needle at a position; else stop at
+    the shortest (its longer extensions are dropped: the shorter one already answers "any?")."""
     root: dict[str, dict[str, Any]] = {}
     for needle in needles:
         node = root
@@ -74,12 +74,23 @@ def _any_of(needles: Iterable[str]) -> re.Pattern[str]:
         node[""] = {}
 
     def alternatives(node: dict[str, Any]) -> str:
-        if "" in node:
+        if "" in node and (len(node) == 1 or not longest):
             return ""
-        alts = [re.escape(ch) + alternatives(sub) for ch, sub in sorted(node.items())]
-        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        alts = [re.escape(ch) + alternatives(sub) for ch, sub in sorted(node.items()) if ch]
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if "" in node else body
 
-    return re.compile(alternatives(root) if root else r"(?!)")
+    return alternatives(root) if root else r"(?!)"
+
+
+def _any_of(needles: Iterable[str]) -> re.Pattern[str]:
+    """One regex that finds whether any needle is a substring, so a search tries each position once
+    instead of each of thousands of needles in turn (issue 16)."""
+    return re.compile(_trie(needles, longest=False))
+
+
+# What spaCy's tokenizer splits on first: each run of non-space characters is tokenized on its own.
+_CHUNK = re.compile(r"\S+")
 
 
 def _hashtag(term: str) -> str | None:
@@ -118,6 +129,10 @@ class BrandMatcher:
         self._exclude: PhraseMatcher = PhraseMatcher(self._nlp.vocab, attr="LOWER")
         self._labels: dict[int, tuple[int, int | None, str]] = {}
         self._needles: set[str] = set()  # per pattern its longest token, lower-cased: see match_text
+        # Per needle (exclude phrases' too), the most tokens of a pattern it is the longest token of:
+        # a match lies within that many runs of non-space text either side of the needle (_pieces).
+        self._reach: dict[str, int] = {}
+        self._windows = True  # False when a pattern holds a whitespace token: match the whole text
         for b, brand in enumerate(self.brands):
             self._add(b, None, "name", [brand.name])
             self._add(b, None, "alias", brand.aliases)
@@ -127,18 +142,65 @@ class BrandMatcher:
                 self._add(b, p, "product", [product.name, *product.aliases])
                 self._add(b, p, "product", [_hashtag(t) for t in (product.name, *product.aliases)])
             if brand.exclude:
-                self._exclude.add(f"exclude|{b}", [self.nlp.make_doc(t) for t in brand.exclude])
+                excludes = [self.nlp.make_doc(t) for t in brand.exclude]
+                self._exclude.add(f"exclude|{b}", excludes)
+                for doc in excludes:
+                    self._note_reach(doc)
         self._has_needle = _any_of(self._needles)
         self._order = {brand.name: i for i, brand in enumerate(self.brands)}
+        self._seeds = re.compile(f"(?=({_trie(self._reach, longest=True)}))")
+        # The seed regex reports the longest needle at a position; every needle that is its prefix
+        # occurs there too, so a needle's reach is the largest among its prefixes.
+        reach = self._reach
+        self._reach = {n: max(reach.get(n[:k], 0) for k in range(1, len(n) + 1)) for n in reach}
 
     def _add(self, b: int, p: int | None, kind: str, terms: Iterable[str | None]) -> None:
         docs = [self.nlp.make_doc(t) for t in dict.fromkeys(t for t in terms if t and t.strip())]
         if not docs:
             return
         label = f"{b}|{p}|{kind}"
-        self._needles.update(max((t.lower_ for t in doc), key=len) for doc in docs)
+        for doc in docs:
+            self._needles.add(self._note_reach(doc))
         self._matcher.add(label, docs)
         self._labels[self.nlp.vocab.strings[label]] = (b, p, kind)
+
+    def _note_reach(self, doc: Any) -> str:
+        """The pattern's needle (its longest token, lower-cased), its reach noted."""
+        needle: str = max((t.lower_ for t in doc), key=len, default="")
+        self._reach[needle] = max(self._reach.get(needle, 0), len(doc))
+        if not needle or any(not t.text.strip() for t in doc):
+            self._windows = False
+        return needle
+
+    def _pieces(self, text: str, lowered: str) -> list[tuple[int, str]]:
+        """(offset, piece): the stretches of ``text`` a match or an exclude phrase can lie in.
+
+        spaCy tokenizes each run of non-space characters on its own, so a piece made of whole runs
+        gives the tokens the whole text gives there. A pattern of n tokens spans at most n runs, so the
+        runs within its needle's reach of each needle found are enough. Tokenizing those instead of the
+        whole post is most of the matcher's saving on long posts (issue 16); the matches are the same
+        (tests/test_classify_speed.py).
+        """
+        if not self._windows or len(lowered) != len(text):  # lower() changed a length: offsets differ
+            return [(0, text)]
+        runs = [(m.start(), m.end()) for m in _CHUNK.finditer(text)]
+        starts = [a for a, _ in runs]
+        keep = [False] * len(runs)
+        for m in self._seeds.finditer(lowered):
+            i = bisect.bisect_right(starts, m.start()) - 1
+            reach = self._reach[m.group(1)]
+            for j in range(max(0, i - reach + 1), min(len(runs), i + reach)):
+                keep[j] = True
+        pieces: list[tuple[int, str]] = []
+        first = None
+        for j, kept in enumerate([*keep, False]):
+            if kept and first is None:
+                first = j
+            elif not kept and first is not None:
+                a, b = runs[first][0], runs[j - 1][1]
+                pieces.append((a, text[a:b]))
+                first = None
+        return pieces
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -184,17 +246,22 @@ class BrandMatcher:
         # The post's words are new strings in the vocabulary: the zone drops them when the
         # doc is done, so a months-long run does not keep every word it ever read.
         with self._zone():
-            doc = nlp.make_doc(text)
-            vetoed = {int(nlp.vocab.strings[mid].split("|")[1]) for mid, _, _ in self._exclude(doc)}
+            vetoed: set[int] = set()
+            found: list[tuple[int, int, int, str]] = []  # (match id, start char, end char, text)
+            for offset, piece in self._pieces(text, lowered):
+                doc = nlp.make_doc(piece)
+                vetoed.update(int(nlp.vocab.strings[mid].split("|")[1]) for mid, _, _ in self._exclude(doc))
+                for match_id, start, end in self._matcher(doc):
+                    span = doc[start:end]
+                    found.append((match_id, span.start_char + offset, span.end_char + offset, span.text))
             spans: list[MatchSpan] = []
-            for match_id, start, end in self._matcher(doc):
+            for match_id, start_char, end_char, surface in found:
                 b, p, kind = self._labels[match_id]
                 if b in vetoed:
                     continue
-                span = doc[start:end]
                 brand = self.brands[b]
                 product = brand.products[p].name if p is not None else None
-                spans.append(MatchSpan(span.start_char, span.end_char, span.text, brand.name, product, kind))
+                spans.append(MatchSpan(start_char, end_char, surface, brand.name, product, kind))
         if not spans:
             return None
         spans = _longest_first(spans)

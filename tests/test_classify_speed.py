@@ -8,8 +8,9 @@ outcome, never the time:
   unused attributes, n-grams counted once for the four textcats) against the
   same model as ``spacy.load`` returns it;
 - the matcher's vocabulary with only the LOWER attribute against spaCy's full
-  English attributes, and its one-regex needle prefilter against testing each
-  needle in turn;
+  English attributes, its one-regex needle prefilter against testing each
+  needle in turn, and its tokenizing only the stretches around the needles
+  against tokenizing the whole post;
 - the whole ``beacons classify`` record (queue, scores to 1e-6, sentiment,
   intents, language, evidence) from both paths.
 """
@@ -71,10 +72,12 @@ def _plain_classifier() -> SpacyClassifier:
 
 
 def _plain_matcher(corpus: Corpus) -> BrandMatcher:
-    """The matcher's tokenizer with every lexeme attribute spaCy's English computes."""
+    """The matcher's tokenizer with every lexeme attribute spaCy's English computes, on the whole text."""
     nlp = _matcher_nlp()
     nlp.vocab.lex_attr_getters = dict(spacy.blank("en").vocab.lex_attr_getters)
-    return BrandMatcher(corpus.brands.values(), nlp=nlp)
+    matcher = BrandMatcher(corpus.brands.values(), nlp=nlp)
+    matcher._windows = False
+    return matcher
 
 
 def _close(a: Any, b: Any, path: str = "") -> Iterator[str]:
@@ -169,3 +172,45 @@ def test_classify_speed_matcher_identical_with_every_lexeme_attribute(
         want = [plain.match_text(f"{title} {text}") for title, text in posts]
     assert got == want
     assert sum(m is not None for m in got) > 250
+
+
+def _whole_text_matcher(brands: list[Any]) -> BrandMatcher:
+    matcher = BrandMatcher(brands)
+    matcher.match_text("warm up")
+    matcher._windows = False  # tokenize the whole post, as before the pieces
+    return matcher
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Acme RouterX",
+        "my router x died, acme corp support?",
+        "ACME CORP!!! RouterX (RX-200) keeps rebooting",
+        "acme looney tunes marathon tonight, and my Acme Cloud bill doubled",
+        "Acme " + "filler words here " * 30 + "acme looney tunes",
+        "acme looney " + "x " * 40 + "tunes and Acme",
+        "Router\n\nX is down, #RouterX #AcmeCloud @AcmeSupport",
+        "Router  X and Router\tX and Router X.",
+        "İstanbul'da Acme'nin RouterX'i çalışmıyor, İİİ acme.com",
+        "RouterXが壊れた。Acmeのサポートは？",
+        "x" * 300 + " acme " + "y" * 300,
+        "nothing to see here",
+    ],
+)
+def test_classify_speed_matcher_pieces_match_like_the_whole_text(text: str) -> None:
+    from helpers_feeds import ACME
+
+    brands = [ACME, *list(load_corpus().brands.values())[:20]]
+    got = BrandMatcher(brands).match_text(text)
+    assert got == _whole_text_matcher(brands).match_text(text)
+
+
+def test_classify_speed_matcher_pieces_on_corpus_posts(corpus: Corpus, posts: list[tuple[str, str]]) -> None:
+    brands = list(corpus.brands.values())
+    fast, whole = BrandMatcher(brands), _whole_text_matcher(brands)
+    texts = [f"{title}\n\n{text}" if title else text for title, text in posts]
+    with fast.batch():
+        got = [fast.match_text(t) for t in texts]
+    assert got == [whole.match_text(t) for t in texts]
+    assert fast._windows and sum(len(fast._pieces(t, t.lower())) > 1 for t in texts) > 20  # pieces were used
