@@ -64,8 +64,9 @@ def _matcher_nlp() -> Language:
 
 
 def _trie(needles: Iterable[str], *, longest: bool) -> str:
-    """The needles as one regex trie. ``longest``: match the longest needle at a position; else stop at
-    the shortest (its longer extensions are dropped: the shorter one already answers "any?")."""
+    """The needles as one regex trie, so a search tries each position once instead of each of
+    thousands of needles in turn (issue 16). ``longest``: match the longest needle at a position;
+    else stop at the shortest (its longer extensions are dropped: the shorter one already answers)."""
     root: dict[str, dict[str, Any]] = {}
     for needle in needles:
         node = root
@@ -81,12 +82,6 @@ def _trie(needles: Iterable[str], *, longest: bool) -> str:
         return f"(?:{body})?" if "" in node else body
 
     return alternatives(root) if root else r"(?!)"
-
-
-def _any_of(needles: Iterable[str]) -> re.Pattern[str]:
-    """One regex that finds whether any needle is a substring, so a search tries each position once
-    instead of each of thousands of needles in turn (issue 16)."""
-    return re.compile(_trie(needles, longest=False))
 
 
 # What spaCy's tokenizer splits on first: each run of non-space characters is tokenized on its own.
@@ -146,7 +141,6 @@ class BrandMatcher:
                 self._exclude.add(f"exclude|{b}", excludes)
                 for doc in excludes:
                     self._note_reach(doc)
-        self._has_needle = _any_of(self._needles)
         self._order = {brand.name: i for i, brand in enumerate(self.brands)}
         self._seeds = re.compile(f"(?=({_trie(self._reach, longest=True)}))")
         # The seed regex reports the longest needle at a position; every needle that is its prefix
@@ -183,23 +177,22 @@ class BrandMatcher:
         """
         if not self._windows or len(lowered) != len(text):  # lower() changed a length: offsets differ
             return [(0, text)]
-        runs = [(m.start(), m.end()) for m in _CHUNK.finditer(text)]
+        runs = [m.span() for m in _CHUNK.finditer(text)]
         starts = [a for a, _ in runs]
-        keep = [False] * len(runs)
-        for m in self._seeds.finditer(lowered):
+        pieces: list[tuple[int, str]] = []
+        lo = hi = -1  # the runs of the piece being grown, lo..hi inclusive
+        for m in self._seeds.finditer(lowered):  # in text order
             i = bisect.bisect_right(starts, m.start()) - 1
             reach = self._reach[m.group(1)]
-            for j in range(max(0, i - reach + 1), min(len(runs), i + reach)):
-                keep[j] = True
-        pieces: list[tuple[int, str]] = []
-        first = None
-        for j, kept in enumerate([*keep, False]):
-            if kept and first is None:
-                first = j
-            elif not kept and first is not None:
-                a, b = runs[first][0], runs[j - 1][1]
-                pieces.append((a, text[a:b]))
-                first = None
+            a, b = max(0, i - reach + 1), min(len(runs) - 1, i + reach - 1)
+            if a <= hi + 1 and hi >= 0:
+                hi = max(hi, b)
+                continue
+            if hi >= 0:
+                pieces.append((runs[lo][0], text[runs[lo][0] : runs[hi][1]]))
+            lo, hi = a, b
+        if hi >= 0:
+            pieces.append((runs[lo][0], text[runs[lo][0] : runs[hi][1]]))
         return pieces
 
     @contextlib.contextmanager
@@ -240,7 +233,7 @@ class BrandMatcher:
         # pattern's longest token is a substring of the lower-cased text, skip the
         # tokenizer: most feed entries name no brand (bench/ingest.py).
         lowered = text.lower()
-        if self._has_needle.search(lowered) is None:
+        if self._seeds.search(lowered) is None:  # exclude phrases' needles pass too, to match nothing
             return None
         nlp = self.nlp
         # The post's words are new strings in the vocabulary: the zone drops them when the

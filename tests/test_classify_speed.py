@@ -18,6 +18,7 @@ outcome, never the time:
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 import spacy
 
-from beacons.match import BrandMatcher, _any_of, _matcher_nlp
+from beacons.match import BrandMatcher, _matcher_nlp, _trie
 from beacons.nlp import speed
 from beacons.nlp.corpus import Corpus, load_corpus
 from beacons.nlp.model import SpacyClassifier, find_model
@@ -151,7 +152,7 @@ def test_classify_speed_needle_regex_finds_what_testing_each_needle_finds(
     matcher = BrandMatcher(corpus.brands.values())
     matcher.match_text("warm up")
     needles = matcher._needles
-    pattern = _any_of(needles)
+    pattern = matcher._seeds  # the prefilter: every position where a needle starts, longest needle first
     rng = random.Random(3)
     texts = [t.lower() for _, t in posts]
     texts += [t.replace("a", "q").replace("o", "0") for t in texts]  # most needles broken: mostly misses
@@ -159,7 +160,12 @@ def test_classify_speed_needle_regex_finds_what_testing_each_needle_finds(
     got = [pattern.search(t) is not None for t in texts]
     assert got == [any(n in t for n in needles) for t in texts]
     assert 0 < sum(got) < len(got)
-    assert _any_of([]).search("anything") is None
+    shortest = re.compile(_trie(needles, longest=False))
+    assert [shortest.search(t) is not None for t in texts] == got
+    for t in texts[:100]:  # the seeds name the longest needle at each position where one starts
+        for m in pattern.finditer(t):
+            assert m.group(1) == max((n for n in needles if t.startswith(n, m.start())), key=len)
+    assert re.compile(_trie([], longest=True)).search("anything") is None
 
 
 def test_classify_speed_matcher_identical_with_every_lexeme_attribute(
