@@ -41,18 +41,23 @@ def _matcher_nlp() -> Language:
     spaCy keeps "X." together (abbreviations like "U.S."), so "my RouterX." would
     never match the product RouterX. Names matter more than initials here.
     """
-    import spacy
+    from spacy.lang.en import English, EnglishDefaults
 
-    nlp = spacy.blank("en")
-    # A case ending after an apostrophe is its own token, as "'s" already is: Turkish writes
-    # "Kolibri'den", "Skyvolo'nun" (the name, then its suffix).
-    suffixes = [*nlp.Defaults.suffixes, r"(?<=[A-Z0-9])\.", r"(?<=\w)['’]\w{1,6}$"]  # type: ignore[misc]
-    nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search  # type: ignore[union-attr]
-    # Japanese and Chinese put no space between words ("RouterXが壊れた"), Korean attaches its
-    # particles ("RouterX는"): every Han, kana or Hangul character and CJK punctuation mark is its
-    # own token, so a Latin name touching them, or a name written in them, matches.
-    infixes = [*nlp.Defaults.infixes, rf"(?<=[{CJK}])|(?=[{CJK}])"]  # type: ignore[misc]
-    nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer  # type: ignore[union-attr]
+    # The tokenizer is built once with these rules: setting suffix_search and infix_finditer on a
+    # built one reloads its 1,300 special cases each time (a third of matching's start-up, issue 16).
+    class MatcherDefaults(EnglishDefaults):
+        # A case ending after an apostrophe is its own token, as "'s" already is: Turkish writes
+        # "Kolibri'den", "Skyvolo'nun" (the name, then its suffix).
+        suffixes = [*EnglishDefaults.suffixes, r"(?<=[A-Z0-9])\.", r"(?<=\w)['’]\w{1,6}$"]  # type: ignore[misc]  # noqa: RUF012
+        # Japanese and Chinese put no space between words ("RouterXが壊れた"), Korean attaches its
+        # particles ("RouterX는"): every Han, kana or Hangul character and CJK punctuation mark is its
+        # own token, so a Latin name touching them, or a name written in them, matches.
+        infixes = [*EnglishDefaults.infixes, rf"(?<=[{CJK}])|(?=[{CJK}])"]  # noqa: RUF012
+
+    class MatcherEnglish(English):  # type: ignore[no-untyped-call]
+        Defaults = MatcherDefaults
+
+    nlp = MatcherEnglish()
     # The phrase matchers compare LOWER only, and nothing else reads this vocabulary's lexemes:
     # computing the other 22 attributes (shape, like_num, is_stop...) for every new word of every
     # post was a third of matching (issue 16). Matches are identical (tests/test_classify_speed.py).
@@ -142,7 +147,7 @@ class BrandMatcher:
                 for doc in excludes:
                     self._note_reach(doc)
         self._order = {brand.name: i for i, brand in enumerate(self.brands)}
-        self._seeds = re.compile(f"(?=({_trie(self._reach, longest=True)}))")
+        self._seeds = re.compile(_trie(self._reach, longest=True))
         # The seed regex reports the longest needle at a position; every needle that is its prefix
         # occurs there too, so a needle's reach is the largest among its prefixes.
         reach = self._reach
@@ -181,9 +186,11 @@ class BrandMatcher:
         starts = [a for a, _ in runs]
         pieces: list[tuple[int, str]] = []
         lo = hi = -1  # the runs of the piece being grown, lo..hi inclusive
-        for m in self._seeds.finditer(lowered):  # in text order
-            i = bisect.bisect_right(starts, m.start()) - 1
-            reach = self._reach[m.group(1)]
+        found = self._seeds.search(lowered)
+        while found is not None:  # every position where a needle starts, in text order
+            i = bisect.bisect_right(starts, found.start()) - 1
+            reach = self._reach[found.group()]
+            found = self._seeds.search(lowered, found.start() + 1)
             a, b = max(0, i - reach + 1), min(len(runs) - 1, i + reach - 1)
             if a <= hi + 1 and hi >= 0:
                 hi = max(hi, b)

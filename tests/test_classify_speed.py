@@ -152,7 +152,7 @@ def test_classify_speed_needle_regex_finds_what_testing_each_needle_finds(
     matcher = BrandMatcher(corpus.brands.values())
     matcher.match_text("warm up")
     needles = matcher._needles
-    pattern = matcher._seeds  # the prefilter: every position where a needle starts, longest needle first
+    pattern = matcher._seeds  # the prefilter, which also finds the longest needle where one starts
     rng = random.Random(3)
     texts = [t.lower() for _, t in posts]
     texts += [t.replace("a", "q").replace("o", "0") for t in texts]  # most needles broken: mostly misses
@@ -162,9 +162,17 @@ def test_classify_speed_needle_regex_finds_what_testing_each_needle_finds(
     assert 0 < sum(got) < len(got)
     shortest = re.compile(_trie(needles, longest=False))
     assert [shortest.search(t) is not None for t in texts] == got
-    for t in texts[:100]:  # the seeds name the longest needle at each position where one starts
-        for m in pattern.finditer(t):
-            assert m.group(1) == max((n for n in needles if t.startswith(n, m.start())), key=len)
+    by_first: dict[str, list[str]] = {}
+    for n in needles:
+        by_first.setdefault(n[0], []).append(n)
+    for t in texts[:60] + texts[340:360]:  # searching on from each seed's start + 1 visits every needle
+        seeds = []
+        found = pattern.search(t)
+        while found is not None:
+            seeds.append((found.start(), found.group()))
+            found = pattern.search(t, found.start() + 1)
+        starting = [(p, [n for n in by_first.get(ch, []) if t.startswith(n, p)]) for p, ch in enumerate(t)]
+        assert seeds == [(p, max(ns, key=len)) for p, ns in starting if ns]
     assert re.compile(_trie([], longest=True)).search("anything") is None
 
 
@@ -220,3 +228,21 @@ def test_classify_speed_matcher_pieces_on_corpus_posts(corpus: Corpus, posts: li
         got = [fast.match_text(t) for t in texts]
     assert got == [whole.match_text(t) for t in texts]
     assert fast._windows and sum(len(fast._pieces(t, t.lower())) > 1 for t in texts) > 20  # pieces were used
+
+
+def test_classify_speed_matcher_tokenizer_built_once_splits_like_one_patched_after(
+    posts: list[tuple[str, str]],
+) -> None:
+    """The matcher's English tokenizer, built with its extra suffixes and infixes, gives the tokens of
+    a blank English whose suffix_search and infix_finditer are replaced afterwards (the old way)."""
+    from beacons.match import CJK
+
+    old = spacy.blank("en")
+    suffixes = [*old.Defaults.suffixes, r"(?<=[A-Z0-9])\.", r"(?<=\w)['’]\w{1,6}$"]  # type: ignore[misc]
+    old.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search  # type: ignore[union-attr]
+    infixes = [*old.Defaults.infixes, rf"(?<=[{CJK}])|(?=[{CJK}])"]  # type: ignore[misc]
+    old.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer  # type: ignore[union-attr]
+    new = _matcher_nlp()
+    texts = [text for _, text in posts] + ["U.S. RouterX. Kolibri'den RouterXが壊れた Okkulo는 e-mail acme.com/x?"]
+    for text in texts:
+        assert [(t.text, t.idx) for t in new.make_doc(text)] == [(t.text, t.idx) for t in old.make_doc(text)]
