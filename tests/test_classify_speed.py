@@ -246,3 +246,15 @@ def test_classify_speed_matcher_tokenizer_built_once_splits_like_one_patched_aft
     texts = [text for _, text in posts] + ["U.S. RouterX. Kolibri'den RouterXが壊れた Okkulo는 e-mail acme.com/x?"]
     for text in texts:
         assert [(t.text, t.idx) for t in new.make_doc(text)] == [(t.text, t.idx) for t in old.make_doc(text)]
+
+
+def test_classify_speed_shared_ngrams_released_after_each_call(corpus: Corpus, posts: list[tuple[str, str]]) -> None:
+    path = find_model(None)
+    if path is None:
+        pytest.skip("no shipped model")
+    clf = SpacyClassifier(path)
+    matcher = BrandMatcher(corpus.brands.values())
+    items = [(text, matcher.match_text(text)) for _, text in posts[:40]]
+    first = clf.classify_many(items)
+    assert clf._shared_ngrams.held() == 0  # no doc outlives the batch's memory zone
+    assert clf.classify_many(items[::-1]) == first[::-1]  # the next call reads its own batch

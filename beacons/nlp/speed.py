@@ -16,6 +16,7 @@ knows; any other architecture (a tok2vec, vectors) is left exactly as loaded.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,27 +31,36 @@ _COMBINATORS = (">>", "with_cpu(", "resizable(")
 
 
 class _SharedNgrams:
-    """The ``extract_ngrams`` forward of one batch, computed once per (attribute, n) for all components."""
+    """The ``extract_ngrams`` forward of one batch, computed once per (attribute, n) for all components.
+
+    Kept per thread, so two threads classifying with one pipeline never read each other's batch.
+    """
 
     def __init__(self, forward: Any) -> None:
         self._forward = forward
-        self._docs: list[Any] = []
-        self._out: dict[tuple[int, int], Any] = {}
+        self._local = threading.local()
 
     def __call__(self, model: Model[Any, Any], docs: Sequence[Any], is_train: bool) -> Any:
         # thinc's with_cpu calls begin_update (is_train=True) even to predict; this pipeline is never
         # trained (``beacons train`` builds its own), and the n-grams have no gradient anyway.
-        if len(docs) != len(self._docs) or any(a is not b for a, b in zip(docs, self._docs, strict=True)):
-            self.clear()
-            self._docs = list(docs)
+        local = self._local
+        held: list[Any] = getattr(local, "docs", [])
+        out: dict[tuple[int, int], Any] = getattr(local, "out", {})
+        if len(docs) != len(held) or any(a is not b for a, b in zip(docs, held, strict=True)):
+            local.docs, local.out = list(docs), {}
+            out = local.out
         key = (int(model.attrs["attr"]), int(model.attrs["ngram_size"]))
-        if key not in self._out:
-            self._out[key] = self._forward(model, docs, is_train)
-        return self._out[key]
+        if key not in out:
+            out[key] = self._forward(model, docs, is_train)
+        return out[key]
 
     def clear(self) -> None:
-        """Let go of the last batch's docs (they may point into a memory zone that has ended)."""
-        self._docs, self._out = [], {}
+        """Let go of this thread's last batch (its docs may point into a memory zone that has ended)."""
+        self._local.docs, self._local.out = [], {}
+
+    def held(self) -> int:
+        """How many docs this thread's cache holds (0 after ``clear``)."""
+        return len(getattr(self._local, "docs", []))
 
 
 def token_attrs(nlp: Language) -> set[int] | None:
