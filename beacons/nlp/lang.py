@@ -128,7 +128,7 @@ def _identifier():  # type: ignore[no-untyped-def]
 def detect(text: str) -> tuple[str, float]:
     """(ISO 639-1 code or "und", confidence)."""
     body = _STRIP.sub(" ", text[:300]).strip()
-    letters = sum(ch.isalpha() for ch in body)
+    letters = sum(map(str.isalpha, body))
     if letters < 3:
         return "und", 0.0
     if _clearly_english(body):

@@ -21,6 +21,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from beacons.log import get_logger
 from beacons.models import Classification, Evidence, Match, Queue, Sentiment
+from beacons.nlp import speed
 from beacons.nlp.features import Features, post_lang
 from beacons.nlp.intents import read_thresholds
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
@@ -184,6 +185,7 @@ class SpacyClassifier:
         relevance_threshold: float,
     ) -> None:
         self._nlp = nlp
+        self._shared_ngrams: Any = None  # beacons.nlp.speed: set when the pipeline is loaded from disk
         self._vader_analyzer: SentimentIntensityAnalyzer | None = None
         training = meta.get("beacons_training", {})
         self.name = f"spacy:{meta.get('name', 'beacons')}-{meta.get('version', '0')}"
@@ -211,7 +213,9 @@ class SpacyClassifier:
 
         from beacons.nlp import tokenizer as _tokenizer  # noqa: F401  (registers the model's tokenizer)
 
-        self._nlp = spacy.load(self.path)
+        nlp = spacy.load(self.path)
+        self._shared_ngrams = speed.tune(nlp)  # the same scores, faster (issue 16)
+        self._nlp = nlp
         log.debug("classifier.loaded", model=self.name)
         return self._nlp
 
@@ -260,7 +264,10 @@ class SpacyClassifier:
             nlp = self.nlp
             # Strings and lexemes the batch adds are dropped when the zone ends (spaCy >= 3.8):
             # nothing of a Doc is kept past the loop, only its scores copied into a dict.
-            with nlp.memory_zone() if self.forget_words else contextlib.nullcontext():
+            with (
+                nlp.memory_zone() if self.forget_words else contextlib.nullcontext(),
+                speed.batch(self._shared_ngrams),
+            ):
                 for (i, a, b), doc in zip(owners, nlp.pipe(inputs, batch_size=256), strict=True):
                     cats = recalibrate(dict(doc.cats), self.advocacy_raw_threshold, self.relevance_raw_threshold)
                     cats["q:support"] = calibrate(cats.get("q:support", 0.0), self.raw_threshold)
