@@ -131,6 +131,19 @@ def service_for(config: Config, store: Storage, clock: FakeClock, recorder: Reco
     )
 
 
+def scheduled(
+    config: Config, store: Storage, clock: FakeClock, recorder: Recorder, *, seed: int, limit: int = 4
+) -> tuple[LocalScheduler, asyncio.Event]:
+    """A schedule of every source of ``config``, its polls recorded by ``recorder``; and its stop event."""
+    stop = asyncio.Event()
+    scheduler = LocalScheduler(
+        service_for(config, store, clock, recorder), stop, random.Random(seed), limit=limit, spawn=recorder.spawn
+    )
+    for source in config.sources:
+        scheduler.add(source)
+    return scheduler, stop
+
+
 def run_until(scheduler: LocalScheduler, stop: asyncio.Event, clock: FakeClock, until: datetime) -> None:
     """Run the schedule until the fake clock passes ``until``, then stop it and wait for its polls."""
     hook = getattr(clock, "hook", None)
@@ -203,12 +216,7 @@ def test_scheduler_one_busy_host_does_not_take_every_slot(
 
     clock = HookedClock()
     recorder = Recorder(clock, hold=asyncio.Event(), on_start=at_the_limit)
-    stop = asyncio.Event()
-    scheduler = LocalScheduler(
-        service_for(config, store, clock, recorder), stop, random.Random(7), limit=8, spawn=recorder.spawn
-    )
-    for source in config.sources:
-        scheduler.add(source)
+    scheduler, stop = scheduled(config, store, clock, recorder, seed=7, limit=8)
     run_until(scheduler, stop, clock, NOW + timedelta(minutes=2))
     assert seen == [{"busy.example": 2, **{f"calm{i}.example": 1 for i in range(6)}}]
     assert max(recorder.max_by_host.values()) == 2
@@ -229,12 +237,7 @@ def test_scheduler_poll_now_is_seen_within_the_control_check(
 
     clock = HookedClock(hook)
     recorder = Recorder(clock)
-    stop = asyncio.Event()
-    scheduler = LocalScheduler(
-        service_for(config, store, clock, recorder), stop, random.Random(2), limit=4, spawn=recorder.spawn
-    )
-    for source in config.sources:
-        scheduler.add(source)
+    scheduler, stop = scheduled(config, store, clock, recorder, seed=2, limit=4)
     run_until(scheduler, stop, clock, NOW + timedelta(minutes=10))
     first, again = recorder.times("s0001")
     assert first <= NOW + timedelta(seconds=10)
@@ -257,12 +260,7 @@ def test_scheduler_holds_a_paused_source_until_it_is_resumed(
 
     clock = HookedClock(hook)
     recorder = Recorder(clock)
-    stop = asyncio.Event()
-    scheduler = LocalScheduler(
-        service_for(config, store, clock, recorder), stop, random.Random(3), limit=4, spawn=recorder.spawn
-    )
-    for source in config.sources:
-        scheduler.add(source)
+    scheduler, stop = scheduled(config, store, clock, recorder, seed=3, limit=4)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))  # the events are info
     with capture_logs() as logs:
         run_until(scheduler, stop, clock, NOW + timedelta(minutes=40))
@@ -309,12 +307,7 @@ def test_scheduler_reload_removes_and_changes_sources_after_their_poll_in_flight
     hold = asyncio.Event()
     clock = HookedClock()
     recorder = Recorder(clock, hold=hold)
-    stop = asyncio.Event()
-    scheduler = LocalScheduler(
-        service_for(config, store, clock, recorder), stop, random.Random(5), limit=4, spawn=recorder.spawn
-    )
-    for source in config.sources:
-        scheduler.add(source)
+    scheduler, stop = scheduled(config, store, clock, recorder, seed=5, limit=4)
 
     released: list[datetime] = []
 
