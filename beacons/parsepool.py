@@ -1,0 +1,195 @@
+"""Feed parsing in a small pool of worker processes, on a core the daemon's own process is not using (issue 16).
+
+feedparser is pure Python and was about half of a cold cycle's CPU: in one
+process it cannot overlap with matching, classifying and storing. A body of
+``min_bytes`` or more is parsed by ``collectors._feed.parse_feed`` in a worker
+process and comes back as the same ``Mention`` values (and skip reasons) it
+would give in the daemon's process; a smaller body (most polls of a running
+daemon) is parsed in place, where a round trip would cost more than the parse.
+
+The pool starts on the first large body, so a cycle of 304s never starts it.
+A worker that crashes or takes longer than ``timeout`` costs the feed it was
+parsing a ``ParseError`` (a logged error for that source, which backs off),
+never the daemon: the pool is replaced, and the other feeds that were in it
+are parsed again, one at a time, so the culprit is the only feed that fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from beacons.errors import ParseError
+from beacons.log import get_logger
+from beacons.models import Mention
+
+if TYPE_CHECKING:  # multiprocessing is imported when the pool starts: a cycle of 304s never pays for it
+    from concurrent.futures import ProcessPoolExecutor
+
+log = get_logger("beacons.parsepool")
+
+PARSE_TIMEOUT = 60.0  # seconds a worker may spend on one body (the in-process parse has no such bound)
+MIN_BYTES = 32 * 1024  # smaller bodies parse in place: the round trip to a worker costs more than it saves
+
+# What a worker sends back: ("ok", mentions, skipped, (pid, CPU seconds so far)) or ("error", reason, ...).
+Outcome = tuple[str, Any, list[tuple[str, str]], tuple[int, float]]
+Job = Callable[[bytes, str, dict[str, str], str | None], Outcome]
+
+
+def parse_job(body: bytes, source_id: str, headers: dict[str, str], url: str | None) -> Outcome:
+    """Runs in a worker: ``parse_feed`` with its skip reasons collected, its ParseError returned as a value.
+
+    The worker's CPU time so far comes back too (its imports included): the workers' CPU is not
+    in the daemon's own, so ``parsepool.stopped`` reports it.
+    """
+    from collectors._feed import parse_feed
+
+    skipped: list[tuple[str, str]] = []
+    try:
+        mentions = parse_feed(
+            body, source_id=source_id, headers=headers, url=url, skip=lambda r, d: skipped.append((r, d))
+        )
+    except ParseError as exc:  # its keyword-only constructor does not survive pickling; the reason does
+        return "error", exc.reason, skipped, (os.getpid(), time.process_time())
+    return "ok", mentions, skipped, (os.getpid(), time.process_time())
+
+
+def default_processes(configured: int) -> int:
+    """``fetch.parse_processes``, but none on a one-core machine, where a worker could only slow the daemon."""
+    return max(0, min(configured, (os.cpu_count() or 1) - 1))
+
+
+def _context() -> Any:
+    import multiprocessing
+
+    # Not fork: the daemon has threads (asyncio's resolver pool), and a forked child may inherit a held lock.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+class ParsePool:
+    def __init__(
+        self,
+        processes: int,
+        *,
+        timeout: float = PARSE_TIMEOUT,
+        min_bytes: int = MIN_BYTES,
+        job: Job = parse_job,
+    ) -> None:
+        self.processes = max(0, processes)
+        self.timeout = timeout
+        self.min_bytes = min_bytes
+        self.job = job
+        self._pool: ProcessPoolExecutor | None = None
+        self._alone: asyncio.Lock | None = None  # feeds parsed again after a crash go one at a time
+        self._free: asyncio.Semaphore | None = None  # a worker with no body in hand
+        self.started = 0  # executors started, for tests and logs
+        self.parsed = 0  # bodies parsed in workers
+        self._cpu: dict[int, float] = {}  # each worker's CPU seconds, as of its last body
+
+    def wants(self, body: bytes) -> bool:
+        """Whether ``body`` goes to a worker (else the caller parses it in place)."""
+        return self.processes > 0 and len(body) >= self.min_bytes
+
+    async def parse(
+        self,
+        body: bytes,
+        *,
+        source_id: str,
+        headers: Mapping[str, str] | None,
+        url: str | None,
+        skip: Callable[[str, str], None] | None,
+    ) -> list[Mention]:
+        """``parse_feed``'s mentions for ``body``, parsed in a worker; ``ParseError`` as in place, or on a crash or timeout."""
+        from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
+        args = (body, source_id, dict(headers or {}), url)
+        if self._free is None:
+            self._free = asyncio.Semaphore(self.processes)
+        try:
+            # One body per worker at a time, so the timeout counts a body's own parse, never its wait in a queue.
+            async with self._free:
+                pool = self._executor(self.processes)
+                outcome = await self._run(pool, args)
+        except BrokenProcessPool:
+            # A worker died, maybe on another feed: this one is parsed again alone, so only the culprit fails.
+            self._discard(pool)
+            if self._alone is None:
+                self._alone = asyncio.Lock()
+            async with self._alone:
+                alone = ProcessPoolExecutor(1, mp_context=_context())
+                self.started += 1
+                try:
+                    outcome = await self._run(alone, args)
+                except BrokenProcessPool as exc:
+                    raise ParseError(
+                        "the feed parser's worker process died on this feed (a crash or out of memory)",
+                        source_id=source_id,
+                    ) from exc
+                finally:
+                    self._discard(alone)
+        status, value, skipped, (pid, cpu) = outcome
+        self.parsed += 1
+        self._cpu[pid] = cpu
+        for reason, detail in skipped:
+            if skip is not None:
+                skip(reason, detail)
+        if status != "ok":
+            raise ParseError(str(value), source_id=source_id)
+        mentions: list[Mention] = value
+        return mentions
+
+    async def _run(self, pool: ProcessPoolExecutor, args: tuple[bytes, str, dict[str, str], str | None]) -> Outcome:
+        future = asyncio.get_running_loop().run_in_executor(pool, self.job, *args)
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError as exc:
+            self._discard(pool)  # the worker is still busy with it: stop it, the next body gets a new pool
+            raise ParseError(
+                f"parsing took longer than {self.timeout:g} s in a parse worker (a hostile or huge feed?)",
+                source_id=args[1],
+            ) from exc
+
+    def _executor(self, processes: int) -> ProcessPoolExecutor:
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(processes, mp_context=_context())
+            self.started += 1
+            log.debug("parsepool.started", processes=processes)
+        return self._pool
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        """Stop ``pool``'s workers now (a stuck one never returns by itself) and forget it."""
+        if pool is self._pool:
+            self._pool = None
+        # ProcessPoolExecutor has no public way to stop a busy worker before Python 3.14 (terminate_workers).
+        processes = list(getattr(pool, "_processes", None) or {})
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if processes:
+            log.debug("parsepool.discarded", processes=len(processes))
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds the workers used, start-up included (up to each one's last body)."""
+        return sum(self._cpu.values())
+
+    def close(self) -> None:
+        """Shut the workers down (their queued jobs are cancelled); the pool starts again if used."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self.started:
+            log.info(
+                "parsepool.stopped",
+                started=self.started,
+                parsed=self.parsed,
+                workers=len(self._cpu),
+                cpu_s=round(self.cpu, 3),
+            )
