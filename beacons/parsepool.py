@@ -65,9 +65,9 @@ def default_processes(configured: int) -> int:
 def _context() -> Any:
     import multiprocessing
 
-    # Not fork: the daemon has threads (asyncio's resolver pool), and a forked child may inherit a held lock.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    # Not fork: the daemon has threads (asyncio's resolver pool), and a forked child may inherit a held
+    # lock. Not forkserver: with one or two workers its server is one more interpreter (~30 MB) to no gain.
+    return multiprocessing.get_context("spawn")
 
 
 class ParsePool:
