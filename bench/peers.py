@@ -81,7 +81,7 @@ print(n)
 # Runs ``python SCRIPT ARGS`` or ``python -c CODE ARGS`` in this process and writes its own VmHWM (KiB)
 # to the file named first as it exits: the child's exact peak, not one carried over from its parent.
 WRAP = """
-import atexit, runpy, sys
+import atexit, os, runpy, sys
 out = sys.argv[1]
 def hwm():
     with open("/proc/self/status") as status:
@@ -94,6 +94,7 @@ if sys.argv[2] == "-c":
     exec(compile(CODE, "<string>", "exec"), {"__name__": "__main__"})
 else:
     sys.argv = sys.argv[2:]
+    sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))  # as `python SCRIPT` would have it
     runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
