@@ -16,9 +16,10 @@ and model load inside the figure:
 - **feedparser** parse only: ``feedparser.parse`` of each file from disk, no
   HTTP and no storage: the floor.
 
-Wall time and CPU time (user + system) come from ``os.wait4`` on the child,
-plus, for beacons, the CPU its parse workers report (``parsepool.stopped``:
-they are not the daemon's children once it exits, so ``wait4`` misses them).
+Wall time and CPU time (user + system) come from ``os.wait4`` on the child;
+beacons' parse workers are its children, joined before it exits, so their CPU
+is in that figure (it is also printed on its own line, from the daemon's
+``parsepool.stopped`` log line).
 Peak RSS is each child's own ``VmHWM``, read from ``/proc/self/status`` as it
 exits (a small wrapper runs the command): ``ru_maxrss`` would not do, since
 Linux carries the parent's peak across ``exec`` into it. The RSS of the whole
@@ -159,7 +160,7 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, Any]:
     own = int(hwm_file.read_text()) / 1024
     return {
         "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime + workers_cpu,
+        "cpu": usage.ru_utime + usage.ru_stime,  # parse workers included: the daemon joins (reaps) them
         "workers_cpu": workers_cpu,
         "rss": max(own, tree_peak / 1024),
         "own_rss": own,
