@@ -57,6 +57,22 @@ def parse_job(body: bytes, source_id: str, headers: dict[str, str], url: str | N
     return "ok", mentions, skipped, (os.getpid(), time.process_time())
 
 
+def spare_core(cpus: int | None = None, load: float | None = None) -> bool:
+    """Whether a worker would get a core of its own: the 1-minute load average (every runnable process on
+    the machine) is below the CPUs less one, the one this daemon's own process needs.
+
+    On the shared 2-core machine at a load of 7-9 a worker only split the daemon's share of the CPU, and a
+    cold cycle took longer with it than without (README, issue 16); with an idle core it runs beside it.
+    """
+    cpus = (os.cpu_count() or 1) if cpus is None else cpus
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # no load average on this platform: assume the CPUs are there
+            load = 0.0
+    return load < cpus - 1
+
+
 def default_processes(configured: int) -> int:
     """``fetch.parse_processes``, but none on a one-core machine, where a worker could only slow the daemon."""
     return max(0, min(configured, (os.cpu_count() or 1) - 1))
@@ -78,11 +94,15 @@ class ParsePool:
         timeout: float = PARSE_TIMEOUT,
         min_bytes: int = MIN_BYTES,
         job: Job = parse_job,
+        gate: Callable[[], bool] | None = None,
     ) -> None:
         self.processes = max(0, processes)
         self.timeout = timeout
         self.min_bytes = min_bytes
         self.job = job
+        # Asked before a pool starts (not while one runs): is there a core for it? Default: spare_core().
+        self.gate = gate if gate is not None else spare_core
+        self.declined = 0  # large bodies parsed in place because the gate said no
         self._pool: ProcessPoolExecutor | None = None
         self._alone: asyncio.Lock | None = None  # feeds parsed again after a crash go one at a time
         self._free: asyncio.Semaphore | None = None  # a worker with no body in hand
@@ -91,8 +111,17 @@ class ParsePool:
         self._cpu: dict[int, float] = {}  # each worker's CPU seconds, as of its last body
 
     def wants(self, body: bytes) -> bool:
-        """Whether ``body`` goes to a worker (else the caller parses it in place)."""
-        return self.processes > 0 and len(body) >= self.min_bytes
+        """Whether ``body`` goes to a worker (else the caller parses it in place).
+
+        A pool that is not running starts only when ``gate()`` says a core is free for it; once
+        started it stays until ``close()``.
+        """
+        if self.processes <= 0 or len(body) < self.min_bytes:
+            return False
+        if self._pool is None and not self.gate():
+            self.declined += 1
+            return False
+        return True
 
     async def parse(
         self,
@@ -185,6 +214,9 @@ class ParsePool:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=True, cancel_futures=True)
+        if self.declined:
+            log.info("parsepool.declined", bodies=self.declined, reason="no spare core (load average >= CPUs - 1)")
+            self.declined = 0
         if self.started:
             log.info(
                 "parsepool.stopped",

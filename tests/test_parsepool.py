@@ -25,12 +25,13 @@ from helpers_feeds import (
 from helpers_parsepool import failing_job
 from structlog.testing import capture_logs
 
+from beacons import parsepool
 from beacons.config import load_config
 from beacons.daemon import run
 from beacons.feedserver import FeedServer, Resource
 from beacons.fetch import FetchLimits
 from beacons.models import Source
-from beacons.parsepool import MIN_BYTES, ParsePool, default_processes
+from beacons.parsepool import MIN_BYTES, ParsePool, default_processes, spare_core
 from beacons.pipeline import Pipeline
 from beacons.store import Store
 from collectors._feed import parse_feed
@@ -90,9 +91,21 @@ def _rows(database: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
+@pytest.mark.parametrize(
+    ("cpus", "load", "spare"), [(2, 0.4, True), (2, 1.0, False), (2, 7.5, False), (1, 0.0, False), (8, 5.9, True)]
+)
+def test_parsepool_starts_only_with_a_spare_core(cpus: int, load: float, spare: bool) -> None:
+    assert spare_core(cpus, load) is spare
+    pool = ParsePool(1, min_bytes=10, gate=lambda: spare_core(cpus, load))
+    assert pool.wants(b"x" * 10) is spare and pool.declined == (0 if spare else 1)
+    assert not pool.wants(b"x" * 9)  # small bodies never go to a worker
+
+
 def test_parsepool_stores_the_same_mentions_as_parsing_in_place(
-    feed_server: FeedServer, write_config: WriteConfig, tmp_path: Path
+    feed_server: FeedServer, write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The machine's load decides whether a pool starts (spare_core); here it must, whatever the load.
+    monkeypatch.setattr(parsepool, "spare_core", lambda: True)
     bodies = {f"r{i}": _big_rss(i) for i in range(3)} | {"atom": _big_atom(9)}
     assert min(map(len, bodies.values())) >= MIN_BYTES  # each goes to the pool
     sources = {}
@@ -135,7 +148,7 @@ def test_parsepool_crash_or_hang_fails_only_that_source(feed_server: FeedServer,
     for sid, body in {**good, **bad}.items():
         feed_server.add(f"/{sid}.xml", Resource(body))
         sources.append(_source(sid, feed_server.url(f"/{sid}.xml")))
-    pool = ParsePool(1, timeout=5.0, min_bytes=0, job=failing_job)
+    pool = ParsePool(1, timeout=5.0, min_bytes=0, job=failing_job, gate=lambda: True)
     store = Store(tmp_path / "b.db")
 
     async def go() -> list[Any]:
