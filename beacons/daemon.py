@@ -73,7 +73,7 @@ def next_delay(source: Source, result: PollResult, *, max_backoff: float, rng: r
     return float(backoff * uniform(1.0, 1.2))
 
 
-# How often a waiting source loop looks at its pause and "poll now" (issue 13 §6), and how old the shared read
+# How often the schedule looks at pauses and "poll now" (issue 13 §6), and how old the shared read
 # of every source's schedule may be when it looks: a request is seen within CONTROL_CHECK + SCHEDULE_MAX_AGE = 5 s.
 CONTROL_CHECK = 4.0
 SCHEDULE_MAX_AGE = 1.0
@@ -180,25 +180,6 @@ async def _guarded_poll(service: Service, source: Source) -> PollResult:
         return PollResult(source.id, "bug", {}, error, None, count)
 
 
-async def _source_loop(service: Service, source: Source, stop: asyncio.Event, rng: random.Random) -> None:
-    # Stagger the first polls so a restart does not hit every host at once.
-    if await service.clock.wait(stop, rng.uniform(0, min(source.interval, 10.0))):
-        return
-    while not stop.is_set():
-        if not await _wait_while_paused(service, source, stop):
-            return
-        result = await asyncio.shield(_guarded_poll(service, source))
-        delay = next_delay(source, result, max_backoff=service.config.fetch.max_backoff, rng=rng)
-        due = service.clock.now() + timedelta(seconds=delay)
-        try:
-            service.store.set_next_poll(source.id, due)
-            service.schedules.planned(source.id, due)
-        except Exception:
-            log.warning("source.schedule_not_saved", source=source.id)
-        if not await _wait_until_due(service, source, stop, due):
-            return
-
-
 def _schedule(service: Service, source: Source, due: datetime, *, fresh: bool = False) -> tuple[bool, datetime]:
     """(paused, next poll) from the database (``fresh``: this source's row now, else the shared read); the
     planned time when it cannot be read."""
@@ -207,32 +188,6 @@ def _schedule(service: Service, source: Source, due: datetime, *, fresh: bool = 
     except Exception:
         return False, due
     return paused, stored or due
-
-
-async def _wait_until_due(service: Service, source: Source, stop: asyncio.Event, due: datetime) -> bool:
-    """Wait for the next poll, re-reading the stored schedule so "poll now" on the page wakes it; False on stop."""
-    while True:
-        _paused, due = _schedule(service, source, due)
-        left = (due - service.clock.now()).total_seconds()
-        if left <= 0:
-            return True
-        if await service.clock.wait(stop, min(left, CONTROL_CHECK)):
-            return False
-
-
-async def _wait_while_paused(service: Service, source: Source, stop: asyncio.Event) -> bool:
-    """Hold a paused source until it is resumed (logged once each way); False on stop. The decision to poll
-    reads the source's own row, so a pause made just before its poll is never missed."""
-    paused, _ = _schedule(service, source, service.clock.now(), fresh=True)
-    if not paused:
-        return True
-    log.info("source.paused", source=source.id)
-    while paused:
-        if await service.clock.wait(stop, CONTROL_CHECK):
-            return False
-        paused, _ = _schedule(service, source, service.clock.now())
-    log.info("source.resumed", source=source.id)
-    return True
 
 
 HEARTBEAT_EVERY = 10.0
@@ -350,13 +305,19 @@ async def _reclassify_loop(service: Service, stop: asyncio.Event) -> None:
 
 
 def _prune(service: Service) -> None:
-    """Forget kept unmatched posts older than retention.unmatched (issue 13 §4)."""
+    """Forget kept unmatched posts older than retention.unmatched (issue 13 §4); fold the insights' deltas."""
     from beacons.rescan import prune_unmatched
 
     try:
         prune_unmatched(service.store, service.config.retention, service.clock.now())
     except Exception as exc:  # a task boundary: a locked database must not stop the daemon
         log.warning("unmatched.prune_failed", error=f"{type(exc).__name__}: {exc}")
+    try:  # PostgreSQL: the rollup's pending +1/-1 rows, one worker at a time (a no-op on SQLite)
+        folded = service.store.insight_compact()
+        if folded:
+            log.info("insights.compacted", deltas=folded)
+    except Exception as exc:
+        log.warning("insights.compact_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 async def run(
@@ -391,15 +352,14 @@ async def run(
 
         loop = asyncio.get_running_loop()
         rng = random.Random()
-        supervisor = Supervisor(service, stop, rng, _source_loop)
+        supervisor = Supervisor(service, stop, rng)
         tasks = supervisor.tasks
         if install_signals:
             _install_signals(loop, stop, tasks, reload=supervisor.request_reload)
         if service.worker is not None:  # PostgreSQL: the sources are shared by every worker on it
             supervisor.add(_fleet_loop(service, stop, rng), "fleet")
-        else:
-            for s in config.sources:
-                supervisor.start_source(s)
+        else:  # SQLite: one schedule, at most fetch.concurrency polls in flight (beacons/scheduler.py)
+            supervisor.start_sources(config.sources)
         for i, extra in enumerate(EXTRA_TASKS):
             supervisor.start_extra(extra, i)
         supervisor.add(_reclassify_loop(service, stop), "reclassify")
@@ -432,7 +392,7 @@ async def run(
 def _install_signals(
     loop: asyncio.AbstractEventLoop,
     stop: asyncio.Event,
-    tasks: list[asyncio.Task[None]],
+    tasks: set[asyncio.Task[None]],
     *,
     reload: Callable[[], None] | None = None,
 ) -> None:

@@ -115,6 +115,7 @@ class FeedServer:
                     "body": body,
                     "method": req.command,
                     "at": time.time(),
+                    "peer": req.client_address[1],  # the client's port: one per TCP connection
                 }
             )
         resource = self.resources.get(parts.path)

@@ -43,6 +43,9 @@ BUCKETS = ("hour", "day")
 MAX_BUCKETS = 24 * 62  # an hourly chart of two months; days go back further
 MAX_DAYS = 400
 TOP = 10
+# PostgreSQL: fold the rollup's pending deltas before a read when at least this many piled up (no daemon
+# compacting, or a bulk write like `beacons db copy`); fewer cost a read less than folding them does.
+COMPACT_BEFORE_READ = 20_000
 SECTIONS = ("volume", "sentiment", "problems", "incidents", "response", "advocates", "sources")
 
 
@@ -407,7 +410,10 @@ def _backlog(
     open_count, closed = store.insight_backlog(q.since, q.until, q.filter)
     # Open now and arrived in the range: not yet there at a bucket end before their arrival.
     open_arrivals = sorted(float(r[3]) for r in arrivals if r[4] in ("new", "claimed"))
-    spans = closed
+    # Closed since, open at t: arrived before t and not (arrived and closed) before t, two binary searches
+    # per bucket end instead of a pass over every closed beacon for each one.
+    arrived_at = sorted(arrived for arrived, _ in closed)
+    both_by = sorted(max(arrived, closed_at) for arrived, closed_at in closed)
     counts: list[int | None] = []
     for end in b.ends():
         if end > now:
@@ -415,7 +421,7 @@ def _backlog(
             continue
         t = end.timestamp()
         still_open = open_count - (len(open_arrivals) - bisect_left(open_arrivals, t))
-        closed_later = sum(1 for arrived, closed_at in spans if arrived < t <= closed_at)
+        closed_later = bisect_left(arrived_at, t) - bisect_left(both_by, t)
         counts.append(still_open + closed_later)
     return {"at": [e.isoformat() for e in b.ends()], "open": counts}
 
@@ -454,6 +460,7 @@ def _sources(b: _Buckets, rows: Sequence[Sequence[Any]], configured: Sequence[st
 
 def build(store: Storage, q: InsightQuery, *, sla: Sla | None = None, now: datetime) -> dict[str, Any]:
     """Every figure of the insights for one query, as JSON-ready values."""
+    store.insight_compact(min_deltas=COMPACT_BEFORE_READ)
     b = _Buckets(q)
     length = q.until - q.since
     before = q.since - length

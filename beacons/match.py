@@ -26,11 +26,70 @@ from beacons.models import Brand, Match, MatchSpan, Mention
 if TYPE_CHECKING:
     from spacy.language import Language
     from spacy.matcher import PhraseMatcher
+    from spacy.tokens import Doc
 
 MAX_MATCH_CHARS = 100_000
 # Scripts written without spaces between words, or whose grammatical particles attach to the word
 # before them: CJK punctuation (、。「」【】), kana, Han, Hangul (as in "Okkulo는"), full-width forms.
 CJK = "\u3000-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+# Alphabets other than Latin whose case endings are glued to a Latin name ("Frostelем", "Frostel-а"):
+# Greek, Cyrillic, Armenian, Hebrew, Arabic, Devanagari, Thai, Georgian. A change of script is a word boundary.
+OTHER_SCRIPTS = (
+    "\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u0590-\u05ff\u0600-\u06ff\u0900-\u097f\u0e00-\u0e7f\u10a0-\u10ff"
+)
+# Turkish case and possessive endings that people write straight after a name, without the apostrophe
+# ("Skootraya", "Skootradan", "Skootranın"). Endings of one or two letters that English words also end in
+# ("-a", "-e", "-in", "-la", "-le", "-ler", "-ca", ...) are left out, and the name must be one word of 4 letters or more,
+# so "Star" never matches "stare" and "Rob" never matches "robin".
+TURKISH_ENDINGS = frozenset(
+    [
+        "ya",
+        "ye",
+        "yı",
+        "yi",
+        "yu",
+        "yü",
+        "da",
+        "de",
+        "ta",
+        "te",
+        "dan",
+        "den",
+        "tan",
+        "ten",
+        "nın",
+        "nin",
+        "nun",
+        "nün",
+        "ın",
+        "ün",
+        "yla",
+        "yle",
+        "nda",
+        "nde",
+        "ndan",
+        "nden",
+        "daki",
+        "deki",
+        "taki",
+        "teki",
+        "ndaki",
+        "ndeki",
+        "dır",
+        "dir",
+        "dur",
+        "dür",
+        "nı",
+        "ni",
+        "nu",
+        "nü",
+        "sı",
+        "si",
+        "su",
+        "sü",
+    ]
+)
+_ENDING_LENGTHS = sorted({len(e) for e in TURKISH_ENDINGS})
 
 
 def _matcher_nlp() -> Language:
@@ -49,7 +108,12 @@ def _matcher_nlp() -> Language:
     # Japanese and Chinese put no space between words ("RouterXが壊れた"), Korean attaches its
     # particles ("RouterX는"): every Han, kana or Hangul character and CJK punctuation mark is its
     # own token, so a Latin name touching them, or a name written in them, matches.
-    infixes = [*nlp.Defaults.infixes, rf"(?<=[{CJK}])|(?=[{CJK}])"]  # type: ignore[misc]
+    infixes = [
+        *nlp.Defaults.infixes,  # type: ignore[misc]
+        rf"(?<=[{CJK}])|(?=[{CJK}])",
+        # "Frostelем", "Acmeнинг": a Latin name, then a case ending in another script
+        rf"(?<=[A-Za-z0-9])(?=[{OTHER_SCRIPTS}])|(?<=[{OTHER_SCRIPTS}])(?=[A-Za-z0-9])",
+    ]
     nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer  # type: ignore[union-attr]
     return nlp
 
@@ -90,6 +154,7 @@ class BrandMatcher:
         self._exclude: PhraseMatcher = PhraseMatcher(self._nlp.vocab, attr="LOWER")
         self._labels: dict[int, tuple[int, int | None, str]] = {}
         self._needles: set[str] = set()  # per pattern its longest token, lower-cased: see match_text
+        self._stems: dict[str, list[int]] = {}  # one-word terms of 4+ letters -> labels, for Turkish endings
         for b, brand in enumerate(self.brands):
             self._add(b, None, "name", [brand.name])
             self._add(b, None, "alias", brand.aliases)
@@ -108,7 +173,11 @@ class BrandMatcher:
         label = f"{b}|{p}|{kind}"
         self._needles.update(max((t.lower_ for t in doc), key=len) for doc in docs)
         self._matcher.add(label, docs)
-        self._labels[self.nlp.vocab.strings[label]] = (b, p, kind)
+        key = self.nlp.vocab.strings[label]
+        self._labels[key] = (b, p, kind)
+        for doc in docs:
+            if len(doc) == 1 and doc[0].is_alpha and len(doc[0].text) >= 4:
+                self._stems.setdefault(doc[0].lower_, []).append(key)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -165,6 +234,8 @@ class BrandMatcher:
                 brand = self.brands[b]
                 product = brand.products[p].name if p is not None else None
                 spans.append(MatchSpan(span.start_char, span.end_char, span.text, brand.name, product, kind))
+            if self._stems:
+                spans += self._with_endings(doc, vetoed)
         if not spans:
             return None
         spans = _longest_first(spans)
@@ -179,6 +250,32 @@ class BrandMatcher:
             spans=tuple(s for s in spans if s.brand == brand_name),
             other_brands=tuple(n for n in per_brand if n != brand_name),
         )
+
+    def _with_endings(self, doc: Doc, vetoed: set[int]) -> list[MatchSpan]:
+        """Names with a Turkish ending glued on ("Skootradan"): the span is the name, the ending stays outside."""
+        found: list[MatchSpan] = []
+        for token in doc:
+            low = token.lower_
+            if len(low) < 6 or not token.is_alpha or low in self._stems:
+                continue
+            for k in _ENDING_LENGTHS:
+                stem = low[:-k]
+                if len(stem) < 4:
+                    break
+                if low[-k:] not in TURKISH_ENDINGS or stem not in self._stems:
+                    continue
+                for key in self._stems[stem]:
+                    b, p, kind = self._labels[key]
+                    if b in vetoed:
+                        continue
+                    brand = self.brands[b]
+                    product = brand.products[p].name if p is not None else None
+                    start = token.idx
+                    found.append(
+                        MatchSpan(start, start + len(stem), token.text[: len(stem)], brand.name, product, kind)
+                    )
+                break
+        return found
 
 
 def _longest_first(spans: list[MatchSpan]) -> list[MatchSpan]:

@@ -1,8 +1,9 @@
 """The daemon's tasks, and reloading ``config.yaml`` on SIGHUP without dropping a poll in flight (issue 13 §4).
 
-``Supervisor`` owns every task the daemon runs: one per source (each with its
-own stop event), the background services (alert sender, web server) and the
-periodic jobs. On SIGHUP it reads the config file again:
+``Supervisor`` owns every task the daemon runs: the source schedule (on SQLite
+one ``LocalScheduler`` task and the polls in flight, at most ``fetch.concurrency``;
+on PostgreSQL the fleet loop), the background services (alert sender, web
+server) and the periodic jobs. On SIGHUP it reads the config file again:
 
 - a config that does not load (or changes ``database:``) is refused: every
   problem is logged (``config.reload_refused``) and the running config is kept;
@@ -18,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from beacons.config import Config, is_packaged, load_config
@@ -28,23 +28,15 @@ from beacons.fetch import FetchLimits
 from beacons.log import get_logger
 from beacons.models import Source
 from beacons.pipeline import Pipeline
+from beacons.scheduler import LocalScheduler
 
 if TYPE_CHECKING:
     from beacons.daemon import ExtraTask, Service
 
 log = get_logger("beacons.daemon")
 
-SourceLoop = Callable[["Service", Source, asyncio.Event, random.Random], Coroutine[Any, Any, None]]
-
 # Background services restarted when these config sections change (by qualified name).
 RESTART_ON: dict[str, tuple[str, ...]] = {"beacons.alerts.sender.run_sender": ("alerts", "sources", "serve")}
-
-
-@dataclass
-class _Running:
-    source: Source
-    task: asyncio.Task[None]
-    stop: asyncio.Event
 
 
 def _name(fn: Callable[..., Any]) -> str:
@@ -52,32 +44,34 @@ def _name(fn: Callable[..., Any]) -> str:
 
 
 class Supervisor:
-    def __init__(self, service: Service, stop: asyncio.Event, rng: random.Random, source_loop: SourceLoop) -> None:
+    def __init__(self, service: Service, stop: asyncio.Event, rng: random.Random) -> None:
         self.service = service
         self.stop = stop
         self.rng = rng
-        self.source_loop = source_loop
-        self.tasks: list[asyncio.Task[None]] = []  # every task ever started (what shutdown waits for)
-        self.sources: dict[str, _Running] = {}
+        self.tasks: set[asyncio.Task[None]] = set()  # every task still running (what shutdown waits for)
+        self.scheduler: LocalScheduler | None = None
+        self.sources: dict[str, Source] = {}
         self.extras: list[tuple[ExtraTask, asyncio.Task[None], asyncio.Event]] = []
         self._reloading: asyncio.Task[None] | None = None
         self._again = False
 
     def add(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
-        self.tasks.append(task)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
         return task
 
-    def start_source(self, source: Source, after: asyncio.Task[None] | None = None) -> None:
-        own = asyncio.Event()
-
-        async def loop() -> None:
-            if after is not None:  # a changed source: its poll in flight is stored first, then it starts again
-                await asyncio.wait({after})
-            if not own.is_set():
-                await self.source_loop(self.service, source, own, self.rng)
-
-        self.sources[source.id] = _Running(source, self.add(loop(), f"source:{source.id}"), own)
+    def start_sources(self, sources: Sequence[Source]) -> LocalScheduler:
+        """SQLite: every source on one schedule; its polls are tasks of their own (named ``source:ID``) while
+        they run, so shutdown waits for them and names the ones it abandons."""
+        self.scheduler = LocalScheduler(
+            self.service, self.stop, self.rng, limit=self.service.config.fetch.concurrency, spawn=self.add
+        )
+        for source in sources:
+            self.scheduler.add(source)
+            self.sources[source.id] = source
+        self.add(self.scheduler.run(), "schedule")
+        return self.scheduler
 
     def start_extra(self, extra: ExtraTask, index: int) -> None:
         own = asyncio.Event()
@@ -88,9 +82,7 @@ class Supervisor:
             self.extras.append((extra, task, own))
 
     def stop_all(self) -> None:
-        """The daemon is stopping: every task finishes what it has in hand."""
-        for running in self.sources.values():
-            running.stop.set()
+        """The daemon is stopping: every task finishes what it has in hand (the schedule watches ``stop``)."""
         for _, _, own in self.extras:
             own.set()
 
@@ -203,8 +195,10 @@ class Supervisor:
             self.start_extra(extra, index)
 
     def _sources(self, old: Config, new: Config) -> tuple[list[str], list[str], list[str]]:
-        """Start, stop and restart source tasks for ``new``; a poll in flight always finishes and is stored."""
-        if self.service.worker is not None:  # a fleet worker leases from service.config.sources at its next lease
+        """Add, remove and change sources on the schedule for ``new``; a poll in flight always finishes and is
+        stored."""
+        # a fleet worker leases from service.config.sources at its next lease
+        if self.service.worker is not None or self.scheduler is None:
             before = {s.id: s for s in old.sources}
             after = {s.id: s for s in new.sources}
             return (
@@ -214,17 +208,19 @@ class Supervisor:
             )
         wanted = {s.id: s for s in new.sources}
         added, removed, changed = [], [], []
+        scheduler = self.scheduler
         for source_id, running in list(self.sources.items()):
             if source_id not in wanted:
-                running.stop.set()
+                scheduler.remove(source_id)
                 del self.sources[source_id]
                 removed.append(source_id)
-            elif wanted[source_id] != running.source:
-                running.stop.set()
-                self.start_source(wanted[source_id], after=running.task)
+            elif wanted[source_id] != running:
+                scheduler.change(wanted[source_id])
+                self.sources[source_id] = wanted[source_id]
                 changed.append(source_id)
         for source_id, source in wanted.items():
             if source_id not in self.sources:
-                self.start_source(source)
+                scheduler.add(source)
+                self.sources[source_id] = source
                 added.append(source_id)
         return sorted(added), sorted(removed), sorted(changed)

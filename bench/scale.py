@@ -12,7 +12,7 @@ the CPU time and memory figures are the daemon's alone:
 
 1. a cold cycle (every feed new: parse, match, classify, store), reported only;
 2. the measured cycle: ``run(config, once=True)`` again, in steady state;
-3. a soak: the daemon's loop mode (one task per source) with intervals
+3. a soak: the daemon's loop mode (one schedule, bounded polls) with intervals
    compressed (``--interval`` real seconds stand for ``--sim-interval``),
    sampling RSS and open file descriptors every ``--sample`` seconds.
 
@@ -346,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="CI-sized run")
     p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="write a cProfile of the measured (steady) cycle to FILE (read it with python -m pstats FILE)",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object with the figures on stdout (the table goes to stderr)",
@@ -374,7 +379,14 @@ def main(argv: list[str] | None = None) -> int:
             print("cold cycle (every feed new)...", file=sys.stderr)
             cold = cycle(server, config, classifier, "cold cycle", log_file)
             print("measured cycle (steady state)...", file=sys.stderr)
-            steady = cycle(server, config, classifier, "cycle", log_file)
+            if args.profile:
+                import cProfile
+
+                with cProfile.Profile() as profile:
+                    steady = cycle(server, config, classifier, "cycle", log_file)
+                profile.dump_stats(args.profile)
+            else:
+                steady = cycle(server, config, classifier, "cycle", log_file)
             soaked: dict[str, Any] | None = None
             if soak_seconds > 0:
                 print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import zlib
@@ -77,6 +78,53 @@ def test_fetch_conditional_get_raises_not_modified(
     with pytest.raises(NotModified):
         get(feed_server.url("/feed.xml"), etag=validators.get("etag"), last_modified=validators.get("last_modified"))
     assert feed_server.hits("/feed.xml")[0]["headers"][sent_header] == next(iter(validators.values()))
+
+
+def test_fetch_a_304_keeps_the_connection_for_the_next_poll(feed_server: FeedServer) -> None:
+    """Polls of one host reuse one keep-alive connection, 304s included (a 304 closed unread used to close it:
+    a new TCP and TLS handshake for every poll that found nothing new)."""
+    feed_server.add("/a.xml", Resource(FEED))
+    feed_server.add("/b.xml", Resource(FEED))
+    limits = FetchLimits(timeout=30.0, user_agent="beacons-test/1")
+
+    async def go() -> None:
+        async with make_client(limits) as client:
+            first = await fetch(client, feed_server.url("/a.xml"), limits=limits)
+            for path in ("/a.xml", "/a.xml", "/b.xml"):
+                etag = first.etag if path == "/a.xml" else None
+                with contextlib.suppress(NotModified):
+                    await fetch(client, feed_server.url(path), limits=limits, etag=etag)
+
+    asyncio.run(go())
+    hits = [*feed_server.hits("/a.xml"), *feed_server.hits("/b.xml")]
+    assert len(hits) == 4
+    assert len({h["peer"] for h in hits}) == 1  # one connection for all four
+
+
+def test_fetch_keeps_a_connection_per_host_across_many_hosts() -> None:
+    """A cycle visits its hosts in turn: with 60 hosts and idle connections capped at 50, the oldest idle
+    connection (the next host's) was always the one closed, so no connection was ever reused. Every host's
+    connection must survive until the next round."""
+    servers = [FeedServer() for _ in range(60)]
+    limits = FetchLimits(timeout=30.0, user_agent="beacons-test/1")
+    try:
+        for server in servers:
+            server.add("/feed.xml", Resource(FEED))
+            server.start()
+
+        async def go() -> None:
+            async with make_client(limits) as client:
+                for _round in range(2):
+                    for server in servers:
+                        await fetch(client, server.url("/feed.xml"), limits=limits)
+
+        asyncio.run(go())
+        for server in servers:
+            first, second = server.hits("/feed.xml")
+            assert first["peer"] == second["peer"]  # the second round came over the first round's connection
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def test_fetch_changed_feed_is_fetched_despite_old_etag(feed_server: FeedServer) -> None:

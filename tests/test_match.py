@@ -179,6 +179,12 @@ _PAIR = _pair()
         ("RouterX'den beri internet yok", "RouterX"),  # Turkish case ending after an apostrophe
         ("Acme’nin destek ekibi cevap vermiyor", "Acme"),
         ("the acme's router is fine", "acme"),
+        ("RouterXден нет интернета, Acmeу писал", "RouterX"),  # a Cyrillic ending glued to a Latin name
+        ("Написал в Acme-у, тишина", "Acme"),
+        ("Η Acmeς δεν απαντά", "Acme"),  # a Greek ending
+        ("acmeye yazdim cevap yok", "acme"),  # a Turkish ending without the apostrophe
+        ("Acmeden para iadesi gelmedi", "Acme"),
+        ("ROUTERXNIN ayarları bozuldu", "ROUTERX"),
     ],
 )
 def test_match_names_touching_cjk_punctuation_hangul_particles_and_suffixes(
@@ -187,6 +193,30 @@ def test_match_names_touching_cjk_punctuation_hangul_particles_and_suffixes(
     m = matcher.match_text(text)
     assert m is not None and m.brand == "Acme"
     assert any(s.text == found for s in m.spans)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "we were told to stare at the screen",  # "Star" + e: one-letter endings are not Turkish endings here
+        "a robin on the fence",  # "Robi" + n
+        "the pinta sailed",  # a 3-letter stem never takes an ending
+        "Starlight and Starling",  # endings outside the list
+    ],
+)
+def test_match_turkish_endings_do_not_turn_english_words_into_names(text: str) -> None:
+    brands = [Brand(name=n, aliases=(), handles=(), products=()) for n in ("Star", "Robi", "Pin", "Starl")]
+    assert BrandMatcher(brands).match_text(text) is None
+
+
+def test_match_a_name_with_a_glued_ending_is_masked_as_the_name_alone(matcher: BrandMatcher) -> None:
+    """The span is the name, so the classifier reads "zzbrand den", not one unknown word."""
+    from beacons.nlp.mask import mask_text
+
+    m = matcher.match_text("Acmeden para iadesi gelmedi, RouterXом тоже беда")
+    assert m is not None
+    assert [s.text for s in m.spans] == ["Acme", "RouterX"]
+    assert mask_text("Acmeden para iadesi gelmedi, RouterXом тоже беда", m).split()[:2] == ["zzbrandst", "den"]
 
 
 def test_match_hangul_and_kana_names_match_inside_running_text() -> None:

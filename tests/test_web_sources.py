@@ -3,25 +3,19 @@ checks, and pause / poll now stored so a fleet's lease and a single daemon's loo
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
-import structlog
 import yaml
 from helpers_clock import FakeClock
 from helpers_queue import TOKEN, config_data
 from helpers_queue import fresh_logging as fresh_logging  # autouse: structlog writes to the current stdout
-from structlog.testing import capture_logs
 
 from beacons import users
 from beacons.config import Config, parse_config
-from beacons.daemon import CONTROL_CHECK, SCHEDULE_MAX_AGE, Schedules, _wait_until_due, _wait_while_paused
+from beacons.daemon import SCHEDULE_MAX_AGE, Schedules
 from beacons.storage import Storage
 from beacons.web.server import WebServer
 
@@ -58,29 +52,6 @@ def test_sources_pause_keeps_a_source_out_of_the_fleets_leases(store: Storage) -
     assert store.lease_due("w3", now=NOW + timedelta(minutes=1), lease=60, limit=10) == ["blog"]
 
 
-class HookedClock(FakeClock):
-    """A fake clock that runs ``hook(n)`` before its n-th wait: the test's other actor, at an exact time."""
-
-    def __init__(self, hook: Any) -> None:
-        super().__init__(NOW)
-        self.hook, self.waits = hook, 0
-
-    async def wait(self, event: asyncio.Event | None, seconds: float) -> bool:
-        self.waits += 1
-        self.hook(self.waits)
-        return await super().wait(event, seconds)
-
-
-def test_sources_daemon_loop_wakes_for_poll_now(config: Config, store: Storage) -> None:
-    source = config.sources[0]
-    due = NOW + timedelta(hours=1)
-    store.set_next_poll(source.id, due)
-    clock = HookedClock(lambda n: store.request_poll(source.id, now=clock.now()) if n == 3 else None)
-    service = SimpleNamespace(store=store, clock=clock, schedules=Schedules(store, clock))
-    assert asyncio.run(_wait_until_due(service, source, asyncio.Event(), due))  # type: ignore[arg-type]
-    assert clock.now() == NOW + timedelta(seconds=3 * CONTROL_CHECK)  # woke at the first check after the request
-
-
 def test_sources_daemon_loops_share_one_read_of_the_schedules(config: Config, store: Storage) -> None:
     """Every waiting source loop reads the one shared snapshot; the database is read again only once it is
     SCHEDULE_MAX_AGE old, and a loop's own new next poll is seen at once."""
@@ -101,22 +72,6 @@ def test_sources_daemon_loops_share_one_read_of_the_schedules(config: Config, st
         assert schedules.get("blog") == (False, NOW) and len(reads) == 2  # the request, in the next read
         schedules.planned("forum", NOW + timedelta(minutes=5))
         assert schedules.get("forum") == (False, NOW + timedelta(minutes=5)) and len(reads) == 2
-
-
-def test_sources_daemon_loop_holds_a_paused_source_until_resumed(config: Config, store: Storage) -> None:
-    source = config.sources[0]
-    store.pause_source(source.id, "lena", now=NOW)
-    clock = HookedClock(lambda n: store.resume_source(source.id, now=clock.now()) if n == 4 else None)
-    service = SimpleNamespace(store=store, clock=clock, schedules=Schedules(store, clock))
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))  # the events are info
-    with capture_logs() as logs:
-        assert asyncio.run(_wait_while_paused(service, source, asyncio.Event()))  # type: ignore[arg-type]
-    assert clock.now() == NOW + timedelta(seconds=4 * CONTROL_CHECK)
-    assert [e["event"] for e in logs] == ["source.paused", "source.resumed"]
-    stop = asyncio.Event()
-    stop.set()
-    store.pause_source(source.id, "lena", now=NOW)
-    assert not asyncio.run(_wait_while_paused(service, source, stop))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -267,4 +267,51 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX outbox_kind ON outbox(kind, created_at)",
         ),
     ),
+    (
+        # issue 14: two workers deadlocked on the rollup, each trigger locking a row of insight_posts the
+        # other had locked (a new post's 'none' row, a re-routed beacon's old queue row). The triggers now
+        # only append +1/-1 rows to insight_deltas, which no two writers share; the reads add the deltas
+        # to the rollup, and InsightsMixin.insight_compact (one at a time) folds them into it.
+        "0014_insight_deltas",
+        (
+            "CREATE TABLE insight_deltas (hour text NOT NULL, brand text NOT NULL, product text NOT NULL,"
+            " source_id text NOT NULL, team text NOT NULL, queue text NOT NULL, sentiment text NOT NULL,"
+            " posts bigint NOT NULL)",
+            """CREATE OR REPLACE FUNCTION insight_add(m mentions, t text, q text, e text, d bigint) RETURNS void
+                LANGUAGE sql AS $$
+                INSERT INTO insight_deltas (hour, brand, product, source_id, team, queue, sentiment, posts)
+                VALUES (insight_hour(COALESCE(m.published_at, m.fetched_at)), COALESCE(m.brand, ''),
+                        COALESCE(m.product, ''), m.source_id, COALESCE(t, ''), q, COALESCE(e, ''), d) $$""",
+            # A beacon's update moves its post from the old split to the new one (two deltas, not four),
+            # and an update that changes none of them (a claim writing the same queue) adds nothing.
+            """CREATE OR REPLACE FUNCTION insight_on_beacon() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE m mentions;
+                BEGIN
+                    IF TG_OP = 'UPDATE' AND NEW.mention_id = OLD.mention_id
+                       AND NEW.team IS NOT DISTINCT FROM OLD.team AND NEW.queue = OLD.queue
+                       AND NEW.sentiment = OLD.sentiment THEN
+                        RETURN NULL;
+                    END IF;
+                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                        SELECT * INTO m FROM mentions WHERE id = OLD.mention_id;
+                        IF FOUND THEN
+                            PERFORM insight_add(m, OLD.team, OLD.queue, OLD.sentiment, -1);
+                            IF TG_OP = 'DELETE' OR NEW.mention_id <> OLD.mention_id THEN
+                                PERFORM insight_add(m, NULL, 'none', NULL, 1);
+                            END IF;
+                        END IF;
+                    END IF;
+                    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                        SELECT * INTO m FROM mentions WHERE id = NEW.mention_id;
+                        IF FOUND THEN
+                            IF TG_OP = 'INSERT' OR NEW.mention_id <> OLD.mention_id THEN
+                                PERFORM insight_add(m, NULL, 'none', NULL, -1);
+                            END IF;
+                            PERFORM insight_add(m, NEW.team, NEW.queue, NEW.sentiment, 1);
+                        END IF;
+                    END IF;
+                    RETURN NULL;
+                END $$""",
+        ),
+    ),
 )
