@@ -58,11 +58,11 @@ def parse_job(body: bytes, source_id: str, headers: dict[str, str], url: str | N
 
 
 def spare_core(cpus: int | None = None, load: float | None = None) -> bool:
-    """Whether a worker would get a core of its own: the 1-minute load average (every runnable process on
-    the machine) is below the CPUs less one, the one this daemon's own process needs.
+    """Whether a worker can expect CPU time of its own: the 1-minute load average (every runnable process
+    on the machine) is below the number of CPUs, so the machine is not already saturated.
 
-    On the shared 2-core machine at a load of 7-9 a worker only split the daemon's share of the CPU, and a
-    cold cycle took longer with it than without (README, issue 16); with an idle core it runs beside it.
+    At load 2 on 2 cores a cold cycle took 0.71x its in-process wall time with one worker (README, issue 16);
+    on a saturated machine a worker would mostly compete with the daemon for the same share.
     """
     cpus = (os.cpu_count() or 1) if cpus is None else cpus
     if load is None:
@@ -70,7 +70,7 @@ def spare_core(cpus: int | None = None, load: float | None = None) -> bool:
             load = os.getloadavg()[0]
         except OSError:  # no load average on this platform: assume the CPUs are there
             load = 0.0
-    return load < cpus - 1
+    return load < cpus
 
 
 def default_processes(configured: int) -> int:
@@ -137,9 +137,11 @@ class ParsePool:
 
         args = (body, source_id, dict(headers or {}), url)
         if self._free is None:
-            self._free = asyncio.Semaphore(self.processes)
+            # Two bodies per worker: one parsing, the next already waiting in its queue. With one, the worker
+            # sat idle from each answer until the daemon's event loop came round to send the next body, and a
+            # cold cycle took as long as parsing in place; with two it took 0.71x (README, issue 16).
+            self._free = asyncio.Semaphore(2 * self.processes)
         try:
-            # One body per worker at a time, so the timeout counts a body's own parse, never its wait in a queue.
             async with self._free:
                 pool = self._executor(self.processes)
                 outcome = await self._run(pool, args)
@@ -200,7 +202,9 @@ class ParsePool:
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             if process.is_alive():
                 process.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Not cancel_futures: the bodies queued behind the stuck one must fail with BrokenProcessPool,
+        # so each is parsed again alone, rather than be cancelled with their polls.
+        pool.shutdown(wait=True)
         if processes:
             log.debug("parsepool.discarded", processes=len(processes))
 

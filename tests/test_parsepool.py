@@ -92,7 +92,7 @@ def _rows(database: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.mark.parametrize(
-    ("cpus", "load", "spare"), [(2, 0.4, True), (2, 1.0, False), (2, 7.5, False), (1, 0.0, False), (8, 5.9, True)]
+    ("cpus", "load", "spare"), [(2, 0.4, True), (2, 1.9, True), (2, 2.0, False), (2, 7.5, False), (8, 7.9, True)]
 )
 def test_parsepool_starts_only_with_a_spare_core(cpus: int, load: float, spare: bool) -> None:
     assert spare_core(cpus, load) is spare
