@@ -69,6 +69,9 @@ class FetchConfig:
     per_host_concurrency: int = 2  # requests in flight to one host
     per_host_delay: Duration = 1.0  # minimum spacing between requests to one host
     max_backoff: Duration = 3600.0  # ceiling of a failing source's backoff
+    # Worker processes that parse large feed bodies (beacons/parsepool.py); 0: parse in the daemon's
+    # own process. Capped at the CPUs less one, so a one-core machine never starts one.
+    parse_processes: int = 1
 
 
 @dataclass(frozen=True, slots=True)

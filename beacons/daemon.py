@@ -36,6 +36,7 @@ from beacons.config import Config
 from beacons.fetch import FetchLimits, Politeness, make_client
 from beacons.log import get_logger
 from beacons.models import Source
+from beacons.parsepool import ParsePool, default_processes
 from beacons.pipeline import Pipeline, PollResult
 from beacons.redact import scrub
 from beacons.storage import Storage
@@ -158,6 +159,7 @@ def build_service(
         clock=clock,
         retention=config.retention,
         sources=config.sources,
+        parse_pool=ParsePool(default_processes(config.fetch.parse_processes)),
     )
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}" if store.kind == "postgresql" else None
     return Service(config, store, client, pipeline, classifier, clock=clock, worker=worker)
@@ -381,6 +383,8 @@ async def run(
             with contextlib.suppress(Exception):
                 service.store.leave_fleet(service.worker)
         await service.client.aclose()
+        if service.pipeline.parse_pool is not None:
+            service.pipeline.parse_pool.close()
         service.store.close()
         log.info("daemon.stopped")
 

@@ -24,6 +24,7 @@ from beacons.fetch import FetchLimits, Politeness, fetch
 from beacons.log import get_logger
 from beacons.match import BrandMatcher, implied_match
 from beacons.models import Brand, Fetched, Match, Mention, Source, SourceState
+from beacons.parsepool import ParsePool
 from beacons.queue import link_pending, link_threads
 from beacons.redact import scrub
 from beacons.route import Rules, route
@@ -60,8 +61,10 @@ class Pipeline:
         clock: Clock = SYSTEM,
         retention: RetentionConfig | None = None,
         sources: Sequence[Source] = (),
+        parse_pool: ParsePool | None = None,
     ) -> None:
         self.store = store
+        self.parse_pool = parse_pool  # large feed bodies are parsed in its worker processes (issue 16)
         self.clock = clock
         self.client = client
         self.classifier = classifier
@@ -304,6 +307,7 @@ class Pipeline:
     def _context(self, source: Source, state: SourceState) -> PollContext:
         ctx = PollContext(source=source, state=state, fetch=None, brands=self.brands, env=self.env, clock=self.clock)  # type: ignore[arg-type]
         ctx.pause_host = self.politeness.pause if self.politeness is not None else None
+        ctx.parse_pool = self.parse_pool
 
         async def bound_fetch(
             url: str,

@@ -165,6 +165,7 @@ class Supervisor:
             clock=service.clock,
             retention=new.retention,
             sources=new.sources,
+            parse_pool=current.parse_pool,  # fetch.parse_processes applies from the next start
         )
         service.classifier = classifier
         service.config = new

@@ -149,7 +149,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         "brands": [brand_config(b) for b in BRANDS],
         "sources": [{"id": f"feed-{n}", "kind": "rss", "url": url} for n, url in enumerate(urls)],
         "classifier": {"model": args.child},
-        "fetch": {"per_host_delay": "0s"},
+        # One core, as the target says: feeds are parsed in this process, not by a parse worker
+        # (whose CPU process_time would not see). bench/peers.py runs the default, with the pool.
+        "fetch": {"per_host_delay": "0s", "parse_processes": 0},
     }
     path = work / f"ingest-{args.child}.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")

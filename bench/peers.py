@@ -16,21 +16,31 @@ and model load inside the figure:
 - **feedparser** parse only: ``feedparser.parse`` of each file from disk, no
   HTTP and no storage: the floor.
 
-Wall time, CPU time (user + system) and peak RSS come from ``os.wait4`` on
-the child; each figure is the median of ``--repeat`` runs, taken in turns so a
-machine that gets busier moves every contender alike. The ratios (beacons /
-reader) are the figures to read on a shared machine.
+Wall time and CPU time (user + system) come from ``os.wait4`` on the child;
+beacons' parse workers are its children, joined before it exits, so their CPU
+is in that figure (it is also printed on its own line, from the daemon's
+``parsepool.stopped`` log line).
+Peak RSS is each child's own ``VmHWM``, read from ``/proc/self/status`` as it
+exits (a small wrapper runs the command): ``ru_maxrss`` would not do, since
+Linux carries the parent's peak across ``exec`` into it. The RSS of the whole
+process tree (the daemon and its parse workers) is sampled every 50 ms
+beside it, and the larger of the two is the figure. Each figure is the median
+of ``--repeat`` runs, taken in turns so a machine that gets busier moves
+every contender alike. The ratios (beacons / reader) are the figures to read
+on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -69,12 +79,73 @@ print(n)
 """
 
 
+# Runs ``python SCRIPT ARGS`` or ``python -c CODE ARGS`` in this process and writes its own VmHWM (KiB)
+# to the file named first as it exits: the child's exact peak, not one carried over from its parent.
+WRAP = """
+import atexit, os, runpy, sys
+out = sys.argv[1]
+def hwm():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(out, "w") as f:
+        f.write(kib)
+atexit.register(hwm)
+if sys.argv[2] == "-c":
+    sys.argv = ["-c", *sys.argv[4:]]
+    exec(compile(CODE, "<string>", "exec"), {"__name__": "__main__"})
+else:
+    sys.argv = sys.argv[2:]
+    sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))  # as `python SCRIPT` would have it
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def _wrapped(cmd: list[str], hwm_file: Path) -> list[str]:
+    """``cmd`` (``[python, script, ...]`` or ``[python, "-c", code, ...]``) run through WRAP."""
+    python, rest = cmd[0], cmd[1:]
+    if rest[0] == "-c":
+        wrap = WRAP.replace("CODE", repr(rest[1]))
+        return [python, "-c", wrap, str(hwm_file), "-c", "code", *rest[2:]]
+    return [python, "-c", WRAP.replace("CODE", "''"), str(hwm_file), *rest]
+
+
+def _tree_rss_kib(pid: int) -> int:
+    """RSS of ``pid`` and its descendants now (KiB); 0 for those already gone."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as status:
+                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/task/{p}/children") as children:
+                todo += [int(c) for c in children.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def measure(cmd: list[str], cwd: Path) -> dict[str, Any]:
-    """Wall, CPU and peak RSS of one child process, and the last line it printed."""
+    """Wall, CPU and peak RSS of one child process (and its parse workers), and the last line it printed."""
+    hwm_file = cwd / "vmhwm.txt"
+    hwm_file.unlink(missing_ok=True)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(_wrapped(cmd, hwm_file), cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        tree_peak = 0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal tree_peak
+            while not done.wait(0.05):
+                tree_peak = max(tree_peak, _tree_rss_kib(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            done.set()
+            sampler.join()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -82,10 +153,17 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, Any]:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[:3])} exited {proc.returncode}: {err.read()[-2000:].decode()}")
         lines = out.read().decode().strip().splitlines()
+        workers_cpu = 0.0
+        for line in err.read().decode(errors="replace").splitlines():
+            if '"parsepool.stopped"' in line:
+                workers_cpu += float(json.loads(line)["cpu_s"])
+    own = int(hwm_file.read_text()) / 1024
     return {
         "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss": usage.ru_maxrss / 1024,  # KiB on Linux
+        "cpu": usage.ru_utime + usage.ru_stime,  # parse workers included: the daemon joins (reaps) them
+        "workers_cpu": workers_cpu,
+        "rss": max(own, tree_peak / 1024),
+        "own_rss": own,
         "said": lines[-1] if lines else "",
     }
 
@@ -156,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     bodies = make_feeds(args.feeds, args.entries, args.brand_share)
     megabytes = sum(map(len, bodies)) / 1e6
     entries = args.feeds * args.entries
+    # A pip-installed beacons ships its bytecode; a checkout writes it on first run, unless
+    # PYTHONDONTWRITEBYTECODE is set (as on the project's machine): then every run would compile
+    # ~100 modules from source. Compile them once here, as pip would (reader's come from its wheel).
+    for package in ("beacons", "collectors"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     with tempfile.TemporaryDirectory(prefix="beacons-peers-") as tmp:
         work = Path(tmp)
         write_feeds(work / "feeds", bodies)
@@ -164,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             rounds = [
                 one_round(work / "feeds", urls, work, n, args.model, args.reader_workers) for n in range(args.repeat)
             ]
-    m = {run: {k: median(rounds, run, k) for k in ("wall", "cpu", "rss")} for run in rounds[0]}
+    m = {
+        run: {k: median(rounds, run, k) for k in ("wall", "cpu", "rss", "own_rss", "workers_cpu")} for run in rounds[0]
+    }
     ratios = {
         "cold_wall": m["beacons_cold"]["wall"] / m["reader_cold"]["wall"],
         "cold_cpu": m["beacons_cold"]["cpu"] / m["reader_cold"]["cpu"],
@@ -237,6 +322,15 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"{m['beacons_304']['rss'] / m['reader_304']['rss']:.2f}x",
     )
+    row(
+        "beacons' own process, peak RSS (MB)",
+        m["beacons_cold"]["own_rss"],
+        None,
+        None,
+        "",
+        "",
+    )
+    print(f"{'beacons parse workers, CPU (in cold)':34} {m['beacons_cold']['workers_cpu']:>8.2f} s", file=out)
     rates = [entries / m[k]["wall"] for k in ("beacons_cold", "reader_cold", "feedparser")]
     print(f"{'entries/s, cold (wall)':34} {rates[0]:>10.0f} {rates[1]:>10.0f} {rates[2]:>11.0f}", file=out)
     print(

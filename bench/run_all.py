@@ -97,6 +97,16 @@ def _peers(f: dict[str, Any]) -> list[Row]:
             f"{m['beacons_304']['rss'] / m['reader_304']['rss']:.2f}x ({m['beacons_304']['rss']:.0f} / "
             f"{m['reader_304']['rss']:.0f} MB)",
         ),
+        Row(
+            "peers",
+            "beacons' own process (no parse worker), peak RSS of the cold cycle",
+            f"{m['beacons_cold'].get('own_rss', m['beacons_cold']['rss']):.0f} MB",
+        ),
+        Row(
+            "peers",
+            "beacons' parse workers, CPU of the cold cycle (inside the CPU figure)",
+            f"{m['beacons_cold'].get('workers_cpu', 0.0):.2f} s",
+        ),
         Row("peers", "beacons' whole cold run / feedparser parse-only rate (CPU)", f"{r['entries_vs_parse_only']:.0%}"),
         Row("peers", "load average during the run (2 cores)", f"{f['load_average']:.1f}"),
     ]

@@ -14,11 +14,14 @@ import importlib
 import pkgutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from beacons.clock import SYSTEM, Clock
 from beacons.models import Brand, Fetched, Mention, Source, SourceState
+
+if TYPE_CHECKING:
+    from beacons.parsepool import ParsePool
 
 MAX_BACKOFF = 6 * 3600.0  # a service asking for more than this is capped (same cap as Retry-After)
 
@@ -54,6 +57,8 @@ class PollContext:
     pause_host: Callable[[str, float], None] | None = None
     # Decisions by time (a quota that resets at midnight UTC) read this clock; tests pass a fake one.
     clock: Clock = SYSTEM
+    # Parses large feed bodies in worker processes (beacons/parsepool.py); None: parse in place.
+    parse_pool: ParsePool | None = None
 
     @property
     def default_query(self) -> str:

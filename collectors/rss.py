@@ -27,7 +27,11 @@ class Options:
 @register("rss", Options)
 async def poll(ctx: PollContext, options: Options) -> Poll:
     fetched = await ctx.fetch(options.url)
-    mentions = parse_feed(
-        fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=public_url(fetched.url), skip=ctx.skip
-    )
+    url = public_url(fetched.url)
+    if ctx.parse_pool is not None and ctx.parse_pool.wants(fetched.body):  # a large body: parsed on another core
+        mentions = await ctx.parse_pool.parse(
+            fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=url, skip=ctx.skip
+        )
+    else:
+        mentions = parse_feed(fetched.body, source_id=ctx.source.id, headers=fetched.headers, url=url, skip=ctx.skip)
     return Poll(mentions)

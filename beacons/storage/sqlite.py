@@ -7,19 +7,21 @@ PostgreSQL needs the row locks that ``skip_locked`` adds.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from beacons.errors import StoreError
-from beacons.storage import sqlite_migrations
 from beacons.storage.base import Result, iso
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def fault_hint(exc: sqlite3.Error) -> str:
@@ -104,7 +106,7 @@ class SQLiteBackend:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 create_private(self.path)
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.db = sqlite_utils.Database(self.conn)
+            self._db: sqlite_utils.Database | None = None
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
@@ -116,17 +118,43 @@ class SQLiteBackend:
                 f"cannot open database {self.path}: {exc} (check the database: path and its folder's permissions)"
             ) from exc
 
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite_utils' view of the connection, for the migrations (imported on first use: it imports numpy)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
     def migrate(self) -> list[str]:
-        """Apply the migrations this file lacks; the names applied now."""
+        """Apply the migrations this file lacks; the names applied now.
+
+        A file last migrated by this very ``sqlite_migrations.py`` (its fingerprint is in the
+        header's ``user_version``) has nothing to apply: that is known without importing
+        sqlite_utils and numpy, a third of a start-up's imports (issue 16).
+        """
+        fingerprint = migrations_fingerprint()
+        try:
+            if fingerprint and self.conn.execute("PRAGMA user_version").fetchone()[0] == fingerprint:
+                return []
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read database {self.path}: {exc}{fault_hint(exc)}") from exc
+        from beacons.storage import sqlite_migrations
+
         before = set(self.migrations()[0])
         try:
             for migration_set in sqlite_migrations.SETS:
                 migration_set.apply(self.db)
+            if fingerprint:
+                self.conn.execute(f"PRAGMA user_version = {fingerprint}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot migrate database {self.path}: {exc}{fault_hint(exc)}") from exc
         return [m for m in self.migrations()[0] if m not in before]
 
     def migrations(self) -> tuple[list[str], list[str]]:
+        from beacons.storage import sqlite_migrations
+
         known = [f"{s.name}/{m.name}" for s in sqlite_migrations.SETS for m in s._migrations]
         try:
             applied = [f"{s.name}/{a.name}" for s in sqlite_migrations.SETS for a in s.applied(self.db)]
@@ -187,8 +215,20 @@ class SQLiteBackend:
 # -- checks for ``beacons doctor``: a file that may be broken is read without writing to it --------
 
 
+@cache
+def migrations_fingerprint() -> int:
+    """A 31-bit hash of ``sqlite_migrations.py``'s bytes (never 0); 0 when the source is not there to read."""
+    try:
+        source = Path(__file__).with_name("sqlite_migrations.py").read_bytes()
+    except OSError:
+        return 0
+    return int.from_bytes(hashlib.sha256(source).digest()[:4], "big") & 0x7FFFFFFF or 1
+
+
 def inspect_file(path: str) -> tuple[list[str], int, int]:
     """(integrity_check lines, migrations applied, migrations known), reading the file read-only."""
+    from beacons.storage import sqlite_migrations
+
     file = Path(path)
     known = sum(len(s._migrations) for s in sqlite_migrations.SETS)
     try:
