@@ -70,8 +70,9 @@ class FetchConfig:
     per_host_delay: Duration = 1.0  # minimum spacing between requests to one host
     max_backoff: Duration = 3600.0  # ceiling of a failing source's backoff
     # Worker processes that parse large feed bodies (beacons/parsepool.py); 0: parse in the daemon's
-    # own process. Capped at the CPUs less one, so a one-core machine never starts one.
-    parse_processes: int = 1
+    # own process (the default: no gain was measured on 2 cores, README "A parse pool"). Capped at the
+    # CPUs less one, so a one-core machine never starts one.
+    parse_processes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,7 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, Any]:
     }
 
 
-def beacons_config(path: Path, database: Path, urls: list[str], model: str) -> Path:
+def beacons_config(path: Path, database: Path, urls: list[str], model: str, parse_processes: int | None = None) -> Path:
     config = {
         "database": str(database),
         "brands": [
@@ -183,14 +183,18 @@ def beacons_config(path: Path, database: Path, urls: list[str], model: str) -> P
         "classifier": {"model": model},
         "fetch": {"per_host_delay": "0s"},
     }
+    if parse_processes is not None:
+        config["fetch"]["parse_processes"] = parse_processes
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
-def one_round(folder: Path, urls: list[str], work: Path, n: int, model: str, workers: int) -> dict[str, Any]:
+def one_round(
+    folder: Path, urls: list[str], work: Path, n: int, model: str, workers: int, parse_processes: int | None = None
+) -> dict[str, Any]:
     """One cold and one all-304 run of each contender, each on a fresh database."""
     python = sys.executable
-    config = beacons_config(work / f"beacons-{n}.yaml", work / f"beacons-{n}.db", urls, model)
+    config = beacons_config(work / f"beacons-{n}.yaml", work / f"beacons-{n}.db", urls, model, parse_processes)
     url_file = work / "urls.txt"
     url_file.write_text("\n".join(urls), encoding="utf-8")
     daemon = [python, str(ROOT / "daemon.py"), "--config", str(config), "--once"]
@@ -223,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="auto", help="beacons classifier.model (default auto: the shipped model)")
     p.add_argument("--reader-workers", type=int, default=4, help="reader's update_feeds(workers=) (default 4)")
     p.add_argument("--hosts", type=int, default=20, help="loopback hosts serving the feeds (default 20)")
+    p.add_argument(
+        "--parse-processes",
+        type=int,
+        help="beacons' fetch.parse_processes (default: the config default); 0 parses in the daemon's process",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout, the table on stderr")
     args = p.parse_args(argv)
     try:
@@ -245,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         with FeedHost(work / "feeds", args.hosts) as host:
             urls = [host.url(n) for n in range(args.feeds)]
             rounds = [
-                one_round(work / "feeds", urls, work, n, args.model, args.reader_workers) for n in range(args.repeat)
+                one_round(work / "feeds", urls, work, n, args.model, args.reader_workers, args.parse_processes)
+                for n in range(args.repeat)
             ]
     m = {
         run: {k: median(rounds, run, k) for k in ("wall", "cpu", "rss", "own_rss", "workers_cpu")} for run in rounds[0]
