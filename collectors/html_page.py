@@ -25,14 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
-from cssselect import SelectorError
-from parsel import Selector, SelectorList
-from parsel.csstranslator import HTMLTranslator
-from w3lib.encoding import html_to_unicode
+if TYPE_CHECKING:  # parsel, lxml and w3lib load when a page is first checked or parsed, not at every start
+    from parsel import Selector, SelectorList
 
 from beacons.errors import HTTPStatusError, ParseError, SourceError
 from beacons.log import get_logger
@@ -82,6 +80,9 @@ class Options:
 def _check_selector(key: str, selector: str) -> list[tuple[str, str]]:
     if not selector.strip():
         return [(key, "must not be empty")]
+    from cssselect import SelectorError
+    from parsel.csstranslator import HTMLTranslator
+
     try:
         HTMLTranslator().css_to_xpath(selector)
     except SelectorError as exc:
@@ -161,6 +162,9 @@ def parse(
     content_type: str | None = None,
 ) -> list[Mention]:
     """Pure: the page's bytes and the source's selectors in, one mention per item; an odd item is skipped."""
+    from parsel import Selector
+    from w3lib.encoding import html_to_unicode
+
     _, text = html_to_unicode(content_type, body)  # charset from the header, a BOM or <meta>, like a browser
     head = text[:512].lstrip().lower()
     if head.startswith(("{", "[")):
