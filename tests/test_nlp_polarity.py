@@ -78,3 +78,33 @@ def test_nlp_new_features_round_trip_through_meta() -> None:
     both = Features(chargrams=True, polarity=True)
     assert Features.from_meta(both.to_meta()) == both
     assert Features.from_meta({"stems": True}) == Features(stems=True)  # a model from before reads none of them
+
+
+def test_nlp_a_non_english_support_post_with_a_negative_cue_is_negative_toward_the_brand() -> None:
+    from dataclasses import replace
+
+    from beacons.nlp.model import Combined, Reading, SpacyClassifier, find_model
+
+    path = find_model()
+    assert path is not None
+    clf = SpacyClassifier(path, lazy=True)  # decide() needs no pipeline
+    brand = Brand(name="Acme")
+    text = "Acme: приложение не работает с утра"
+    match = BrandMatcher([brand]).match_text(text)
+    calm = {
+        "q:support": 0.9,
+        "q:advocacy": 0.05,
+        "q:none": 0.05,
+        "s:negative": 0.3,
+        "s:neutral": 0.6,
+        "s:positive": 0.1,
+    }
+    reading = Reading(0, len(text), dict(calm))
+
+    def sentiment(features: Features) -> str:
+        clf.features = features
+        return clf.decide(text, match, reading, [], 0.0, Combined(), 0.5).sentiment
+
+    assert sentiment(NONE) == "neutral"  # reports_harm reads English only
+    assert sentiment(POLARITY) == "negative"  # "не работ": something is broken
+    assert sentiment(replace(POLARITY, polarity=False, stems=True)) == "neutral"
