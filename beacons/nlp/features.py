@@ -24,21 +24,27 @@ from functools import lru_cache
 from typing import Any
 
 from beacons.nlp.lang import detect
+from beacons.nlp.polarity import polarity_token
 
 STEM = 5
 STEM_MIN = 6  # words at least this long give a stem
 # Letters only, outside the Han/kana ranges (those are one token per character already).
 _LONG_WORD = re.compile(rf"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{{{STEM_MIN},}}")
 ENGLISH = frozenset({"en"})
+CHARGRAM = 3
+CHARGRAM_MIN = 5  # words at least this long give their inner character trigrams
+_CHARGRAM_WORD = re.compile(rf"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{{{CHARGRAM_MIN},}}")
 
 
 @dataclass(frozen=True, slots=True)
 class Features:
     stems: bool = False  # non-English posts: each long word's first STEM letters
     lang_token: bool = False  # non-English posts: zzlang_<code>
+    chargrams: bool = False  # every post: the character trigrams inside each word of CHARGRAM_MIN+ letters
+    polarity: bool = False  # non-English posts: one word for the polarity cues of beacons.nlp.polarity
 
     def any(self) -> bool:
-        return self.stems or self.lang_token
+        return self.stems or self.lang_token or self.chargrams or self.polarity
 
     def to_meta(self) -> dict[str, bool]:
         return asdict(self)
@@ -46,7 +52,7 @@ class Features:
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any] | None) -> Features:
         meta = meta or {}
-        return cls(stems=bool(meta.get("stems", False)), lang_token=bool(meta.get("lang_token", False)))
+        return cls(**{name: bool(meta.get(name, False)) for name in ("stems", "lang_token", "chargrams", "polarity")})
 
 
 NONE = Features()
@@ -72,11 +78,37 @@ def fold(word: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+def chargrams(masked: str) -> list[str]:
+    """Each long word's character trigrams, once per post: "crashign" -> zc_cra, zc_ras, ..., zc_ign.
+
+    A typo, a slang spelling or a word never seen in training still shares most of its trigrams with
+    the words the model knows ("crashign" and "crashing" share four of six).
+    """
+    seen: set[str] = set()
+    out: list[str] = []
+    for m in _CHARGRAM_WORD.finditer(masked):
+        w = m.group()
+        if w.startswith("zz"):
+            continue
+        for i in range(len(w) - CHARGRAM + 1):
+            gram = w[i : i + CHARGRAM]
+            if gram not in seen:
+                seen.add(gram)
+                out.append(f"zc_{gram}")
+    return out
+
+
 def extra_words(masked: str, lang: str | None, features: Features) -> str:
     """The extra words for a post in ``lang`` whose masked, lower-cased text is ``masked``."""
-    if not features.any() or lang is None or lang in ENGLISH:
+    if not features.any() or lang is None:
         return ""
-    words = []
+    words = chargrams(masked) if features.chargrams else []
+    if lang in ENGLISH:
+        return " ".join(words)
+    if features.polarity:
+        token = polarity_token(masked, lang)
+        if token:
+            words.append(token)
     if features.lang_token:
         words.append(f"zzlang_{lang}")
     if features.stems:

@@ -22,11 +22,12 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from beacons.log import get_logger
 from beacons.models import Classification, Evidence, Match, Queue, Sentiment
 from beacons.nlp import speed
-from beacons.nlp.features import Features, post_lang
+from beacons.nlp.features import ENGLISH, Features, post_lang
 from beacons.nlp.intents import read_thresholds
 from beacons.nlp.labels import INTENTS, QUEUES, SENTIMENTS
 from beacons.nlp.mask import model_input
 from beacons.nlp.passages import evidence_span, passages
+from beacons.nlp.polarity import polarity
 from beacons.urgency import reports_harm, urgency_of
 
 if TYPE_CHECKING:
@@ -329,7 +330,7 @@ class SpacyClassifier:
         span = (decisive.start, decisive.end) if decisive else _first_passage(text, match, parts)
         evidence = _evidence(text, match, span) if match is not None and text.strip() else None
         focus = evidence.text if evidence else text
-        sentiment, score = _toward_brand(queue, sentiment, score, sentiment_p, reports_harm(focus))
+        sentiment, score = _toward_brand(queue, sentiment, score, sentiment_p, self._harm(focus, lang))
         intents = {name: round(queue_cats.get(f"i:{name}", 0.0), 4) for name in INTENTS}
         if not cats:
             q = {"support": 0.0, "advocacy": 0.0, "none": 1.0}
@@ -347,6 +348,18 @@ class SpacyClassifier:
             evidence=evidence,
             urgency=urgency_of(text).score if queue == "support" or text.strip() else 0.0,
         )
+
+    # The polarity cues' negative words count as a harm report for a post not in English (reports_harm reads
+    # English only). On with Features(polarity=True); a module switch so dev can measure it alone.
+    polarity_harm = True
+
+    def _harm(self, focus: str, lang: str) -> bool:
+        if reports_harm(focus):
+            return True
+        if not (self.features.polarity and self.polarity_harm) or lang in ENGLISH:
+            return False
+        counts = polarity(focus, lang)
+        return counts is not None and counts[0] > counts[1]
 
 
 def _toward_brand(
