@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -146,7 +147,9 @@ class SQLiteBackend:
         try:
             for migration_set in sqlite_migrations.SETS:
                 migration_set.apply(self.db)
-            if fingerprint:
+            if fingerprint and _declared_migrations() == {
+                f"{s.name}/{m.name}" for s in sqlite_migrations.SETS for m in s._migrations
+            }:  # stamped only when what ran is what the file declares (a patched list must not stamp it)
                 self.conn.execute(f"PRAGMA user_version = {fingerprint}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot migrate database {self.path}: {exc}{fault_hint(exc)}") from exc
@@ -213,6 +216,19 @@ class SQLiteBackend:
 
 
 # -- checks for ``beacons doctor``: a file that may be broken is read without writing to it --------
+
+
+@cache
+def _declared_migrations() -> set[str]:
+    """The migrations ``sqlite_migrations.py`` declares, read from its text: ``set/name`` each."""
+    try:
+        source = Path(__file__).with_name("sqlite_migrations.py").read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    sets = dict(re.findall(r'^(\w+) = Migrations\("([^"]+)"\)', source, flags=re.M))
+    return {
+        f"{sets.get(var, var)}/{name}" for var, name in re.findall(r'^@(\w+)\(name="([^"]+)"\)', source, flags=re.M)
+    }
 
 
 @cache
