@@ -81,8 +81,7 @@ SCHEDULE_MAX_AGE = 1.0
 
 class Schedules:
     """Every source's pause and stored next poll, read in one query at most every ``SCHEDULE_MAX_AGE`` seconds
-    and shared by the waiting source loops (one query per source per check cost 2,000 reads a second at
-    10,000 sources)."""
+    for the schedule's control checks (beacons/scheduler.py), instead of one query per source."""
 
     def __init__(self, store: Storage, clock: Clock) -> None:
         self.store, self.clock = store, clock
@@ -97,7 +96,7 @@ class Schedules:
         return self._rows.get(source_id, (False, None))
 
     def planned(self, source_id: str, due: datetime) -> None:
-        """The loop's own new next poll, seen at once (it was just stored; the shared read may predate it)."""
+        """A poll's own new next poll, seen at once (it was just stored; the shared read may predate it)."""
         paused, _ = self._rows.get(source_id, (False, None))
         self._rows[source_id] = (paused, due)
 
@@ -112,7 +111,7 @@ class Service:
     results: list[PollResult] = field(default_factory=list)
     clock: Clock = SYSTEM  # scheduling and every time-based decision below it
     worker: str | None = None  # this process's name in a fleet (a PostgreSQL database); None on SQLite
-    schedules: Schedules = field(init=False)  # the source loops' shared view of pauses and "poll now"
+    schedules: Schedules = field(init=False)  # the schedule's shared view of pauses and "poll now"
 
     def __post_init__(self) -> None:
         self.schedules = Schedules(self.store, self.clock)
@@ -178,16 +177,6 @@ async def _guarded_poll(service: Service, source: Source) -> PollResult:
         except Exception:
             count = 1
         return PollResult(source.id, "bug", {}, error, None, count)
-
-
-def _schedule(service: Service, source: Source, due: datetime, *, fresh: bool = False) -> tuple[bool, datetime]:
-    """(paused, next poll) from the database (``fresh``: this source's row now, else the shared read); the
-    planned time when it cannot be read."""
-    try:
-        paused, stored = service.store.source_schedule(source.id) if fresh else service.schedules.get(source.id)
-    except Exception:
-        return False, due
-    return paused, stored or due
 
 
 HEARTBEAT_EVERY = 10.0

@@ -50,7 +50,6 @@ class Supervisor:
         self.rng = rng
         self.tasks: set[asyncio.Task[None]] = set()  # every task still running (what shutdown waits for)
         self.scheduler: LocalScheduler | None = None
-        self.sources: dict[str, Source] = {}
         self.extras: list[tuple[ExtraTask, asyncio.Task[None], asyncio.Event]] = []
         self._reloading: asyncio.Task[None] | None = None
         self._again = False
@@ -69,7 +68,6 @@ class Supervisor:
         )
         for source in sources:
             self.scheduler.add(source)
-            self.sources[source.id] = source
         self.add(self.scheduler.run(), "schedule")
         return self.scheduler
 
@@ -195,32 +193,19 @@ class Supervisor:
             self.start_extra(extra, index)
 
     def _sources(self, old: Config, new: Config) -> tuple[list[str], list[str], list[str]]:
-        """Add, remove and change sources on the schedule for ``new``; a poll in flight always finishes and is
-        stored."""
-        # a fleet worker leases from service.config.sources at its next lease
-        if self.service.worker is not None or self.scheduler is None:
-            before = {s.id: s for s in old.sources}
-            after = {s.id: s for s in new.sources}
-            return (
-                sorted(set(after) - set(before)),
-                sorted(set(before) - set(after)),
-                sorted(i for i in set(before) & set(after) if before[i] != after[i]),
-            )
-        wanted = {s.id: s for s in new.sources}
-        added, removed, changed = [], [], []
-        scheduler = self.scheduler
-        for source_id, running in list(self.sources.items()):
-            if source_id not in wanted:
-                scheduler.remove(source_id)
-                del self.sources[source_id]
-                removed.append(source_id)
-            elif wanted[source_id] != running:
-                scheduler.change(wanted[source_id])
-                self.sources[source_id] = wanted[source_id]
-                changed.append(source_id)
-        for source_id, source in wanted.items():
-            if source_id not in self.sources:
-                scheduler.add(source)
-                self.sources[source_id] = source
-                added.append(source_id)
-        return sorted(added), sorted(removed), sorted(changed)
+        """The sources ``new`` adds, removes and changes against ``old``. On SQLite the schedule follows at once
+        (a poll in flight always finishes and is stored); a fleet worker leases from service.config.sources at
+        its next lease."""
+        before = {s.id: s for s in old.sources}
+        after = {s.id: s for s in new.sources}
+        added = sorted(set(after) - set(before))
+        removed = sorted(set(before) - set(after))
+        changed = sorted(i for i in set(before) & set(after) if before[i] != after[i])
+        if self.service.worker is None and self.scheduler is not None:
+            for source_id in removed:
+                self.scheduler.remove(source_id)
+            for source_id in changed:
+                self.scheduler.change(after[source_id])
+            for source_id in added:
+                self.scheduler.add(after[source_id])
+        return added, removed, changed

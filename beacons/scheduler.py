@@ -200,10 +200,15 @@ class LocalScheduler:
             if abs(stored - entry.due) >= _SAME_TIME:
                 self._push(entry, stored)
 
+    def _paused_now(self, source_id: str) -> bool:
+        """The source's own row, read now (the shared read may be a second old); not paused when unreadable."""
+        try:
+            return self.service.store.source_schedule(source_id)[0]
+        except Exception:  # the database is busy: poll, as the source would have been polled anyway
+            return False
+
     def _start_due(self) -> int:
         """Start the polls that are due (while there is room); how many started."""
-        from beacons.daemon import _schedule
-
         now = self.service.clock.now()
         started = 0
         while self._heap and len(self.in_flight) < self.limit:
@@ -219,8 +224,7 @@ class LocalScheduler:
                 entry.parked = True
                 self._parked.setdefault(host, deque()).append(entry)
                 continue
-            paused, _ = _schedule(self.service, entry.source, now, fresh=True)
-            if paused:
+            if self._paused_now(source_id):
                 if not entry.paused:
                     log.info("source.paused", source=source_id)
                 entry.paused = True
