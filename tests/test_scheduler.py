@@ -168,21 +168,17 @@ def test_scheduler_polls_1000_sources_with_a_bounded_number_of_tasks(
     clock = HookedClock()
     recorder = Recorder(clock, hold=asyncio.Event(), release_at=8)
     store = store_for(config)
-    stop = asyncio.Event()
-    scheduler = LocalScheduler(
-        service_for(config, store, clock, recorder),
-        stop,
-        random.Random(1),
-        limit=config.fetch.concurrency,
-        spawn=recorder.spawn,
-    )
-    for source in config.sources:
-        scheduler.add(source)
+    scheduler, stop = scheduled(config, store, clock, recorder, seed=1, limit=config.fetch.concurrency)
+    planned = {source_id: entry.due for source_id, entry in scheduler.entries.items()}  # the staggered first polls
     run_until(scheduler, stop, clock, NOW + timedelta(minutes=3))
     assert recorder.max_running == 8
     # the test's own task, the schedule, its stop watcher, and per poll its task and the shielded poll
     assert recorder.max_tasks <= 3 + 2 * 8
+    # Every time here is the fake clock's, which moves only when the schedule waits: these are the schedule's
+    # decisions (stagger over min(interval, 10 s), never before the planned time), not elapsed time.
+    assert all(NOW <= due <= NOW + timedelta(seconds=10) for due in planned.values())
     firsts = [recorder.times(s.id)[0] for s in config.sources]
+    assert all(first >= planned[s.id] for first, s in zip(firsts, config.sources, strict=True))
     assert max(firsts) <= NOW + timedelta(seconds=10) and min(firsts) >= NOW  # staggered over 10 s
     for source in config.sources:
         first, second = recorder.times(source.id)[:2]
@@ -289,11 +285,7 @@ def test_scheduler_a_pause_just_before_the_poll_is_never_missed(
 
     clock = HookedClock(hook)
     recorder = Recorder(clock)
-    stop = asyncio.Event()
-    scheduler = LocalScheduler(
-        service_for(config, store, clock, recorder), stop, random.Random(4), limit=4, spawn=recorder.spawn
-    )
-    scheduler.add(config.sources[0])
+    scheduler, stop = scheduled(config, store, clock, recorder, seed=4)
     run_until(scheduler, stop, clock, NOW + timedelta(minutes=5))
     assert paused and len(recorder.polls) == 1
 
@@ -337,7 +329,6 @@ def test_scheduler_stop_starts_nothing_new_and_waits_for_the_polls_in_flight(
     config = make_config(tmp_path / "b.db", 5, interval="1m")
     store = store_for(config)
     hold = asyncio.Event()
-    stop = asyncio.Event()
 
     def stop_when_two_run(recorder: Recorder) -> None:
         if recorder.running == 2:  # two polls in flight (the limit), three never started
@@ -346,10 +337,6 @@ def test_scheduler_stop_starts_nothing_new_and_waits_for_the_polls_in_flight(
 
     clock = HookedClock()
     recorder = Recorder(clock, hold=hold, on_start=stop_when_two_run)
-    scheduler = LocalScheduler(
-        service_for(config, store, clock, recorder), stop, random.Random(6), limit=2, spawn=recorder.spawn
-    )
-    for source in config.sources:
-        scheduler.add(source)
+    scheduler, stop = scheduled(config, store, clock, recorder, seed=6, limit=2)
     asyncio.run(asyncio.wait_for(scheduler.run(), 120))
     assert len(recorder.polls) == 2 and recorder.running == 0 and scheduler.tasks_alive == 0
