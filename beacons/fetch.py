@@ -142,10 +142,9 @@ class PerHostTransport(httpx.AsyncBaseTransport):
     (counting the idle ones once per idle connection, so a pool of 80 kept connections spent 5 ms a
     request on the scan), and with fewer idle connections kept than hosts polled in turn, the oldest
     idle one, the next host's, was closed before its next request, so none was reused. A pool per host
-    holds at most ``per_host`` connections (above fetch.per_host_concurrency, which bounds requests in flight to a
-    host), its scan stays tiny, and a host's connection waits for its
-    next poll (httpx closes it after 5 s idle). One TLS context serves every pool (building one loads
-    the CA bundle)."""
+    holds at most ``per_host`` connections (above fetch.per_host_concurrency, which bounds requests in
+    flight to a host), its scan stays tiny, and a host's connection waits for its next poll (httpx
+    closes it after 5 s idle). One TLS context serves every pool (building one loads the CA bundle)."""
 
     def __init__(self, *, per_host: int = 8) -> None:
         self._per_host = max(1, per_host)

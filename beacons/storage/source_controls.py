@@ -46,7 +46,7 @@ class SourceControlsMixin:
         return (False, None) if row is None else _schedule_of(row[0], row[1])
 
     def source_schedules(self) -> dict[str, tuple[bool, datetime | None]]:
-        """Every source's (paused, next poll time) in one query: what the daemon's waiting source loops share."""
+        """Every source's (paused, next poll time) in one query: the daemon schedule's shared read."""
         rows = self.backend.read("SELECT id, paused_at, next_poll_at FROM sources").rows
         return {str(r[0]): _schedule_of(r[1], r[2]) for r in rows}
 

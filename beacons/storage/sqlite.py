@@ -147,13 +147,13 @@ class SQLiteBackend:
         try:
             for migration_set in sqlite_migrations.SETS:
                 migration_set.apply(self.db)
-            if fingerprint and _declared_migrations() == {
-                f"{s.name}/{m.name}" for s in sqlite_migrations.SETS for m in s._migrations
-            }:  # stamped only when what ran is what the file declares (a patched list must not stamp it)
+            applied, known = self.migrations()
+            # stamped only when what ran is what the file declares (a patched or partial list must not stamp it)
+            if fingerprint and set(known) == _declared_migrations():
                 self.conn.execute(f"PRAGMA user_version = {fingerprint}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot migrate database {self.path}: {exc}{fault_hint(exc)}") from exc
-        return [m for m in self.migrations()[0] if m not in before]
+        return [m for m in applied if m not in before]
 
     def migrations(self) -> tuple[list[str], list[str]]:
         from beacons.storage import sqlite_migrations
