@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -161,7 +162,10 @@ def test_match_substring_prefilter_never_changes_the_result(words: list[str], se
 def _pair() -> tuple[BrandMatcher, BrandMatcher]:
     fast = BrandMatcher([ACME, GLOBEX])
     exact = BrandMatcher([ACME, GLOBEX], nlp=fast.nlp)
-    exact._needles = {""}  # the empty string is in every text: the prefilter lets everything through
+    # No prefilter and no pieces: the empty pattern is found in every text, and the whole text is tokenized.
+    # (Setting _needles, the old prefilter's set, stopped bypassing anything once the prefilter became _seeds.)
+    exact._seeds = re.compile("")
+    exact._windows = False
     return fast, exact
 
 
