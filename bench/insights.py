@@ -25,7 +25,6 @@ Target (issue 14): under 500 ms for 30 days, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -33,13 +32,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import httpx
 import yaml
@@ -348,29 +346,6 @@ def run(backend: str, database: str, mentions: int, beacons: int, repeat: int, p
     return out
 
 
-@contextlib.contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server of ``server_url`` for this run, dropped afterwards (a second run,
-    or a database already in use, is never seeded twice)."""
-    import psycopg
-
-    from beacons.storage import postgres
-
-    name = f"beacons_bench_insights_{os.getpid()}"
-    parts = urlsplit(server_url)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield url
-    finally:
-        pool = postgres._POOLS.pop(url, None)
-        if pool is not None:
-            pool[0].close()
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mentions", type=int, default=200_000)
@@ -394,7 +369,9 @@ def main() -> int:
         )
     pg = os.environ.get("BEACONS_BENCH_PG_URL")
     if pg:
-        with scratch_database(pg) as database:
+        from helpers_pg import Cluster, fresh_database  # the tests' new-database-and-drop-it, as bench/workers.py
+
+        with fresh_database(Cluster(pg)) as database:
             results.append(run("postgresql", database, args.mentions, args.beacons, args.repeat, args.pending))
     ok = all(r[p]["warm_median_ms"] < TARGET_MS for r in results for p in ("/insights", "/api/insights"))
     if args.json:
